@@ -1,0 +1,42 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "normlab",
+    products: [
+        .library(name: "NormCore", targets: ["NormCore"]),
+        .library(name: "NormPlugins", targets: ["NormPlugins"]),
+        .executable(name: "normlab", targets: ["normlab"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .target(
+            name: "NormCore",
+            dependencies: ["CBLAS"],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+        ),
+        .target(
+            name: "NormPlugins",
+            dependencies: ["NormCore"],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+        ),
+        .executableTarget(
+            name: "normlab",
+            dependencies: [
+                "NormCore", "NormPlugins",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "NormCoreTests", dependencies: ["NormCore"]),
+        .testTarget(name: "NormPluginsTests", dependencies: ["NormCore", "NormPlugins"]),
+        .testTarget(name: "NormlabCLITests", dependencies: ["NormCore", "normlab"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

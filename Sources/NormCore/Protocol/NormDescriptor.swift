@@ -1,0 +1,34 @@
+/// What a normalization method is: its names, a one-line summary, the paper or
+/// convention it follows, its option schema and the state it carries.
+public struct NormDescriptor: Sendable {
+    /// Canonical snake_case name (`batch_norm`).
+    public let name: String
+    /// Other names it answers to (`bn`); lookup is case-insensitive.
+    public let aliases: [String]
+    /// One line for `normlab list`.
+    public let summary: String
+    /// Paper or convention the semantics follow.
+    public let reference: String
+    /// Typed hyper-parameters with defaults.
+    public let options: [OptionSpec]
+    /// Input ranks the method accepts (channel axis 1).
+    public let ranks: ClosedRange<Int>
+    /// Longer notes for `normlab describe` (reduction axes, affine shape, conventions).
+    public let notes: [String]
+
+    public init(name: String, aliases: [String] = [], summary: String, reference: String,
+                options: [OptionSpec], ranks: ClosedRange<Int> = 2...5, notes: [String] = []) {
+        self.name = name
+        self.aliases = aliases
+        self.summary = summary
+        self.reference = reference
+        self.options = options
+        self.ranks = ranks
+        self.notes = notes
+    }
+
+    /// The schema entry for an option.
+    public func option(_ name: String) -> OptionSpec? {
+        options.first { $0.name.lowercased() == name.lowercased() }
+    }
+}

@@ -1,0 +1,90 @@
+import NormCore
+
+/// Instance Normalization (Ulyanov et al., 2016) with PyTorch's `nn.InstanceNorm{1,2,3}d`
+/// semantics.
+///
+/// Each `(n, c)` plane is normalized with its own mean and biased variance over the
+/// spatial axes (so at least one spatial axis is required). Defaults `affine=false`,
+/// `track_running_stats=false`. With tracking, train mode updates the running statistics
+/// with the batch-mean of the per-instance mean and **unbiased** variance (as PyTorch), and
+/// eval mode normalizes every instance with them.
+public final class InstanceNorm: NormalizationPlugin {
+    public static let descriptor = NormDescriptor(
+        name: "instance_norm", aliases: ["in", "instancenorm"],
+        summary: "Instance Normalization: per-sample, per-channel statistics over spatial axes",
+        reference: "Ulyanov, Vedaldi & Lempitsky 2016, arXiv:1607.08022; PyTorch nn.InstanceNorm2d",
+        options: [CommonOptions.eps(), CommonOptions.affine(default: false)] + CommonOptions.runningStatistics(track: false),
+        ranks: 3...5,
+        notes: ["per (n, c) over the spatial axes; needs rank >= 3 and more than one spatial value",
+                "with track_running_stats: running stats get the batch-mean of per-instance mean / unbiased var; eval uses them"])
+
+    let channels: Int
+    let eps: Double
+    let affine: ChannelAffine?
+    let running: RunningStatistics?
+    private var state: PlaneForwardState?
+    private var output = ReusableStorage()
+    private var gradInput = ReusableStorage()
+
+    public init(shape: FeatureShape, options: NormOptions) throws {
+        guard shape.channels > 0 else {
+            throw NormError.invalidConfiguration(method: Self.descriptor.name, reason: "channels must be positive, got \(shape.channels)")
+        }
+        channels = shape.channels
+        eps = options.real("eps")
+        affine = options.bool("affine") ? ChannelAffine(shape: [channels]) : nil
+        running = options.bool("track_running_stats") ? try RunningStatistics(channels: channels, options: options) : nil
+        if running == nil, options.isSet("momentum") || options.isSet("keras_decay") {
+            throw NormError.invalidConfiguration(method: Self.descriptor.name,
+                reason: "momentum/keras_decay set but track_running_stats=false keeps no running statistics")
+        }
+    }
+
+    public var parameters: [Parameter] { affine?.parameters ?? [] }
+    public var buffers: [Buffer] { running?.buffers ?? [] }
+    public var tracksRunningStatistics: Bool { running != nil }
+
+    public func forward(_ x: Tensor, mode: Mode) throws -> Tensor {
+        try InputValidation.check(x, Self.descriptor, channels: channels)
+        let layout = PlaneLayout(x, .byPlane)
+        let useBatch = mode == .train || running == nil
+        var planeMean = [Double](repeating: 0, count: layout.planes), planeInvstd = planeMean
+        var instanceVar: [Double] = []
+        if useBatch {
+            guard layout.s > 1 else {
+                throw NormError.singleValueReduction(method: Self.descriptor.name,
+                    reason: "expected more than 1 spatial value per instance, got input of shape \(x.shape.shapeText)")
+            }
+            (planeMean, instanceVar) = layout.batchMoments(x)
+            for p in 0..<layout.planes { planeInvstd[p] = 1 / (instanceVar[p] + eps).squareRoot() }
+        } else if let running {
+            let rm = running.mean.value.scalars, rv = running.variance.value.scalars
+            for p in 0..<layout.planes {
+                planeMean[p] = Double(rm[p % channels])
+                planeInvstd[p] = 1 / (Double(rv[p % channels]) + eps).squareRoot()
+            }
+        }
+        let (y, st) = PlaneNormalizer.forward(x, layout: layout, planeMean: planeMean, planeInvstd: planeInvstd,
+                                              weight: affine?.weight.value, bias: affine?.bias.value,
+                                              batchStatistics: useBatch, output: &output)
+        if mode == .train, let running {
+            var meanC = [Double](repeating: 0, count: channels), varC = meanC
+            for p in 0..<layout.planes { meanC[p % channels] += planeMean[p]; varC[p % channels] += instanceVar[p] }
+            let n = Double(layout.n)
+            running.update(batchMean: meanC.map { $0 / n }, biasedVariance: varC.map { $0 / n }, count: layout.s)
+        }
+        state = st
+        return y
+    }
+
+    public func backward(_ gradOutput: Tensor) throws -> Tensor {
+        _ = try InputValidation.checkGradient(gradOutput, state?.x, Self.descriptor)
+        let (gx, gw, gb) = PlaneNormalizer.backward(
+            gradOutput, state: state!, weight: affine?.weight.value,
+            wantWeight: affine?.weight.requiresGrad ?? false, wantBias: affine?.bias.requiresGrad ?? false,
+            output: &gradInput)
+        affine?.weight.gradient = gw
+        affine?.bias.gradient = gb
+        return gx
+    }
+}

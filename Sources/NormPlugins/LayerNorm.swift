@@ -1,0 +1,102 @@
+import NormCore
+
+/// Layer Normalization (Ba, Kiros & Hinton, 2016) over every non-batch axis, with
+/// PyTorch's `nn.LayerNorm(x.shape[1:])` semantics.
+///
+/// Each sample is normalized with its mean and biased variance over `(C, spatial...)`;
+/// the affine weight and bias are **elementwise**, of shape `x.shape[1:]` (unlike
+/// GroupNorm(1)'s per-channel affine). Same computation in train and eval. The layer must
+/// know its per-sample shape when built.
+public final class LayerNorm: NormalizationPlugin {
+    public static let descriptor = NormDescriptor(
+        name: "layer_norm", aliases: ["ln", "layernorm"],
+        summary: "Layer Normalization: per-sample statistics over all non-batch axes",
+        reference: "Ba, Kiros & Hinton 2016, arXiv:1607.06450; PyTorch nn.LayerNorm(x.shape[1:])",
+        options: [CommonOptions.eps(), OptionSpec("affine", .bool, default: .bool(true), "learnable elementwise weight and bias of shape x.shape[1:]")],
+        ranks: 2...5,
+        notes: ["per sample over (C, spatial...); biased variance",
+                "elementwise affine of shape x.shape[1:] (GN(num_groups=1) is per-channel instead)"])
+
+    /// The normalized shape `(C, spatial...)`.
+    public let normalizedShape: [Int]
+    let eps: Double
+    let affine: ChannelAffine?
+    private var cache: (x: Tensor, head: [Float], inv: [Float], k: [Float])?
+    private var output = ReusableStorage()
+    private var gradInput = ReusableStorage()
+
+    public init(shape: FeatureShape, options: NormOptions) throws {
+        guard let perSample = shape.perSampleShape else {
+            throw NormError.invalidConfiguration(method: Self.descriptor.name,
+                reason: "layer_norm needs the per-sample shape (C, spatial...) to size its elementwise affine")
+        }
+        guard perSample.allSatisfy({ $0 > 0 }) else {
+            throw NormError.invalidConfiguration(method: Self.descriptor.name, reason: "per-sample shape \(perSample.shapeText) has an empty axis")
+        }
+        normalizedShape = perSample
+        eps = options.real("eps")
+        affine = options.bool("affine") ? ChannelAffine(shape: perSample) : nil
+    }
+
+    public var parameters: [Parameter] { affine?.parameters ?? [] }
+    public var buffers: [Buffer] { [] }
+    public var tracksRunningStatistics: Bool { false }
+
+    public func forward(_ x: Tensor, mode: Mode) throws -> Tensor {
+        try InputValidation.check(x, Self.descriptor, channels: normalizedShape[0])
+        guard Array(x.shape.dropFirst()) == normalizedShape else {
+            throw NormError.invalidInput(method: Self.descriptor.name,
+                reason: "input of shape \(x.shape.shapeText) does not match the normalized shape \(normalizedShape.shapeText)")
+        }
+        let rows = x.shape[0], m = normalizedShape.product
+        guard m > 1 else {
+            throw NormError.singleValueReduction(method: Self.descriptor.name,
+                reason: "each sample holds a single value, input of shape \(x.shape.shapeText)")
+        }
+        var head = [Float](repeating: 0, count: rows), inv = head, k = head
+        x.withUnsafeBufferPointer { xb in
+            for n in 0..<rows {
+                let (mean, m2) = Reductions.moments(xb.baseAddress! + n * m, segments: 1, stride: 0, length: m)
+                let invstd = 1 / (m2 / Double(m) + eps).squareRoot()
+                head[n] = Float(mean); inv[n] = Float(invstd)
+                k[n] = Float((mean - Double(head[n])) * invstd)
+            }
+        }
+        var y = output.tensor(shape: x.shape)
+        x.withUnsafeBufferPointer { xb in y.withUnsafeMutableBufferPointer { yb in
+            withAffine { w, b in
+                RowKernels.normalize(x: xb.baseAddress!, y: yb.baseAddress!, rows: rows, length: m,
+                                     head: head, inv: inv, k: k, w: w, b: b)
+            }
+        }}
+        cache = (x, head, inv, k)
+        return y
+    }
+
+    private func withAffine<R>(_ body: (UnsafePointer<Float>?, UnsafePointer<Float>?) -> R) -> R {
+        guard let affine else { return body(nil, nil) }
+        return affine.weight.value.withUnsafeBufferPointer { w in
+            affine.bias.value.withUnsafeBufferPointer { b in body(w.baseAddress, b.baseAddress) }
+        }
+    }
+
+    public func backward(_ gradOutput: Tensor) throws -> Tensor {
+        let x = try InputValidation.checkGradient(gradOutput, cache?.x, Self.descriptor)
+        let c = cache!, rows = x.shape[0], m = normalizedShape.product
+        let wantW = affine?.weight.requiresGrad ?? false, wantB = affine?.bias.requiresGrad ?? false
+        var gw = [Double](repeating: 0, count: wantW ? m : 0), gb = [Double](repeating: 0, count: wantB ? m : 0)
+        var gx = gradInput.tensor(shape: x.shape)
+        x.withUnsafeBufferPointer { xb in gradOutput.withUnsafeBufferPointer { gbuf in gx.withUnsafeMutableBufferPointer { ob in
+            gw.withUnsafeMutableBufferPointer { gwb in gb.withUnsafeMutableBufferPointer { gbb in
+                withAffine { w, _ in
+                    RowKernels.backward(x: xb.baseAddress!, g: gbuf.baseAddress!, gx: ob.baseAddress!, rows: rows, length: m,
+                                        head: c.head, inv: c.inv, k: c.k, w: w,
+                                        gradW: wantW ? gwb.baseAddress : nil, gradB: wantB ? gbb.baseAddress : nil)
+                }
+            }}
+        }}}
+        affine?.weight.gradient = wantW ? Tensor(shape: normalizedShape, doubles: gw) : nil
+        affine?.bias.gradient = wantB ? Tensor(shape: normalizedShape, doubles: gb) : nil
+        return gx
+    }
+}

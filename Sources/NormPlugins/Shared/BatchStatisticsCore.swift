@@ -1,0 +1,120 @@
+import NormCore
+
+/// Batch Renormalization's per-step limits and what the last step's clipping did.
+public struct RenormLimits: Sendable, Equatable {
+    /// `r` is clipped to `[1/rMax, rMax]` (≥ 1).
+    public var rMax: Double
+    /// `d` is clipped to `[−dMax, dMax]` (≥ 0).
+    public var dMax: Double
+}
+
+/// The machinery BatchNorm and BatchRenorm share: per-channel batch statistics over
+/// every axis but 1, PyTorch's running statistics, eval with running statistics, and
+/// (for BRN) the r/d correction.
+final class BatchStatisticsCore {
+    let descriptor: NormDescriptor
+    let channels: Int
+    let eps: Double
+    let affine: ChannelAffine?
+    let running: RunningStatistics?
+    private var state: PlaneForwardState?
+    private var output = ReusableStorage()
+    private var gradInput = ReusableStorage()
+
+    /// Fraction of channels whose r (resp. d) hit a clip in the last train step.
+    private(set) var lastRClipFraction = 0.0
+    private(set) var lastDClipFraction = 0.0
+    /// Totals over all train steps: channel-steps observed and clipped.
+    private(set) var clipObservations = 0
+    private(set) var rClips = 0
+    private(set) var dClips = 0
+
+    init(_ descriptor: NormDescriptor, shape: FeatureShape, options: NormOptions) throws {
+        self.descriptor = descriptor
+        guard shape.channels > 0 else {
+            throw NormError.invalidConfiguration(method: descriptor.name, reason: "channels must be positive, got \(shape.channels)")
+        }
+        channels = shape.channels
+        eps = options.real("eps")
+        affine = options.bool("affine") ? ChannelAffine(shape: [channels]) : nil
+        running = options.bool("track_running_stats") ? try RunningStatistics(channels: channels, options: options) : nil
+        if running == nil, options.isSet("momentum") || options.isSet("keras_decay") {
+            throw NormError.invalidConfiguration(method: descriptor.name,
+                reason: "momentum/keras_decay set but track_running_stats=false keeps no running statistics")
+        }
+    }
+
+    var parameters: [Parameter] { affine?.parameters ?? [] }
+    var buffers: [Buffer] { running?.buffers ?? [] }
+
+    func forward(_ x: Tensor, mode: Mode, renorm: RenormLimits?) throws -> Tensor {
+        try InputValidation.check(x, descriptor, channels: channels)
+        let layout = PlaneLayout(x, .byChannel)
+        let useBatch = mode == .train || running == nil
+        var planeMean = [Double](repeating: 0, count: layout.planes), planeInvstd = planeMean
+        var batchMean: [Double] = [], batchVar: [Double] = []
+        var r: [Double]? = nil, d: [Double]? = nil
+        if useBatch {
+            guard layout.groupSize > 1 else {
+                throw NormError.singleValueReduction(method: descriptor.name,
+                    reason: "expected more than 1 value per channel when using batch statistics, got input of shape \(x.shape.shapeText)")
+            }
+            (batchMean, batchVar) = layout.batchMoments(x)
+            for p in 0..<layout.planes {
+                planeMean[p] = batchMean[p % channels]
+                planeInvstd[p] = 1 / (batchVar[p % channels] + eps).squareRoot()
+            }
+            if let renorm, mode == .train, let running {
+                (r, d) = correction(batchMean, batchVar, running, renorm)
+            }
+        } else if let running {
+            let rm = running.mean.value.scalars, rv = running.variance.value.scalars
+            for p in 0..<layout.planes {
+                planeMean[p] = Double(rm[p % channels])
+                planeInvstd[p] = 1 / (Double(rv[p % channels]) + eps).squareRoot()
+            }
+        }
+        let (y, st) = PlaneNormalizer.forward(x, layout: layout, planeMean: planeMean, planeInvstd: planeInvstd,
+                                              weight: affine?.weight.value, bias: affine?.bias.value, r: r, d: d,
+                                              batchStatistics: useBatch, output: &output)
+        if mode == .train, let running {
+            running.update(batchMean: batchMean, biasedVariance: batchVar, count: layout.groupSize)
+        }
+        state = st
+        return y
+    }
+
+    /// Ioffe (2017), Algorithm 1: r and d from the running statistics before this step's update.
+    private func correction(_ mean: [Double], _ variance: [Double], _ running: RunningStatistics,
+                            _ limits: RenormLimits) -> ([Double], [Double]) {
+        let rm = running.mean.value.scalars, rv = running.variance.value.scalars
+        var r = [Double](repeating: 1, count: channels), d = [Double](repeating: 0, count: channels)
+        var rClipped = 0, dClipped = 0
+        for c in 0..<channels {
+            let sigma = (Double(rv[c]) + eps).squareRoot()
+            let rawR = (variance[c] + eps).squareRoot() / sigma
+            let rawD = (mean[c] - Double(rm[c])) / sigma
+            r[c] = min(max(rawR, 1 / limits.rMax), limits.rMax)
+            d[c] = min(max(rawD, -limits.dMax), limits.dMax)
+            if r[c] != rawR { rClipped += 1 }
+            if d[c] != rawD { dClipped += 1 }
+        }
+        lastRClipFraction = Double(rClipped) / Double(channels)
+        lastDClipFraction = Double(dClipped) / Double(channels)
+        clipObservations += channels; rClips += rClipped; dClips += dClipped
+        return (r, d)
+    }
+
+    func backward(_ g: Tensor) throws -> Tensor {
+        _ = try InputValidation.checkGradient(g, state?.x, descriptor)
+        let (gx, gw, gb) = PlaneNormalizer.backward(
+            g, state: state!, weight: affine?.weight.value,
+            wantWeight: affine?.weight.requiresGrad ?? false, wantBias: affine?.bias.requiresGrad ?? false,
+            output: &gradInput)
+        if let affine {
+            affine.weight.gradient = gw
+            affine.bias.gradient = gb
+        }
+        return gx
+    }
+}
