@@ -6,6 +6,7 @@ let package = Package(
     products: [
         .library(name: "NormCore", targets: ["NormCore"]),
         .library(name: "NormPlugins", targets: ["NormPlugins"]),
+        .library(name: "NormPython", targets: ["NormPython"]),
         .executable(name: "normlab", targets: ["normlab"]),
     ],
     dependencies: [
@@ -17,6 +18,11 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        .systemLibrary(
+            name: "CPython",
+            pkgConfig: "python3-embed",
+            providers: [.apt(["python3-dev"])]
+        ),
         .target(
             name: "NormCore",
             dependencies: ["CBLAS"],
@@ -27,15 +33,20 @@ let package = Package(
             dependencies: ["NormCore"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
+        .target(
+            name: "NormPython",
+            dependencies: ["CPython", "NormCore"]
+        ),
         .executableTarget(
             name: "normlab",
             dependencies: [
-                "NormCore", "NormPlugins",
+                "NormCore", "NormPlugins", "NormPython",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "NormCoreTests", dependencies: ["NormCore"]),
         .testTarget(name: "NormPluginsTests", dependencies: ["NormCore", "NormPlugins"]),
+        .testTarget(name: "NormPythonTests", dependencies: ["NormCore", "NormPlugins", "NormPython"]),
         .testTarget(name: "NormlabCLITests", dependencies: ["NormCore", "normlab"]),
     ],
     swiftLanguageModes: [.v5]

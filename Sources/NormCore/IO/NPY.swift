@@ -74,7 +74,7 @@ public enum NPY {
     /// - Throws: ``NPYError/fileNotFound(path:)`` or ``NPYError/unreadable(path:reason:)`` when
     ///   the file cannot be read, or any format error from ``decode(_:)``.
     public static func read(contentsOf url: URL) throws(NPYError) -> Tensor {
-        try decodeWithInfo(try readFile(url)).tensor
+        try readFile(url).tensor
     }
 
     /// Reads a `.npy` file and also returns its parsed header (source dtype, byte order, layout).
@@ -82,7 +82,7 @@ public enum NPY {
     /// - Parameter url: A file URL.
     /// - Throws: The same errors as ``read(contentsOf:)``.
     public static func readWithInfo(contentsOf url: URL) throws(NPYError) -> (tensor: Tensor, header: NPYHeader) {
-        try decodeWithInfo(try readFile(url))
+        try readFile(url)
     }
 
     /// Decodes the bytes of a `.npy` file holding float32 or float64 values.
@@ -197,6 +197,18 @@ public enum NPY {
 
     // MARK: - Implementation
 
+    /// The host's `read(2)`, named so it does not clash with ``read(contentsOf:)``.
+    @inline(__always)
+    private static func Glibc_read(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int {
+        #if canImport(Glibc)
+        return Glibc.read(fd, buffer, count)
+        #elseif canImport(Musl)
+        return Musl.read(fd, buffer, count)
+        #else
+        return Darwin.read(fd, buffer, count)
+        #endif
+    }
+
     /// The host's `write(2)`, named so it does not clash with ``write(_:to:)``.
     @inline(__always)
     private static func Glibc_write(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
@@ -221,22 +233,103 @@ public enum NPY {
         #endif
     }()
 
-    /// Loads a file's bytes, mapping "does not exist" and "is a directory" to clear errors.
-    private static func readFile(_ url: URL) throws(NPYError) -> Data {
+    /// Reads and decodes a file with `pread(2)`: the preamble first, then the data section
+    /// straight into the tensor's storage when no conversion is needed (no intermediate copy).
+    private static func readFile(_ url: URL) throws(NPYError) -> (tensor: Tensor, header: NPYHeader) {
         let path = url.path
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw .fileNotFound(path: path)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            let code = errno
+            if code == ENOENT || code == ENOTDIR { throw .fileNotFound(path: path) }
+            throw .unreadable(path: path, reason: String(cString: strerror(code)))
         }
-        if isDirectory.boolValue { throw .unreadable(path: path, reason: "is a directory, not a file") }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw .unreadable(path: path, reason: errnoText()) }
+        let fileType = info.st_mode & S_IFMT
+        if fileType == S_IFDIR { throw .unreadable(path: path, reason: "is a directory, not a file") }
+        guard fileType == S_IFREG else {
+            // A pipe or device: no size to plan with, so read it all and decode.
+            return try decodeWithInfo(Data(try readToEnd(fd, path: path)))
+        }
+        let size = Int(info.st_size)
+
+        // Preamble: numpy's is 128 bytes for any ordinary shape; read more if the header says so.
+        var prefix = try readBytes(fd, path: path, offset: 0, count: min(size, 4096))
+        var header: NPYHeader
         do {
-            return try Data(contentsOf: url)
-        } catch let error as CocoaError where error.code == .fileReadNoSuchFile {
-            throw .fileNotFound(path: path)
-        } catch let error as CocoaError where error.code == .fileReadNoPermission {
-            throw .unreadable(path: path, reason: "permission denied")
-        } catch {
-            throw .unreadable(path: path, reason: oneLine(error.localizedDescription, limit: 200))
+            header = try parsePreamble(prefix)
+        } catch let NPYError.truncatedHeader(expected, _) where expected <= size && expected > prefix.count {
+            prefix = try readBytes(fd, path: path, offset: 0, count: expected)
+            header = try parsePreamble(prefix)
+        }
+
+        try checkBodyLength(header, available: size - header.dataOffset)
+        let needed = header.dataByteCount
+        if isDirectCopy(header) {
+            var shortRead: Int?
+            let tensor = Tensor(shape: header.shape) { out in
+                let got = preadFully(fd, into: UnsafeMutableRawPointer(out.baseAddress!), count: needed,
+                                     offset: header.dataOffset)
+                if got != needed {
+                    shortRead = got
+                    out.initialize(repeating: 0)  // every element must be set before the tensor is dropped
+                }
+            }
+            if let got = shortRead { throw readFailure(path: path, header: header, got: got) }
+            return (tensor, header)
+        }
+        let body = UnsafeMutableRawPointer.allocate(byteCount: max(needed, 1), alignment: 16)
+        defer { body.deallocate() }
+        let got = preadFully(fd, into: body, count: needed, offset: header.dataOffset)
+        if got != needed { throw readFailure(path: path, header: header, got: got) }
+        return (makeTensor(header, data: UnsafeRawPointer(body)), header)
+    }
+
+    /// The error for a data section that came back short: the file shrank, or an I/O error.
+    private static func readFailure(path: String, header: NPYHeader, got: Int) -> NPYError {
+        if got < 0 { return .unreadable(path: path, reason: errnoText()) }
+        return .truncatedData(expectedValues: header.count, expectedBytes: header.dataByteCount, actualBytes: got)
+    }
+
+    /// Reads up to `count` bytes at `offset`; returns how many were read, or -1 on an I/O error.
+    private static func preadFully(_ fd: Int32, into buffer: UnsafeMutableRawPointer, count: Int, offset: Int) -> Int {
+        var done = 0
+        while done < count {
+            let n = pread(fd, buffer + done, count - done, off_t(offset + done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                return -1
+            }
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+
+    /// Exactly `count` bytes at `offset`, or fewer if the file ends first.
+    private static func readBytes(_ fd: Int32, path: String, offset: Int, count: Int) throws(NPYError) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        let got = bytes.withUnsafeMutableBytes { buffer in
+            buffer.baseAddress.map { preadFully(fd, into: $0, count: count, offset: offset) } ?? 0
+        }
+        if got < 0 { throw .unreadable(path: path, reason: errnoText()) }
+        bytes.removeLast(count - got)
+        return bytes
+    }
+
+    /// Everything left in a stream.
+    private static func readToEnd(_ fd: Int32, path: String) throws(NPYError) -> [UInt8] {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc_read(fd, $0.baseAddress!, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .unreadable(path: path, reason: errnoText())
+            }
+            if n == 0 { return bytes }
+            bytes += chunk[0..<n]
         }
     }
 
@@ -269,6 +362,14 @@ public enum NPY {
     /// A shape as Python prints a tuple: `()`, `(5,)`, `(2, 3)`.
     static func shapeRepr(_ shape: [Int]) -> String {
         shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
+    }
+
+    /// ``parsePreamble(_:)-(UnsafeRawBufferPointer)`` for bytes in an array.
+    private static func parsePreamble(_ bytes: [UInt8]) throws(NPYError) -> NPYHeader {
+        let result: Result<NPYHeader, NPYError> = bytes.withUnsafeBytes { raw in
+            Result { () throws(NPYError) -> NPYHeader in try parsePreamble(raw) }
+        }
+        return try result.get()
     }
 
     /// Checks magic, version and lengths, and parses and validates the header dictionary.
@@ -422,27 +523,40 @@ public enum NPY {
 
     /// Converts the data section into a row-major float32 tensor.
     private static func decodeBody(_ bytes: UnsafeRawBufferPointer, header: NPYHeader) throws(NPYError) -> Tensor {
-        let available = bytes.count - header.dataOffset
+        try checkBodyLength(header, available: bytes.count - header.dataOffset)
+        guard let base = bytes.baseAddress else { return Tensor(shape: header.shape, initializingWith: { _ in }) }
+        return makeTensor(header, data: base + header.dataOffset)
+    }
+
+    /// Rejects a data section that is not exactly `count * itemsize` bytes.
+    private static func checkBodyLength(_ header: NPYHeader, available: Int) throws(NPYError) {
         let needed = header.dataByteCount
         if available < needed {
             throw .truncatedData(expectedValues: header.count, expectedBytes: needed, actualBytes: available)
         }
         if available > needed { throw .trailingBytes(expectedBytes: needed, actualBytes: available) }
-        guard header.count > 0, let base = bytes.baseAddress else {
-            return Tensor(shape: header.shape, initializingWith: { _ in })
-        }
-        let source = base + header.dataOffset
+    }
+
+    /// Whether the stored bytes are already the tensor's bytes: float32, host byte order, row-major.
+    private static func isDirectCopy(_ header: NPYHeader) -> Bool {
+        header.scalarType == .float32 && header.isBigEndian == hostIsBigEndian
+            && (!header.isFortranOrder || header.shape.count < 2)
+    }
+
+    /// Builds the tensor from a data section of exactly `header.dataByteCount` bytes.
+    private static func makeTensor(_ header: NPYHeader, data source: UnsafeRawPointer) -> Tensor {
         let swap = header.isBigEndian != hostIsBigEndian
-        let rank = header.shape.count
-        if !header.isFortranOrder || rank < 2 {
+        if !header.isFortranOrder || header.shape.count < 2 {
             return Tensor(shape: header.shape) { out in
-                convert(source, count: header.count, type: header.scalarType, swap: swap, into: out.baseAddress!)
+                guard let base = out.baseAddress else { return }
+                convert(source, count: header.count, type: header.scalarType, swap: swap, into: base)
             }
         }
         let fileOrder = TensorStorage(uninitializedCount: header.count)
         convert(source, count: header.count, type: header.scalarType, swap: swap, into: fileOrder.base)
         return Tensor(shape: header.shape) { out in
-            fortranToC(fileOrder.base, shape: header.shape, into: out.baseAddress!)
+            guard let base = out.baseAddress else { return }
+            fortranToC(fileOrder.base, shape: header.shape, into: base)
         }
     }
 

@@ -1,0 +1,2 @@
+import CPython
+import NormCore
