@@ -598,6 +598,59 @@ struct NPYErrorTests {
         }
     }
 
+    @Test("reading a file gives the same result as decoding its bytes")
+    func fileReaderMatchesDecoder() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let longHeader = dict(shape: "(2, 3)") + String(repeating: " ", count: 10_000)
+        let inputs: [Data] = [
+            NPY.encode(sample([2, 3])),
+            NPY.encode(sample([])),
+            NPY.encode(sample([0, 4])),
+            npyFile(header: dict(descr: "'>f8'", fortran: "True"), body: [UInt8](repeating: 0x40, count: 48)),
+            npyFile(header: dict(fortran: "True"), body: f4Bytes([1, 2, 3, 4, 5, 6])),
+            npyFile(header: longHeader, version: (2, 0), body: f4Bytes([1, 2, 3, 4, 5, 6])),  // preamble > 4096 bytes
+            npyFile(header: longHeader, version: (2, 0), body: f4Bytes([1, 2, 3])),
+            npyFile(header: longHeader, version: (2, 0)).prefix(5000),
+            Data(), Data([0x93]), Data("NUMPY".utf8), NPY.encode(sample([2, 3])).prefix(100),
+            NPY.encode(sample([2, 3])).prefix(130), NPY.encode(sample([2, 3])) + Data([1, 2]),
+            npyFile(header: dict(descr: "'<i4'")), npyFile(header: "{]"),
+        ]
+        for (i, input) in inputs.enumerated() {
+            let url = directory.appendingPathComponent("in\(i).npy")
+            try input.write(to: url)
+            let fromBytes = Result { () throws(NPYError) in try NPY.decodeWithInfo(input) }
+            let fromFile = Result { () throws(NPYError) in try NPY.readWithInfo(contentsOf: url) }
+            switch (fromBytes, fromFile) {
+            case let (.success(a), .success(b)):
+                #expect(a.tensor.isBitIdentical(to: b.tensor), "input \(i)")
+                #expect(a.header == b.header, "input \(i)")
+            case let (.failure(a), .failure(b)):
+                #expect(a == b, "input \(i)")
+            default:
+                Issue.record("input \(i): decode gave \(fromBytes), read gave \(fromFile)")
+            }
+        }
+    }
+
+    @Test("reading from a pipe (no file size) works")
+    func readFromPipe() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let source = directory.appendingPathComponent("source.npy")
+        let fifo = directory.appendingPathComponent("fifo.npy")
+        let tensor = sample([3, 70_000])
+        try NPY.write(tensor, to: source)
+        try #require(mkfifo(fifo.path, 0o600) == 0)
+        let writer = Process()
+        writer.executableURL = URL(fileURLWithPath: "/bin/sh")
+        writer.arguments = ["-c", "cat \"$0\" > \"$1\"", source.path, fifo.path]
+        try writer.run()
+        let read = try NPY.read(contentsOf: fifo)
+        writer.waitUntilExit()
+        #expect(read.isBitIdentical(to: tensor))
+    }
+
     @Test("every error description is a single non-empty line")
     func oneLineDescriptions() {
         var errors: [NPYError] = [

@@ -166,26 +166,22 @@ public enum NPY {
     public static func write(_ tensor: Tensor, to url: URL) throws(NPYError) {
         let path = url.path
         guard url.isFileURL else { throw .unwritable(path: url.absoluteString, reason: "not a file URL") }
-        let data = encode(tensor)
         let directory = url.deletingLastPathComponent()
         let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp").path
 
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
         guard fd >= 0 else { throw .unwritable(path: path, reason: errnoText()) }
         var failure: String?
-        data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
-            guard var next = bytes.baseAddress else { return }
-            var remaining = bytes.count
-            while remaining > 0 {
-                let n = Glibc_write(fd, next, remaining)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    failure = errnoText(); return
-                }
-                next += n
-                remaining -= n
-            }
+        #if _endian(little)
+        // The storage already holds little-endian float32: write it directly, no intermediate copy.
+        let preamble = makePreamble(shape: tensor.shape)
+        failure = preamble.withUnsafeBytes { writeFully(fd, $0) }
+        if failure == nil {
+            failure = tensor.withUnsafeBufferPointer { writeFully(fd, UnsafeRawBufferPointer($0)) }
         }
+        #else
+        failure = encode(tensor).withUnsafeBytes { writeFully(fd, $0) }
+        #endif
         if failure == nil, fsync(fd) != 0 { failure = errnoText() }
         if close(fd) != 0, failure == nil { failure = errnoText() }
         if failure == nil, rename(temporary, path) != 0 { failure = errnoText() }
@@ -193,6 +189,22 @@ public enum NPY {
             unlink(temporary)
             throw .unwritable(path: path, reason: failure)
         }
+    }
+
+    /// Writes all of `bytes`; returns the error text on failure.
+    private static func writeFully(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> String? {
+        guard var next = bytes.baseAddress else { return nil }
+        var remaining = bytes.count
+        while remaining > 0 {
+            let n = Glibc_write(fd, next, remaining)
+            if n < 0 {
+                if errno == EINTR { continue }
+                return errnoText()
+            }
+            next += n
+            remaining -= n
+        }
+        return nil
     }
 
     // MARK: - Implementation
