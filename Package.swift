@@ -34,19 +34,24 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         .target(
+            name: "NormParity",
+            dependencies: ["NormCore"]
+        ),
+        .target(
             name: "NormPython",
             dependencies: ["CPython", "NormCore"]
         ),
         .executableTarget(
             name: "normlab",
             dependencies: [
-                "NormCore", "NormPlugins", "NormPython",
+                "NormCore", "NormPlugins", "NormPython", "NormParity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "NormCoreTests", dependencies: ["NormCore"]),
         .testTarget(name: "NormPluginsTests", dependencies: ["NormCore", "NormPlugins"]),
         .testTarget(name: "NormPythonTests", dependencies: ["NormCore", "NormPlugins", "NormPython"]),
+        .testTarget(name: "NormParityTests", dependencies: ["NormCore", "NormPlugins", "NormParity", "NormPython"]),
         .testTarget(name: "NormlabCLITests", dependencies: ["NormCore", "normlab"]),
     ],
     swiftLanguageModes: [.v5]

@@ -250,6 +250,10 @@ struct NPYRoundTripTests {
         #expect(header.shape == [4, 3, 2])
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["x.npy"])
         #expect(try NPY.read(contentsOf: url) == sample([4, 3, 2]))
+        // A name near NAME_MAX still leaves room for the temporary file's suffix.
+        let long = directory.appendingPathComponent(String(repeating: "n", count: 240) + ".npy")
+        try NPY.write(sample([3]), to: long)
+        #expect(try NPY.read(contentsOf: long) == sample([3]))
     }
 
     @Test("a large float32 file takes the copy path and reads back exactly")

@@ -167,7 +167,9 @@ public enum NPY {
         let path = url.path
         guard url.isFileURL else { throw .unwritable(path: url.absoluteString, reason: "not a file URL") }
         let directory = url.deletingLastPathComponent()
-        let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp").path
+        // Same directory (so rename is atomic); name kept well under NAME_MAX.
+        let stem = String(url.lastPathComponent.prefix(100))
+        let temporary = directory.appendingPathComponent(".\(stem).\(UUID().uuidString).tmp").path
 
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
         guard fd >= 0 else { throw .unwritable(path: path, reason: errnoText()) }
@@ -271,7 +273,8 @@ public enum NPY {
         var header: NPYHeader
         do {
             header = try parsePreamble(prefix)
-        } catch let NPYError.truncatedHeader(expected, _) where expected <= size && expected > prefix.count {
+        } catch let NPYError.truncatedHeader(expected, _) where expected > prefix.count {
+            guard expected <= size else { throw .truncatedHeader(expectedBytes: expected, actualBytes: size) }
             prefix = try readBytes(fd, path: path, offset: 0, count: expected)
             header = try parsePreamble(prefix)
         }
@@ -281,8 +284,8 @@ public enum NPY {
         if isDirectCopy(header) {
             var shortRead: Int?
             let tensor = Tensor(shape: header.shape) { out in
-                let got = preadFully(fd, into: UnsafeMutableRawPointer(out.baseAddress!), count: needed,
-                                     offset: header.dataOffset)
+                guard let base = out.baseAddress else { return }
+                let got = preadFully(fd, into: UnsafeMutableRawPointer(base), count: needed, offset: header.dataOffset)
                 if got != needed {
                     shortRead = got
                     out.initialize(repeating: 0)  // every element must be set before the tensor is dropped
@@ -335,7 +338,9 @@ public enum NPY {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
         while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc_read(fd, $0.baseAddress!, $0.count) }
+            let n = chunk.withUnsafeMutableBytes { buffer in
+                buffer.baseAddress.map { Glibc_read(fd, $0, buffer.count) } ?? 0
+            }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw .unreadable(path: path, reason: errnoText())
@@ -626,7 +631,7 @@ public enum NPY {
 }
 
 /// Shortens `text` to one line of at most `limit` characters for an error message.
-func oneLine(_ text: String, limit: Int) -> String {
+fileprivate func oneLine(_ text: String, limit: Int) -> String {
     var out = ""
     for scalar in text.unicodeScalars {
         switch scalar {
