@@ -74,6 +74,9 @@ def run(method, x, mode="train", grad_output=None, params=None, buffers=None, op
     name = canonical_name(method)
     mod = _MODULES[name]
     mode = common.check_mode(name, mode)
+    if options and options.get("keras_decay") is not None and "momentum" in options:
+        raise ValueError("%s: set either momentum (PyTorch convention) or keras_decay (Keras "
+                         "convention), not both" % name)
     opts = common.parse_options(name, options, mod.OPTIONS)
     x = common.check_input(name, x, mod.MIN_RANK)
     gy = common.check_grad_output(name, grad_output, x)

@@ -21,6 +21,7 @@ OPTIONS = {
     "momentum": (common.parse_momentum, 0.1),
     "affine": (common.parse_bool, True),
     "track_running_stats": (common.parse_bool, True),
+    **common.RUNNING_OPTIONS,
 }
 
 
@@ -79,10 +80,14 @@ def backward(grad_output, cache):
 
 def update_running_stats(running_mean, running_var, num_batches_tracked, batch_mean,
                          batch_var_biased, n, momentum):
-    """PyTorch update with the unbiased variance var * n / (n - 1)."""
-    unbiased = batch_var_biased * (n / (n - 1.0))
+    """PyTorch update with the unbiased variance var * n / (n - 1) (or the biased one with
+    running_var=biased); ``momentum`` is a momentum value or the parsed options dict."""
+    m, unbiased, skip = common.running_policy(momentum)
+    if skip and not (np.all(np.isfinite(batch_mean)) and np.all(np.isfinite(batch_var_biased))):
+        return running_mean, running_var, int(num_batches_tracked)
+    var = batch_var_biased * (n / (n - 1.0)) if unbiased else batch_var_biased
     return common.update_running(running_mean, running_var, num_batches_tracked,
-                                 batch_mean, unbiased, momentum)
+                                 batch_mean, var, m)
 
 
 def check_reduction(method, x, use_batch_stats):
@@ -117,7 +122,7 @@ def apply(x, mode, grad_output, params, buffers, opts, name=NAME):
         n = x.size // C
         rm, rv, nbt = update_running_stats(buf["running_mean"], buf["running_var"],
                                            buf["num_batches_tracked"], mean, var, n,
-                                           opts["momentum"])
+                                           opts)
         out["running_mean"] = rm
         out["running_var"] = rv
         out["num_batches_tracked"] = nbt

@@ -92,7 +92,7 @@ def apply(x, mode, grad_output, params, buffers, opts):
     mean, var = cache["stats"]
     rm, rv, nbt = batch_norm.update_running_stats(
         buf["running_mean"], buf["running_var"], buf["num_batches_tracked"], mean, var,
-        x.size // C, opts["momentum"])
+        x.size // C, opts)
     out["running_mean"] = rm
     out["running_var"] = rv
     out["num_batches_tracked"] = nbt

@@ -104,6 +104,33 @@ def parse_positive_int(method, key, v):
     return i
 
 
+def parse_running_var(method, key, v):
+    s = str(v).strip().lower()
+    if s not in ("unbiased", "biased"):
+        raise ValueError("%s: option %s must be unbiased or biased, got %r" % (method, key, v))
+    return s
+
+
+#: running-statistics options shared by BN, BRN and IN (normlab extensions to PyTorch):
+#: keras_decay (Keras convention, momentum = 1 - decay), running_var (stored estimate),
+#: skip_nonfinite (skip an update whose batch statistics are not finite).
+RUNNING_OPTIONS = {
+    "keras_decay": (parse_momentum, None),
+    "running_var": (parse_running_var, "unbiased"),
+    "skip_nonfinite": (parse_bool, False),
+}
+
+
+def running_policy(momentum_or_opts):
+    """(momentum, unbiased, skip_nonfinite) from a momentum value or a parsed options dict."""
+    if isinstance(momentum_or_opts, dict):
+        o = momentum_or_opts
+        decay = o.get("keras_decay")
+        m = (1.0 - decay) if decay is not None else o["momentum"]
+        return m, o.get("running_var", "unbiased") == "unbiased", bool(o.get("skip_nonfinite", False))
+    return momentum_or_opts, True, False
+
+
 REQUIRED = object()  # default marker for an option without a default
 
 

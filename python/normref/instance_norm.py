@@ -27,6 +27,7 @@ MIN_RANK = 3
 OPTIONS = {
     "eps": (common.parse_eps, 1e-5),
     "momentum": (common.parse_momentum, 0.1),
+    **common.RUNNING_OPTIONS,
     "affine": (common.parse_bool, False),
     "track_running_stats": (common.parse_bool, False),
 }
@@ -80,9 +81,13 @@ def update_running_stats(running_mean, running_var, num_batches_tracked, inst_me
                          inst_var_biased, spatial, momentum):
     """inst_mean, inst_var_biased: (N, C). Batch-mean over n of the per-instance mean
     and per-instance unbiased variance."""
-    unbiased = inst_var_biased * (spatial / (spatial - 1.0))
-    return common.update_running(running_mean, running_var, num_batches_tracked,
-                                 inst_mean.mean(axis=0), unbiased.mean(axis=0), momentum)
+    m, unbiased, skip = common.running_policy(momentum)
+    mean, var = inst_mean.mean(axis=0), inst_var_biased.mean(axis=0)
+    if skip and not (np.all(np.isfinite(mean)) and np.all(np.isfinite(var))):
+        return running_mean, running_var, int(num_batches_tracked)
+    if unbiased:
+        var = var * (spatial / (spatial - 1.0))
+    return common.update_running(running_mean, running_var, num_batches_tracked, mean, var, m)
 
 
 def apply(x, mode, grad_output, params, buffers, opts):
@@ -108,7 +113,7 @@ def apply(x, mode, grad_output, params, buffers, opts):
         mean, var = cache["stats"]
         rm, rv, nbt = update_running_stats(buf["running_mean"], buf["running_var"],
                                            buf["num_batches_tracked"], mean, var,
-                                           common.spatial_size(x.shape), opts["momentum"])
+                                           common.spatial_size(x.shape), opts)
         out["running_mean"] = rm
         out["running_var"] = rv
         out["num_batches_tracked"] = nbt

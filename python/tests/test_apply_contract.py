@@ -76,6 +76,10 @@ def cases():
                 c.append(make_case(rng, "frn", rank, mode, True, {}, {"weight": w, "bias": b, "tau": rng.standard_normal(C).astype(np.float32) * 0.3}))
                 c.append(make_case(rng, "FRN", rank, mode, True, {"learnable_eps": True, "tlu": False},
                                    {"eps": np.array([0.05], np.float32)}))
+    # normlab's running-stat extensions
+    c.append(make_case(rng, "bn", 3, "train", True, {"keras_decay": 0.9}))
+    c.append(make_case(rng, "brn", 4, "train", True, {"running_var": "biased", "momentum": 0.5}))
+    c.append(make_case(rng, "in", 3, "train", False, {"track_running_stats": True, "momentum": None, "running_var": "biased"}))
     # mean >> std, float64 input, size-1-axis parameter shapes
     c.append(make_case(rng, "bn", 4, "train", True, {}, shift=1000.0))
     c.append(make_case(rng, "gn", 4, "train", True, {"num_groups": 4}, shift=1000.0, dtype=np.float64))
@@ -138,6 +142,7 @@ def test_bad_inputs(tmp_path):
     bad(tmp_path, ["bn", "--input", x, "--param", "tau=" + save(tmp_path, "t.npy", np.ones(4, np.float32))], "tau")
     bad(tmp_path, ["gn", "--input", x, "--set", "num_groups=2", "--running-mean", save(tmp_path, "rm.npy", np.ones(4, np.float32))], "running_mean")
     bad(tmp_path, ["bn", "--input", x, "--bogus", "1"], "bogus")
+    bad(tmp_path, ["bn", "--input", x, "--set", "momentum=0.1", "--set", "keras_decay=0.9"], "not both")
     bad(tmp_path, ["bn", "--input", x, "--param", "weight"], "--param")
 
 

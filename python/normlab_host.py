@@ -1,0 +1,157 @@
+"""The Python side of normlab's embedded interpreter.
+
+Swift (NormPython) imports this module and calls only the functions below; they load plugin
+files, validate everything a plugin returns (so the Swift side gets clean float32 arrays or a
+one-line PluginError), and run float64 references (normref for built-ins, a plugin's own
+``reference`` function for custom methods).
+"""
+import importlib.util
+import os
+import sys
+import traceback
+
+import numpy as np
+
+import normref
+
+
+class PluginError(Exception):
+    """A plugin broke the contract; the message is one line naming plugin and problem."""
+
+
+_PLUGINS = {}  # canonical name -> module
+
+_OPTION_TYPES = ("real", "integer", "bool", "choice")
+
+
+def _one_line(text):
+    return " ".join(str(text).split())
+
+
+def _describe_exception(e):
+    if isinstance(e, SyntaxError):
+        return "SyntaxError: %s (%s, line %s)" % (e.msg, os.path.basename(e.filename or "?"), e.lineno)
+    return "%s: %s" % (type(e).__name__, _one_line(e))
+
+
+def load_plugin(path):
+    """Load a plugin file; returns its descriptor as plain data:
+    {name, aliases, summary, reference, ranks: [lo, hi], has_reference, options: [
+    {name, type, default, min, max, choices, help}]}."""
+    label = os.path.basename(path)
+    if not os.path.isfile(path):
+        raise PluginError("plugin file %s: not found" % path)
+    mod_name = "normlab_plugin_" + "".join(c if c.isalnum() else "_" for c in os.path.splitext(label)[0])
+    try:
+        spec = importlib.util.spec_from_file_location(mod_name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    except Exception as e:  # noqa: BLE001 - any failure of user code becomes a PluginError
+        raise PluginError("plugin file %s: %s" % (label, _describe_exception(e)))
+    desc = getattr(module, "NORMLAB_PLUGIN", None)
+    if not isinstance(desc, dict):
+        raise PluginError("plugin file %s: no NORMLAB_PLUGIN dict describing the method" % label)
+    name = desc.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise PluginError("plugin file %s: NORMLAB_PLUGIN['name'] must be a non-empty string" % label)
+    if not isinstance(getattr(module, "Layer", None), type):
+        raise PluginError("plugin %s (%s): defines no Layer class" % (name, label))
+    options = []
+    for key, spec_ in (desc.get("options") or {}).items():
+        if not isinstance(spec_, dict) or spec_.get("type") not in _OPTION_TYPES:
+            raise PluginError("plugin %s: option %r needs a dict with type one of %s" % (name, key, ", ".join(_OPTION_TYPES)))
+        options.append({
+            "name": str(key), "type": spec_["type"], "default": spec_.get("default"),
+            "min": spec_.get("min"), "max": spec_.get("max"),
+            "choices": [str(c) for c in spec_.get("choices", [])], "help": str(spec_.get("help", "")),
+        })
+    ranks = desc.get("ranks", [2, 5])
+    if not (isinstance(ranks, (list, tuple)) and len(ranks) == 2 and 1 <= int(ranks[0]) <= int(ranks[1])):
+        raise PluginError("plugin %s: ranks must be [lowest, highest]" % name)
+    _PLUGINS[name.lower()] = module
+    return {
+        "name": name, "aliases": [str(a) for a in desc.get("aliases", [])],
+        "summary": str(desc.get("summary", "")), "reference": str(desc.get("reference", "")),
+        "ranks": [int(ranks[0]), int(ranks[1])], "options": options,
+        "has_reference": callable(getattr(module, "reference", None)),
+    }
+
+
+def _plugin(name):
+    return _PLUGINS[name.lower()]
+
+
+def _as_float32(name, what, value, shape=None):
+    if not isinstance(value, np.ndarray):
+        raise PluginError("plugin %s: %s returned %s, expected a numpy array" % (name, what, type(value).__name__))
+    if value.dtype.kind != "f":
+        raise PluginError("plugin %s: %s returned dtype %s, expected float32" % (name, what, value.dtype))
+    if shape is not None and tuple(value.shape) != tuple(shape):
+        raise PluginError("plugin %s: %s returned shape %s, expected %s" % (name, what, tuple(value.shape), tuple(shape)))
+    return np.ascontiguousarray(value, dtype=np.float32)
+
+
+def _guard(name, what, fn, *args):
+    try:
+        return fn(*args)
+    except PluginError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise PluginError("plugin %s: %s raised %s" % (name, what, _describe_exception(e)))
+
+
+def make_layer(name, channels, spatial, options):
+    """Build a plugin layer; returns (layer, parameters dict, buffers dict) as float32 arrays."""
+    module = _plugin(name)
+    layer = _guard(name, "Layer(...)", module.Layer, int(channels), None if spatial is None else list(spatial), dict(options))
+    params = getattr(layer, "parameters", {}) or {}
+    buffers = getattr(layer, "buffers", {}) or {}
+    if not isinstance(params, dict) or not isinstance(buffers, dict):
+        raise PluginError("plugin %s: Layer.parameters and Layer.buffers must be dicts of arrays" % name)
+    params = {str(k): _as_float32(name, "parameter %r" % k, v) for k, v in params.items()}
+    buffers = {str(k): _as_float32(name, "buffer %r" % k, v) for k, v in buffers.items()}
+    return layer, params, buffers
+
+
+def forward(name, layer, x, mode, params, buffers):
+    """Run forward; buffers (float32 arrays viewing Swift memory) may be updated in place."""
+    y = _guard(name, "forward", layer.forward, x, mode, params, buffers)
+    return _as_float32(name, "forward", y, x.shape)
+
+
+def backward(name, layer, grad_output, params):
+    """Run backward; returns (grad_input, {param: grad}) validated against the shapes."""
+    out = _guard(name, "backward", layer.backward, grad_output, params)
+    if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict)):
+        raise PluginError("plugin %s: backward must return (grad_input, {name: grad})" % name)
+    gx = _as_float32(name, "backward", out[0], grad_output.shape)
+    grads = {}
+    for k, v in out[1].items():
+        if k not in params:
+            raise PluginError("plugin %s: backward returned a gradient for unknown parameter %r" % (name, k))
+        grads[k] = _as_float32(name, "backward gradient %r" % k, v, params[k].shape)
+    return gx, grads
+
+
+def reference(method, x, mode, grad_output, params, buffers, batches, options):
+    """Float64 reference for a built-in (normref) or a plugin with a reference function.
+    Returns ({name: float32 array}, batches_tracked or None)."""
+    try:
+        canonical = normref.canonical_name(method)
+    except ValueError:
+        canonical = None
+    if canonical is not None:
+        bufs = dict(buffers)
+        if bufs:
+            bufs["num_batches_tracked"] = int(batches)
+        out = normref.run(canonical, x, mode=mode, grad_output=grad_output, params=params, buffers=bufs, options=options)
+    else:
+        fn = getattr(_plugin(method), "reference", None)
+        if fn is None:
+            raise PluginError("plugin %s: has no reference function" % method)
+        out = _guard(method, "reference", fn, x, mode, grad_output, params, buffers, options)
+        if not isinstance(out, dict):
+            raise PluginError("plugin %s: reference must return a dict of arrays" % method)
+    n = out.pop("num_batches_tracked", None)
+    arrays = {k: np.ascontiguousarray(np.asarray(v, dtype=np.float64), dtype=np.float32) for k, v in out.items()}
+    return arrays, (None if n is None else int(n))
