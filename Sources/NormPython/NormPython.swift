@@ -1,2 +1,0 @@
-import CPython
-import NormCore
