@@ -39,7 +39,7 @@ let package = Package(
         ),
         .target(
             name: "NormPython",
-            dependencies: ["CPython", "NormCore"]
+            dependencies: ["CPython", "NormCore", "NormParity"]
         ),
         .executableTarget(
             name: "normlab",

@@ -7,9 +7,14 @@ import NormCore
 public struct ParityCaseGenerator {
     public let descriptor: NormDescriptor
     private var rng: SeededGenerator
+    /// For methods that are not built-ins: the parameter shapes a layer built with these
+    /// options for this input shape has (the generator cannot guess a custom method's names).
+    public typealias ParameterShapes = ([String: OptionValue], [Int]) -> [String: [Int]]
+    private let parameterShapes: ParameterShapes?
 
-    public init(descriptor: NormDescriptor, seed: UInt64) {
+    public init(descriptor: NormDescriptor, seed: UInt64, parameterShapes: ParameterShapes? = nil) {
         self.descriptor = descriptor
+        self.parameterShapes = parameterShapes
         // A per-method stream, so selecting methods does not change another method's cases.
         var h: UInt64 = 1469598103934665603
         for b in descriptor.name.utf8 { h = (h ^ UInt64(b)) &* 1099511628211 }
@@ -49,7 +54,17 @@ public struct ParityCaseGenerator {
     private var hasTracking: Bool { descriptor.option("track_running_stats") != nil }
 
     /// Non-default parameters of the right shapes for the options.
+    private static let builtins: Set<String> = ["batch_norm", "batch_renorm", "group_norm", "layer_norm", "instance_norm", "filter_response_norm"]
+
     private mutating func parameters(for options: [String: OptionValue], xShape: [Int]) -> [String: Tensor] {
+        if !Self.builtins.contains(descriptor.name) {
+            // Custom method: perturb every parameter it has around 1 (scales) — values O(1).
+            var p: [String: Tensor] = [:]
+            for (name, shape) in (parameterShapes?(options, xShape) ?? [:]).sorted(by: { $0.key < $1.key }) {
+                p[name] = normal(shape, mean: name == "bias" ? 0 : 1, std: 0.5)
+            }
+            return p
+        }
         let c = xShape[1]
         var p: [String: Tensor] = [:]
         let affineDefault: Bool = {
@@ -86,7 +101,9 @@ public struct ParityCaseGenerator {
         var opts = options.filter { descriptor.option($0.key) != nil }
         var s = shape(rank: rank, channels: channels, spatialOne: spatialOne)
         if descriptor.name == "group_norm", opts["num_groups"] == nil {
-            let divisors = (1...s[1]).filter { s[1] % $0 == 0 }
+            let spatial = s.dropFirst(2).reduce(1, *)
+            // Only group counts leaving more than one value per group (a single value is an error).
+            let divisors = (1...s[1]).filter { s[1] % $0 == 0 && (s[1] / $0) * spatial > 1 }
             opts["num_groups"] = .integer(divisors[rng.nextInt(in: 0...(divisors.count - 1))])
         }
         if descriptor.name == "group_norm", case let .integer(g)? = opts["num_groups"], s[1] % g != 0 { s[1] = g * 2 }
@@ -118,9 +135,11 @@ public struct ParityCaseGenerator {
             out.append(make("no affine", rank: r, options: ["affine": .bool(false)], modes: [.train, .eval]))
             out.append(make("affine", rank: r, options: ["affine": .bool(true)], modes: [.train, .eval]))
         }
-        if hasTracking {
+        if hasTracking && descriptor.name != "batch_renorm" {
             out.append(make("tracking toggled", rank: r, options: ["track_running_stats": .bool(descriptor.name == "instance_norm")],
                             modes: [.train, .eval]))
+        }
+        if hasTracking {
             do {
                 let track: [String: OptionValue] = descriptor.name == "instance_norm" ? ["track_running_stats": .bool(true)] : [:]
                 out.append(make("momentum=none trajectory", rank: r, options: track.merging(["momentum": .none]) { a, _ in a },

@@ -18,6 +18,7 @@ struct ApplyCommand: ParsableCommand {
     @Option(name: .customLong("running-var"), help: "Running variance in (default ones).") var runningVar: String?
     @Option(name: .customLong("param"), help: "Any parameter by name: NAME=FILE.npy (repeatable).") var params: [String] = []
     @Option(name: .customLong("set"), help: "A hyper-parameter: KEY=VALUE (repeatable).") var settings: [String] = []
+    @OptionGroup var plugins: PluginOptions
 
     func run() throws {
         guard let m = Mode(rawValue: mode.lowercased()) else { throw CLIError("--mode must be train or eval, got '\(mode)'") }
@@ -36,7 +37,7 @@ struct ApplyCommand: ParsableCommand {
         if let runningMean { request.bufferFiles.append(("running_mean", url(runningMean))) }
         if let runningVar { request.bufferFiles.append(("running_var", url(runningVar))) }
 
-        let registry = try CLIRegistry.load()
+        let registry = try plugins.registry()
         let result = try ApplyRunner.compute(request, registry: registry)
         try ApplyRunner.write(result, to: request.outputDirectory)
         for w in result.warnings { FileHandle.standardError.write(("normlab: warning: " + w + "\n").data(using: .utf8)!) }

@@ -5,8 +5,10 @@ struct ListCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list", abstract: "List the registered normalization methods.")
 
+    @OptionGroup var plugins: PluginOptions
+
     func run() throws {
-        let registry = try CLIRegistry.load()
+        let registry = try plugins.registry()
         print(DescriptorText.table(registry))
     }
 }
@@ -18,8 +20,10 @@ struct DescribeCommand: ParsableCommand {
     @Argument(help: "Method name or alias (case-insensitive).")
     var method: String
 
+    @OptionGroup var plugins: PluginOptions
+
     func run() throws {
-        let registry = try CLIRegistry.load()
+        let registry = try plugins.registry()
         print(DescriptorText.describe(try registry.entry(named: method).descriptor))
     }
 }

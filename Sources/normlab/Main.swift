@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import NormCore
+import NormPython
 
 /// Entry point: parses, runs, and turns every failure into one line on stderr and a
 /// non-zero exit (no usage dump, no stack trace).
@@ -10,9 +11,13 @@ enum Main {
         do {
             var command = try Normlab.parseAsRoot()
             try command.run()
+        } catch let code as ExitCode {
+            exit(code.rawValue)
         } catch let error as ApplyError {
             fail(error.description, code: 1)
         } catch let error as NormError {
+            fail(error.description, code: 1)
+        } catch let error as PythonError {
             fail(error.description, code: 1)
         } catch let error as CLIError {
             fail(error.description, code: 1)
@@ -44,5 +49,5 @@ struct Normlab: ParsableCommand {
         commandName: "normlab",
         abstract: "A research framework for normalization layers (BN, BRN, GN, LN, IN, FRN and your own).",
         version: NormlabVersion.string,
-        subcommands: [ListCommand.self, DescribeCommand.self, ApplyCommand.self])
+        subcommands: [ListCommand.self, DescribeCommand.self, ApplyCommand.self, ParityCommand.self])
 }

@@ -25,6 +25,8 @@ public enum NormError: Error, Equatable, CustomStringConvertible, Sendable {
     case invalidBackward(method: String, reason: String)
     /// A custom (e.g. Python) plugin failed or broke the protocol.
     case pluginFailure(method: String, reason: String)
+    /// A plugin file could not be loaded (the message names the file and the problem).
+    case pluginLoad(String)
 
     public var description: String {
         switch self {
@@ -50,6 +52,8 @@ public enum NormError: Error, Equatable, CustomStringConvertible, Sendable {
             return "\(method): \(reason)"
         case let .pluginFailure(method, reason):
             return "plugin \(method): \(reason)"
+        case let .pluginLoad(message):
+            return message
         }
     }
 }

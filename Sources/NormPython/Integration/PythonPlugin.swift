@@ -1,0 +1,162 @@
+import Foundation
+import NormCore
+
+/// Normalization methods written in Python: a `.py` file with a `NORMLAB_PLUGIN`
+/// descriptor, a numpy `Layer` class (forward, backward, optional buffers) and an optional
+/// float64 `reference` (see `python/plugins/rms_norm.py`). Once registered, such a method
+/// works everywhere a built-in does: `list`, `describe`, `apply`, `parity`.
+public enum PythonPlugins {
+    /// Environment variable with `:`-separated folders whose `*.py` files are loaded as plugins.
+    public static let pathVariable = "NORMLAB_PLUGIN_PATH"
+
+    /// Loads a plugin file and registers it. Any problem (missing file, syntax error, bad
+    /// descriptor, name clash) is a one-line ``NormError``.
+    public static func register(file path: String, into registry: inout NormRegistry) throws {
+        let label = URL(fileURLWithPath: path).lastPathComponent
+        let data: PyObjectRef
+        do {
+            let host = try PythonSupport.host()
+            data = try Python.withGIL { try host.attribute("load_plugin").call(arguments: [path]) }
+        } catch let e as PythonError {
+            throw NormError.pluginLoad(e.typeName.hasSuffix("PluginError") ? e.message : "plugin file \(label): \(e.description)")
+        }
+        let descriptor = try Python.withGIL { try decodeDescriptor(data) }
+        let hasReference = try Python.withGIL { try data.item("has_reference").decode(Bool.self) }
+        try registry.register(descriptor: descriptor, hasReference: hasReference) { shape, options in
+            try PythonNormLayer(descriptor: descriptor, shape: shape, options: options)
+        }
+    }
+
+    /// Files named on the command line plus every `*.py` in `$NORMLAB_PLUGIN_PATH` folders.
+    public static func pluginFiles(explicit: [String]) -> [String] {
+        var files = explicit
+        if let env = ProcessInfo.processInfo.environment[pathVariable] {
+            for dir in env.split(separator: ":") where !dir.isEmpty {
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: String(dir))) ?? []
+                files += names.filter { $0.hasSuffix(".py") }.sorted().map { "\(dir)/\($0)" }
+            }
+        }
+        return files
+    }
+
+    private static func decodeDescriptor(_ d: PyObjectRef) throws -> NormDescriptor {
+        let name = try d.item("name").decode(String.self)
+        var options: [OptionSpec] = []
+        for o in try d.item("options").decode([PyObjectRef].self) {
+            let oname = try o.item("name").decode(String.self)
+            let type = try o.item("type").decode(String.self)
+            let lo = try o.item("min").decode(Double?.self), hi = try o.item("max").decode(Double?.self)
+            let kind: OptionKind
+            switch type {
+            case "real": kind = .real((lo ?? -.greatestFiniteMagnitude)...(hi ?? .greatestFiniteMagnitude))
+            case "integer": kind = .integer(Int(lo ?? Double(Int.min / 2))...Int(hi ?? Double(Int.max / 2)))
+            case "bool": kind = .bool
+            default: kind = .choice(try o.item("choices").decode([String].self))
+            }
+            let def = try o.item("default")
+            let value: OptionValue?
+            if def.isNone { value = nil }
+            else {
+                switch kind {
+                case .bool: value = .bool(try def.decode(Bool.self))
+                case .integer: value = .integer(try def.decode(Int.self))
+                case .real, .realOrNone: value = .real(try def.decode(Double.self))
+                case .choice: value = .text(try def.decode(String.self))
+                }
+            }
+            options.append(OptionSpec(oname, kind, default: value, try o.item("help").decode(String.self)))
+        }
+        let ranks = try d.item("ranks").decode([Int].self)
+        return NormDescriptor(
+            name: name, aliases: try d.item("aliases").decode([String].self),
+            summary: try d.item("summary").decode(String.self),
+            reference: try d.item("reference").decode(String.self),
+            options: options, ranks: ranks[0]...ranks[1],
+            notes: ["custom plugin written in Python (numpy forward/backward)"])
+    }
+}
+
+/// A layer whose forward and backward run in a Python plugin's `Layer` object. Parameters
+/// and buffers live in Swift tensors that Python sees as zero-copy numpy views (buffers are
+/// writable only in train mode).
+final class PythonNormLayer: Normalization, @unchecked Sendable {
+    let descriptor: NormDescriptor
+    let parameters: [Parameter]
+    let buffers: [Buffer]
+    private let layer: PyObjectRef
+    private var lastInput: Tensor?
+
+    init(descriptor: NormDescriptor, shape: FeatureShape, options: NormOptions) throws {
+        self.descriptor = descriptor
+        let host = try PythonSupport.host()
+        do {
+            let built = try Python.withGIL {
+                try host.attribute("make_layer").call(arguments: [
+                    descriptor.name, shape.channels, shape.spatial, options.values])
+            }
+            layer = try built.item(0)
+            let params = try built.item(1).decode([String: Tensor].self)
+            let bufs = try built.item(2).decode([String: Tensor].self)
+            parameters = params.keys.sorted { ($0 == "weight" ? 0 : $0 == "bias" ? 1 : 2, $0) < ($1 == "weight" ? 0 : $1 == "bias" ? 1 : 2, $1) }
+                .map { Parameter(name: $0, value: params[$0]!) }
+            buffers = bufs.keys.sorted().map { Buffer(name: $0, value: bufs[$0]!) }
+        } catch let e as PythonError {
+            throw e.asPluginFailure(method: descriptor.name)
+        }
+    }
+
+    var tracksRunningStatistics: Bool { !buffers.isEmpty }
+
+    private var parameterViews: [String: Tensor] {
+        Dictionary(uniqueKeysWithValues: parameters.map { ($0.name, $0.value) })
+    }
+
+    func forward(_ x: Tensor, mode: Mode) throws -> Tensor {
+        guard descriptor.ranks.contains(x.rank) else {
+            throw NormError.invalidInput(method: descriptor.name,
+                reason: "input of shape \(x.shape.shapeText) has rank \(x.rank); expected rank \(descriptor.ranks.lowerBound) to \(descriptor.ranks.upperBound)")
+        }
+        guard x.shape[0] > 0, x.shape.allSatisfy({ $0 > 0 }) else {
+            throw NormError.invalidInput(method: descriptor.name, reason: "empty batch: input shape \(x.shape.shapeText)")
+        }
+        do {
+            let host = try PythonSupport.host()
+            let y = try Python.withGIL { () -> Tensor in
+                let bufferViews = try PyObjectRef.dict([])
+                for b in buffers {
+                    let view = mode == .train ? try b.value.writableNumpyView() : try b.value.numpyView()
+                    try bufferViews.setItem(b.name, to: view)
+                }
+                let out = try host.attribute("forward").call(arguments: [
+                    descriptor.name, layer, x, mode.rawValue, parameterViews, bufferViews])
+                return try Tensor(numpy: out)
+            }
+            lastInput = x
+            return y
+        } catch let e as PythonError {
+            throw e.asPluginFailure(method: descriptor.name)
+        }
+    }
+
+    func backward(_ gradOutput: Tensor) throws -> Tensor {
+        guard let x = lastInput else {
+            throw NormError.invalidBackward(method: descriptor.name, reason: "backward called before forward")
+        }
+        guard gradOutput.shape == x.shape else {
+            throw NormError.invalidBackward(method: descriptor.name,
+                reason: "gradient shape \(gradOutput.shape.shapeText) differs from the input shape \(x.shape.shapeText)")
+        }
+        do {
+            let host = try PythonSupport.host()
+            return try Python.withGIL { () -> Tensor in
+                let out = try host.attribute("backward").call(arguments: [descriptor.name, layer, gradOutput, parameterViews])
+                let gx = try Tensor(numpy: out.item(0))
+                let grads = try out.item(1).decode([String: Tensor].self)
+                for p in parameters { p.gradient = p.requiresGrad ? grads[p.name] : nil }
+                return gx
+            }
+        } catch let e as PythonError {
+            throw e.asPluginFailure(method: descriptor.name)
+        }
+    }
+}
