@@ -7,6 +7,7 @@ let package = Package(
         .library(name: "NormCore", targets: ["NormCore"]),
         .library(name: "NormPlugins", targets: ["NormPlugins"]),
         .library(name: "NormPython", targets: ["NormPython"]),
+        .library(name: "NormNet", targets: ["NormNet"]),
         .executable(name: "normlab", targets: ["normlab"]),
     ],
     dependencies: [
@@ -41,10 +42,20 @@ let package = Package(
             name: "NormPython",
             dependencies: ["CPython", "NormCore", "NormParity"]
         ),
+        .target(
+            name: "NormNet",
+            dependencies: ["NormCore", "NormPlugins", "NormPython", "CBLAS"],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+        ),
+        .target(
+            name: "NormBench",
+            dependencies: ["NormCore", "NormPlugins", "NormPython"],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+        ),
         .executableTarget(
             name: "normlab",
             dependencies: [
-                "NormCore", "NormPlugins", "NormPython", "NormParity",
+                "NormCore", "NormPlugins", "NormPython", "NormParity", "NormNet", "NormBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -52,6 +63,8 @@ let package = Package(
         .testTarget(name: "NormPluginsTests", dependencies: ["NormCore", "NormPlugins"]),
         .testTarget(name: "NormPythonTests", dependencies: ["NormCore", "NormPlugins", "NormPython"]),
         .testTarget(name: "NormParityTests", dependencies: ["NormCore", "NormPlugins", "NormParity", "NormPython"]),
+        .testTarget(name: "NormNetTests", dependencies: ["NormCore", "NormPlugins", "NormNet", "NormPython"]),
+        .testTarget(name: "NormBenchTests", dependencies: ["NormCore", "NormPlugins", "NormBench"]),
         .testTarget(name: "NormlabCLITests", dependencies: ["NormCore", "normlab"]),
     ],
     swiftLanguageModes: [.v5]
