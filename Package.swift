@@ -65,7 +65,7 @@ let package = Package(
         .testTarget(name: "NormParityTests", dependencies: ["NormCore", "NormPlugins", "NormParity", "NormPython"]),
         .testTarget(name: "NormNetTests", dependencies: ["NormCore", "NormPlugins", "NormNet", "NormPython"]),
         .testTarget(name: "NormBenchTests", dependencies: ["NormCore", "NormPlugins", "NormBench"]),
-        .testTarget(name: "NormlabCLITests", dependencies: ["NormCore", "normlab"]),
+        .testTarget(name: "NormlabCLITests", dependencies: ["NormCore", "NormPlugins", "normlab"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -9,7 +9,7 @@ import NormCore
 /// `momentum: none` is the cumulative average over `num_batches_tracked`. Eval mode uses the
 /// running statistics, or batch statistics when `track_running_stats=false`. Inputs of rank
 /// 2 to 5, `(N, C)` through `(N, C, D, H, W)`.
-public final class BatchNorm: NormalizationPlugin {
+public final class BatchNorm: NormalizationPlugin, RunningStatisticsProviding {
     public static let descriptor = NormDescriptor(
         name: "batch_norm", aliases: ["bn", "batchnorm"],
         summary: "Batch Normalization: per-channel statistics over (N, spatial)",

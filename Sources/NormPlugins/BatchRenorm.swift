@@ -9,7 +9,7 @@ import NormCore
 /// statistics are updated as in ``BatchNorm``. Eval is BatchNorm's eval. `r_max = 1, d_max = 0`
 /// is exactly BatchNorm. `rMax`/`dMax` may be changed between steps by a schedule; how often r
 /// and d hit their clips is observable.
-public final class BatchRenorm: NormalizationPlugin {
+public final class BatchRenorm: NormalizationPlugin, RunningStatisticsProviding {
     public static let descriptor = NormDescriptor(
         name: "batch_renorm", aliases: ["brn", "batchrenorm"],
         summary: "Batch Renormalization: BN corrected towards running statistics by clipped r, d",

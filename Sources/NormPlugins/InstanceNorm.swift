@@ -8,7 +8,7 @@ import NormCore
 /// `track_running_stats=false`. With tracking, train mode updates the running statistics
 /// with the batch-mean of the per-instance mean and **unbiased** variance (as PyTorch), and
 /// eval mode normalizes every instance with them.
-public final class InstanceNorm: NormalizationPlugin {
+public final class InstanceNorm: NormalizationPlugin, RunningStatisticsProviding {
     public static let descriptor = NormDescriptor(
         name: "instance_norm", aliases: ["in", "instancenorm"],
         summary: "Instance Normalization: per-sample, per-channel statistics over spatial axes",
@@ -22,6 +22,8 @@ public final class InstanceNorm: NormalizationPlugin {
     let eps: Double
     let affine: ChannelAffine?
     let running: RunningStatistics?
+    /// The running statistics, when tracked.
+    public var runningStatistics: RunningStatistics? { running }
     private var state: PlaneForwardState?
     private var output = ReusableStorage()
     private var gradInput = ReusableStorage()

@@ -56,7 +56,9 @@ private func gradientCases() -> [GradientCase] {
     add("brn", ["r_max": .real(2), "d_max": .real(1)], shapesRank2to5, [.train], .renormClipped, params: wb)
     add("brn", [:], shapesRank2to5, [.eval], params: wb)
     // GroupNorm: several group counts, including 1 (like LN) and C (like IN).
-    add("gn", ["num_groups": .integer(2)], [[3, 4], [2, 4, 3], [2, 4, 2, 2], [2, 4, 2, 1, 2]], [.train, .eval], params: wb)
+    // (Groups of 2 values are avoided: there x̂ = ±d/√(d² + eps) is nearly constant, so dL/dx
+    // is ~eps/d³ — almost zero and dominated by float32 noise in a finite difference.)
+    add("gn", ["num_groups": .integer(2)], [[3, 6], [2, 4, 3], [2, 4, 2, 2], [2, 4, 2, 1, 2]], [.train, .eval], params: wb)
     add("gn", ["num_groups": .integer(3)], [[2, 6, 2, 2]], [.train], params: wb)
     add("gn", ["num_groups": .integer(1)], [[2, 3, 4]], [.train], params: wb)
     add("gn", ["num_groups": .integer(3)], [[2, 3, 2, 2]], [.train], params: wb)
@@ -75,7 +77,7 @@ private func gradientCases() -> [GradientCase] {
     add("frn", ["learnable_eps": .bool(true), "eps": .real(-0.3), "tlu": .bool(false)], shapesRank3to5, [.train, .eval],
         params: ["weight", "bias", "eps"])
     add("frn", [:], shapesRank3to5, [.train], .tauInGap, params: ["weight", "bias", "tau"])
-    add("frn", ["learnable_eps": .bool(true), "eps": .real(0.2)], [[2, 3, 1, 1]], [.train], .tauInGap,
+    add("frn", ["learnable_eps": .bool(true), "eps": .real(0.5)], [[6, 3, 1, 1]], [.train], .tauInGap,
         params: ["weight", "bias", "tau", "eps"])
     return cases
 }

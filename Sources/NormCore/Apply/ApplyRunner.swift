@@ -55,6 +55,9 @@ public enum ApplyRunner {
                 result.arrays.append(("grad_\(p.name)", g))
             }
         }
+        if let stats = (layer as? RunningStatisticsProviding)?.runningStatistics, stats.skippedUpdates > 0 {
+            result.warnings.append("\(name): running statistics were not updated: the batch statistics are not finite (skip_nonfinite=true)")
+        }
         if request.mode == .train && layer.tracksRunningStatistics {
             for bname in ["running_mean", "running_var"] {
                 if let b = layer.buffer(named: bname) { result.arrays.append((bname, b.value)) }

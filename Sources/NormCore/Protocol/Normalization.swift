@@ -41,3 +41,10 @@ extension Normalization {
     /// The buffer named `name`, if any.
     public func buffer(named name: String) -> Buffer? { buffers.first { $0.name == name } }
 }
+
+/// A layer whose running statistics are a ``RunningStatistics`` (BN, BRN, tracked IN):
+/// lets generic code (apply, PreciseBN, telemetry) reach them without knowing the type.
+public protocol RunningStatisticsProviding: Normalization {
+    /// The running statistics, `nil` when the layer does not track them.
+    var runningStatistics: RunningStatistics? { get }
+}

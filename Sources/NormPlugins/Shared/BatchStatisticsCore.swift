@@ -6,6 +6,11 @@ public struct RenormLimits: Sendable, Equatable {
     public var rMax: Double
     /// `d` is clipped to `[−dMax, dMax]` (≥ 0).
     public var dMax: Double
+
+    public init(rMax: Double, dMax: Double) {
+        self.rMax = rMax
+        self.dMax = dMax
+    }
 }
 
 /// The machinery BatchNorm and BatchRenorm share: per-channel batch statistics over
