@@ -1,0 +1,2 @@
+// Tests of the NormBench library (records, traffic arithmetic, correctness gate) live in this target.
+import NormBench
