@@ -8,10 +8,13 @@ let package = Package(
         .library(name: "NormPlugins", targets: ["NormPlugins"]),
         .library(name: "NormPython", targets: ["NormPython"]),
         .library(name: "NormNet", targets: ["NormNet"]),
+        .library(name: "NormAblate", targets: ["NormAblate"]),
         .executable(name: "normlab", targets: ["normlab"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .systemLibrary(
@@ -52,10 +55,18 @@ let package = Package(
             dependencies: ["NormCore", "NormPlugins", "NormPython"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
+        .target(
+            name: "NormAblate",
+            dependencies: [
+                "NormCore", "NormPlugins", "NormPython", "NormNet",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
         .executableTarget(
             name: "normlab",
             dependencies: [
-                "NormCore", "NormPlugins", "NormPython", "NormParity", "NormNet", "NormBench",
+                "NormCore", "NormPlugins", "NormPython", "NormParity", "NormNet", "NormBench", "NormAblate",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -65,6 +76,7 @@ let package = Package(
         .testTarget(name: "NormParityTests", dependencies: ["NormCore", "NormPlugins", "NormParity", "NormPython"]),
         .testTarget(name: "NormNetTests", dependencies: ["NormCore", "NormPlugins", "NormNet", "NormPython"]),
         .testTarget(name: "NormBenchTests", dependencies: ["NormCore", "NormPlugins", "NormBench"]),
+        .testTarget(name: "NormAblateTests", dependencies: ["NormCore", "NormAblate"]),
         .testTarget(name: "NormlabCLITests", dependencies: ["NormCore", "NormPlugins", "normlab"]),
     ],
     swiftLanguageModes: [.v5]
