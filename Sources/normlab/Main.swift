@@ -49,5 +49,5 @@ struct Normlab: ParsableCommand {
         commandName: "normlab",
         abstract: "A research framework for normalization layers (BN, BRN, GN, LN, IN, FRN and your own).",
         version: NormlabVersion.string,
-        subcommands: [ListCommand.self, DescribeCommand.self, ApplyCommand.self, ParityCommand.self, TrainCommand.self, BenchCommand.self])
+        subcommands: [ListCommand.self, DescribeCommand.self, ApplyCommand.self, ParityCommand.self, TrainCommand.self, BenchCommand.self, AblateCommand.self])
 }

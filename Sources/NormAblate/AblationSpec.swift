@@ -1,0 +1,650 @@
+import Foundation
+
+/// One grid axis: a plain axis (one dotted path and its values) or a zip group (several
+/// paths whose value lists move together, e.g. batch size with learning rate).
+public struct GridAxis: Sendable, Equatable {
+    public struct Column: Sendable, Equatable {
+        /// Dotted config path the values are written to.
+        public let path: String
+        public let values: [ConfigValue]
+        /// Where the list is in the spec: `grid.batch_size`, `grid.zip[0].optimizer.lr`.
+        public let yamlPath: String
+    }
+
+    public let columns: [Column]
+    /// The index of the zip group (`grid.zip[i]`), nil for a plain axis.
+    public let zipIndex: Int?
+
+    public var count: Int { columns.first?.values.count ?? 0 }
+    public var paths: [String] { columns.map(\.path) }
+    /// `model.norm.name`, or `batch_size+optimizer.lr` for a zip group.
+    public var name: String { paths.joined(separator: "+") }
+
+    /// Whether `path` names this axis (any of its columns).
+    public func matches(_ path: String) -> Bool { paths.contains(path) }
+}
+
+/// The value one axis gave a cell, with where it came from in the spec.
+public struct AxisSetting: Sendable, Equatable {
+    public let path: String
+    public let value: ConfigValue
+    /// `grid.batch_size[2]`, `grid.zip[0].optimizer.lr[1]`.
+    public let yamlPath: String
+}
+
+/// One point of the grid: its index in expansion order, resolved configuration and the axis
+/// values that made it.
+public struct Cell: Sendable, Equatable {
+    public let index: Int
+    public let config: CellConfig
+    /// One entry per axis column, in axis order.
+    public let settings: [AxisSetting]
+    /// Position along each axis (one per ``AblationSpec/axes`` entry).
+    public let coordinates: [Int]
+
+    public var hash: String { config.hash }
+
+    /// The value the cell has for an axis path.
+    public func setting(_ path: String) -> ConfigValue? { settings.first { $0.path == path }?.value }
+
+    /// `model.norm.name=bn, batch_size=2` (empty for a grid without axes).
+    public var label: String { settings.map { "\($0.path)=\($0.value)" }.joined(separator: ", ") }
+
+    public static func == (a: Cell, b: Cell) -> Bool { a.index == b.index && a.config == b.config }
+}
+
+/// A figure in the report.
+public struct PlotSpec: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable {
+        /// Final metric, mean ± std over seeds, one bar per cell grouped by rows.
+        case bar
+        /// A per-epoch curve, mean over seeds with a ±std band, one line per cell.
+        case curve
+    }
+    public var kind: Kind
+    public var metric: String
+    /// File stem of the figure (`<name>.png`, `<name>.svg`).
+    public var name: String
+    public var title: String?
+}
+
+/// How the report lays out the aggregated table.
+public struct ReportSpec: Sendable, Equatable {
+    /// Axis paths forming the rows (every axis not in `columns` when not given).
+    public var rows: [String]
+    /// Axis paths forming column groups (metrics are always columns).
+    public var columns: [String]
+    /// Metrics to show, in order (every metric found in the results when empty).
+    public var metrics: [String]
+    public var plots: [PlotSpec]
+}
+
+/// A parsed, structurally valid ablation spec.
+///
+/// ```yaml
+/// name: norm-vs-batch            # names the study (and its default store results/<name>.sqlite)
+/// description: GN vs BN across batch sizes
+/// base:                          # the configuration every cell starts from (runner-defined keys)
+///   model: {depth: 4, width: 16, norm: {name: bn, options: {}}}
+///   optimizer: {lr: 0.1, momentum: 0.9}
+///   batch_size: 32
+///   epochs: 10
+/// grid:                          # cartesian product of the axes, in this order (last varies fastest)
+///   model.norm.name: [bn, gn]    # an axis: a dotted path into base and its values
+///   zip:                         # groups whose lists move together (one axis each)
+///     - batch_size: [2, 8, 32]
+///       optimizer.lr: [0.00625, 0.025, 0.1]
+/// seeds: 3                       # repeat dimension: 3 → seeds 0,1,2; or a list [0, 7, 9]
+/// report:
+///   rows: [model.norm.name]      # axis paths (default: every axis not in columns)
+///   columns: [batch_size]
+///   metrics: [test_accuracy]     # default: every metric in the results
+///   plots:
+///     - {kind: bar, metric: test_accuracy}
+///     - {kind: curve, metric: test_accuracy, name: acc-curves}
+/// quick:                         # optional smaller variant (--quick): merged into the above
+///   base: {epochs: 2}
+///   grid: {model.norm.name: [bn]}
+///   seeds: 1
+/// ```
+public struct AblationSpec: Sendable {
+    public static let topLevelKeys = ["name", "description", "base", "grid", "seeds", "report", "quick"]
+    public static let reportKeys = ["rows", "columns", "metrics", "plots"]
+    public static let plotKeys = ["kind", "metric", "name", "title"]
+    public static let quickKeys = ["base", "grid", "seeds"]
+
+    public let name: String
+    public let description: String?
+    /// The configuration every cell starts from (a map).
+    public let base: ConfigValue
+    public let axes: [GridAxis]
+    /// The repeat dimension (never part of a cell's configuration).
+    public let seeds: [UInt64]
+    public let report: ReportSpec
+    /// Whether this is the `--quick` variant of a spec (its name ends in `-quick`).
+    public let isQuick: Bool
+    /// Whether the spec has a `quick` section.
+    public let hasQuick: Bool
+    /// Where the spec came from (file path, `preset freeze`), for messages.
+    public let source: String
+    /// The spec as written (or, for a quick variant, the effective spec) in document order
+    /// as JSON (which YAML reads back): what the store keeps.
+    public let effectiveJSON: String
+    /// SHA-256 of the canonical JSON of name, base, grid (in axis order) and seeds: two
+    /// specs with the same hash define the same study. `description` and `report` are left
+    /// out, so changing the report layout never invalidates results.
+    public let hash: String
+
+    private let tree: ConfigValue
+    private let lines: [String: Int]
+    /// Spec path prefix → where it was written (for a quick variant: `base.x` → `quick.base.x`).
+    private let origins: [String: String]
+
+    /// Parses and checks the structure of a spec (not yet the cells: see ``cells(validatingWith:)``).
+    public static func parse(yaml text: String, source: String) throws -> AblationSpec {
+        let tree = try YAMLTree(text: text, source: source)
+        return try AblationSpec(tree: tree.root, lines: tree.lines, source: source, origins: [:], isQuick: false)
+    }
+
+    /// Reads a spec file.
+    public static func load(path: String) throws -> AblationSpec {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw AblationError("cannot read spec \(path)")
+        }
+        return try parse(yaml: String(decoding: data, as: UTF8.self), source: path)
+    }
+
+    private init(tree: ConfigValue, lines: [String: Int], source: String, origins: [String: String], isQuick: Bool) throws {
+        self.tree = tree
+        self.lines = lines
+        self.source = source
+        self.origins = origins
+        self.isQuick = isQuick
+        var problems: [ConfigProblem] = []
+        func problem(_ path: String, _ message: String) { problems.append(ConfigProblem(path: path, message: message)) }
+
+        guard let top = tree.mapValue else {
+            throw SpecError(source: source, problems: [ConfigProblem(path: "", message: "a spec must be a map with name, base, grid, seeds, report")])
+        }
+        for (key, _) in top where !Self.topLevelKeys.contains(key) {
+            problem(key, "unknown key (expected one of: \(Self.topLevelKeys.joined(separator: ", ")))")
+        }
+
+        // name
+        var name = ""
+        switch tree["name"] {
+        case nil: problem("name", "is required (it names the study and its default store)")
+        case let .string(s)?:
+            if Self.isValidName(s) { name = s } else {
+                problem("name", "'\(s)' must be letters, digits, '-', '_' or '.', starting with a letter or digit")
+            }
+        case let other?: problem("name", "must be a string, got \(other.kindName)")
+        }
+        self.name = name
+
+        switch tree["description"] {
+        case nil, .null?: description = nil
+        case let .string(s)?: description = s
+        case let other?: description = nil; problem("description", "must be a string, got \(other.kindName)")
+        }
+
+        // base
+        switch tree["base"] {
+        case nil: base = .map([]); problem("base", "is required (the configuration every cell starts from)")
+        case let .map(pairs)?:
+            base = .map(pairs)
+            for (key, _) in pairs where !ConfigPath.isValidSegment(key) {
+                problem("base.\(key)", "keys must be identifiers (letters, digits, '_', '-')")
+            }
+        case let other?: base = .map([]); problem("base", "must be a map, got \(other.kindName)")
+        }
+
+        // grid
+        var axes: [GridAxis] = []
+        if let grid = tree["grid"], !grid.isNull {
+            if let pairs = grid.mapValue {
+                for (key, value) in pairs {
+                    if key == "zip" {
+                        guard let groups = value.listValue else {
+                            problem("grid.zip", "must be a list of groups (maps of path: [values] with lists of equal length)")
+                            continue
+                        }
+                        if groups.isEmpty { problem("grid.zip", "has no groups") }
+                        for (g, group) in groups.enumerated() {
+                            let gPath = "grid.zip[\(g)]"
+                            guard let columns = group.mapValue, !columns.isEmpty else {
+                                problem(gPath, group.mapValue == nil ? "must be a map of path: [values]" : "is empty")
+                                continue
+                            }
+                            var built: [GridAxis.Column] = []
+                            for (path, list) in columns {
+                                let yamlPath = "\(gPath).\(path)"
+                                if let column = Self.column(path: path, list: list, yamlPath: yamlPath, problem: problem) { built.append(column) }
+                            }
+                            if built.count == columns.count, let first = built.first {
+                                for c in built.dropFirst() where c.values.count != first.values.count {
+                                    problem(c.yamlPath, "has \(c.values.count) values but \(first.yamlPath) has \(first.values.count): the lists of a zip group move together and must have the same length")
+                                }
+                            }
+                            if built.count == columns.count { axes.append(GridAxis(columns: built, zipIndex: g)) }
+                        }
+                    } else if let column = Self.column(path: key, list: value, yamlPath: "grid.\(key)", problem: problem) {
+                        axes.append(GridAxis(columns: [column], zipIndex: nil))
+                    }
+                }
+            } else {
+                problem("grid", "must be a map of path: [values] (and optional zip groups), got \(grid.kindName)")
+            }
+        }
+        // Overlapping axes (the same path twice, or one inside another) make cells ambiguous.
+        let allColumns = axes.flatMap(\.columns)
+        for (i, a) in allColumns.enumerated() {
+            for b in allColumns[..<i] where ConfigPath.isWithin(a.path, b.path) || ConfigPath.isWithin(b.path, a.path) {
+                problem(a.yamlPath, a.path == b.path
+                    ? "the path '\(a.path)' is already an axis (\(b.yamlPath))"
+                    : "overlaps the axis \(b.yamlPath): one sets a value inside the other")
+            }
+        }
+        // Every axis must write into a map that base has (catches misspelt paths).
+        if case .map = base {
+            for c in allColumns {
+                let parts = ConfigPath.segments(c.path)
+                var node = base
+                var walked: [String] = []
+                for segment in parts.dropLast() {
+                    walked.append(segment)
+                    guard let next = node[segment] else {
+                        problem(c.yamlPath, "base has no '\(walked.joined(separator: "."))' (an axis must set a value inside a map that base defines)")
+                        break
+                    }
+                    guard case .map = next else {
+                        problem(c.yamlPath, "base.\(walked.joined(separator: ".")) is \(next.kindName), not a map")
+                        break
+                    }
+                    node = next
+                }
+            }
+        }
+        self.axes = axes
+
+        // seeds
+        var seeds: [UInt64] = [0]
+        switch tree["seeds"] {
+        case nil: break
+        case let .integer(n)?:
+            if n >= 1 && n <= 10_000 { seeds = (0..<UInt64(n)).map { $0 } } else { problem("seeds", "a seed count must be between 1 and 10000, got \(n)") }
+        case let .list(items)?:
+            if items.isEmpty { problem("seeds", "has no seeds") }
+            var seen: [UInt64: Int] = [:]
+            var list: [UInt64] = []
+            for (i, item) in items.enumerated() {
+                guard case let .integer(s) = item, s >= 0 else {
+                    problem("seeds[\(i)]", "a seed must be a non-negative integer, got \(item.kindName) (\(item))")
+                    continue
+                }
+                if let j = seen[UInt64(s)] { problem("seeds[\(i)]", "seed \(s) is already listed (seeds[\(j)])"); continue }
+                seen[UInt64(s)] = i
+                list.append(UInt64(s))
+            }
+            if !list.isEmpty { seeds = list }
+        case let other?: problem("seeds", "must be a count (3 → seeds 0, 1, 2) or a list of seeds, got \(other.kindName)")
+        }
+        self.seeds = seeds
+
+        // report
+        var report = ReportSpec(rows: [], columns: [], metrics: [], plots: [])
+        if let r = tree["report"], !r.isNull {
+            if let pairs = r.mapValue {
+                for (key, _) in pairs where !Self.reportKeys.contains(key) {
+                    problem("report.\(key)", "unknown key (expected one of: \(Self.reportKeys.joined(separator: ", ")))")
+                }
+                func axisList(_ key: String) -> [String] {
+                    guard let v = r[key], !v.isNull else { return [] }
+                    guard let items = v.listValue else { problem("report.\(key)", "must be a list of grid axis paths"); return [] }
+                    var out: [String] = []
+                    for (i, item) in items.enumerated() {
+                        guard let s = item.stringValue else { problem("report.\(key)[\(i)]", "must be a grid axis path"); continue }
+                        guard let axis = axes.first(where: { $0.matches(s) }) else {
+                            let known = axes.map(\.name)
+                            problem("report.\(key)[\(i)]", "'\(s)' is not a grid axis" + (known.isEmpty ? " (the grid has none)" : " (axes: \(known.joined(separator: ", ")))"))
+                            continue
+                        }
+                        if out.contains(axis.name) { problem("report.\(key)[\(i)]", "axis '\(s)' is listed twice"); continue }
+                        out.append(axis.name)
+                    }
+                    return out
+                }
+                report.columns = axisList("columns")
+                let explicitRows = r["rows"].map { !$0.isNull } ?? false
+                report.rows = axisList("rows")
+                for (i, row) in report.rows.enumerated() where report.columns.contains(row) {
+                    problem("report.rows[\(i)]", "axis '\(row)' is also in report.columns")
+                }
+                if explicitRows {
+                    for axis in axes where !report.rows.contains(axis.name) && !report.columns.contains(axis.name) {
+                        problem("report.rows", "axis '\(axis.name)' is in neither report.rows nor report.columns (every axis must be one or the other; seeds are aggregated)")
+                    }
+                }
+                if let m = r["metrics"], !m.isNull {
+                    if let items = m.listValue, !items.isEmpty {
+                        for (i, item) in items.enumerated() {
+                            guard let s = item.stringValue, !s.isEmpty else { problem("report.metrics[\(i)]", "must be a metric name"); continue }
+                            if report.metrics.contains(s) { problem("report.metrics[\(i)]", "metric '\(s)' is listed twice"); continue }
+                            report.metrics.append(s)
+                        }
+                    } else {
+                        problem("report.metrics", m.listValue == nil ? "must be a list of metric names" : "is empty")
+                    }
+                }
+                if let p = r["plots"], !p.isNull {
+                    if let items = p.listValue {
+                        var names: [String: Int] = [:]
+                        for (i, item) in items.enumerated() {
+                            let path = "report.plots[\(i)]"
+                            guard let plot = item.mapValue else { problem(path, "must be a map {kind: bar|curve, metric: NAME}"); continue }
+                            for (key, _) in plot where !Self.plotKeys.contains(key) {
+                                problem("\(path).\(key)", "unknown key (expected one of: \(Self.plotKeys.joined(separator: ", ")))")
+                            }
+                            let kindText = item["kind"]?.stringValue ?? ""
+                            let kind = PlotSpec.Kind(rawValue: kindText)
+                            if kind == nil {
+                                problem("\(path).kind", item["kind"] == nil ? "is required (bar or curve)" : "'\(item["kind"]!)' is not a plot kind (bar, curve)")
+                            }
+                            let metric = item["metric"]?.stringValue
+                            if metric == nil || metric!.isEmpty { problem("\(path).metric", "is required (a metric name)") }
+                            var name = "\(metric ?? "plot")-\(kindText)"
+                            if let n = item["name"] {
+                                if let s = n.stringValue, Self.isValidName(s) { name = s } else {
+                                    problem("\(path).name", "must be a file-name-safe string (letters, digits, '-', '_', '.')")
+                                }
+                            }
+                            var title: String? = nil
+                            if let t = item["title"] {
+                                if let s = t.stringValue { title = s } else { problem("\(path).title", "must be a string") }
+                            }
+                            if let j = names[name] { problem(path, "a figure named '\(name)' already exists (report.plots[\(j)]); give one a `name`") }
+                            names[name] = i
+                            if let kind, let metric, !metric.isEmpty {
+                                report.plots.append(PlotSpec(kind: kind, metric: metric, name: name, title: title))
+                            }
+                        }
+                    } else {
+                        problem("report.plots", "must be a list of {kind, metric} maps")
+                    }
+                }
+            } else {
+                problem("report", "must be a map (rows, columns, metrics, plots)")
+            }
+        }
+        if report.rows.isEmpty {
+            report.rows = axes.map(\.name).filter { !report.columns.contains($0) }
+        }
+        self.report = report
+
+        // quick (checked here so that a broken quick section fails even without --quick)
+        hasQuick = tree["quick"].map { !$0.isNull } ?? false
+        if let q = tree["quick"], !q.isNull {
+            if let pairs = q.mapValue {
+                for (key, _) in pairs where !Self.quickKeys.contains(key) {
+                    problem("quick.\(key)", "unknown key (expected one of: \(Self.quickKeys.joined(separator: ", ")))")
+                }
+                if let b = q["base"], b.mapValue == nil { problem("quick.base", "must be a map merged into base") }
+                if let g = q["grid"] {
+                    if let gp = g.mapValue {
+                        for (key, value) in gp {
+                            if key == "zip" {
+                                problem("quick.grid.zip", "zip groups cannot be replaced in quick; replace single axes")
+                            } else if !axes.contains(where: { $0.zipIndex == nil && $0.matches(key) }) {
+                                problem("quick.grid.\(key)", "'\(key)' is not an axis of grid (quick can only shorten existing axes)")
+                            } else if value.listValue == nil {
+                                problem("quick.grid.\(key)", "must be a list of values")
+                            }
+                        }
+                    } else {
+                        problem("quick.grid", "must be a map of axis: [values]")
+                    }
+                }
+            } else {
+                problem("quick", "must be a map with base, grid, seeds")
+            }
+        }
+
+        let lines = lines
+        let origins = origins
+        if !problems.isEmpty {
+            throw SpecError(source: source, problems: problems.map { Self.located($0, lines: lines, origins: origins) })
+        }
+
+        var identity: ConfigValue = .map([
+            ("name", .string(name)),
+            ("base", base),
+            ("grid", .list(axes.map { axis in .list(axis.columns.map { .list([.string($0.path), .list($0.values)]) }) })),
+            ("seeds", .list(seeds.map { .integer(Int($0)) })),
+        ])
+        if axes.isEmpty { identity = identity.merging(.map([("grid", .list([]))])) }
+        hash = identity.canonicalHash
+        var stored = tree
+        if case var .map(pairs) = stored {
+            pairs.removeAll { $0.key == "quick" }
+            stored = .map(pairs)
+        }
+        effectiveJSON = stored.orderedJSON
+    }
+
+    // MARK: helpers
+
+    static func isValidName(_ s: String) -> Bool {
+        guard let first = s.first, first.isASCII, first.isLetter || first.isNumber, s.count <= 100 else { return false }
+        return s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }
+    }
+
+    private static func column(path: String, list: ConfigValue, yamlPath: String, problem: (String, String) -> Void) -> GridAxis.Column? {
+        guard ConfigPath.isValid(path) else {
+            problem(yamlPath, "'\(path)' is not a dotted path of identifiers (e.g. model.norm.name)")
+            return nil
+        }
+        guard let values = list.listValue else {
+            problem(yamlPath, "must be a list of values, got \(list.kindName) (write [\(list)] for a single value)")
+            return nil
+        }
+        guard !values.isEmpty else {
+            problem(yamlPath, "has no values (an empty axis would make an empty grid)")
+            return nil
+        }
+        return GridAxis.Column(path: path, values: values, yamlPath: yamlPath)
+    }
+
+    /// The spec path as written in the file, and its line.
+    private static func located(_ p: ConfigProblem, lines: [String: Int], origins: [String: String]) -> ConfigProblem {
+        var path = p.path
+        // longest matching origin prefix (a path or a path followed by an index)
+        let match = origins.keys.filter { path == $0 || path.hasPrefix($0 + ".") || path.hasPrefix($0 + "[") }.max { $0.count < $1.count }
+        if let match, let origin = origins[match] { path = origin + path.dropFirst(match.count) }
+        var line = p.line
+        if line == nil {
+            // the line of the path, or of its closest ancestor that has one
+            var probe = path
+            while line == nil && !probe.isEmpty {
+                line = lines[probe]
+                if let cut = probe.lastIndex(where: { $0 == "." || $0 == "[" }) { probe = String(probe[..<cut]) } else { break }
+            }
+        }
+        return ConfigProblem(path: path, message: p.message, line: line)
+    }
+
+    func located(_ p: ConfigProblem) -> ConfigProblem { Self.located(p, lines: lines, origins: origins) }
+
+    // MARK: quick
+
+    /// The `--quick` variant: `quick.base` merged into base, `quick.grid` axes replaced,
+    /// `quick.seeds` instead of seeds, named `<name>-quick` (so it gets its own store).
+    public func quickVariant() throws -> AblationSpec {
+        guard hasQuick, let quick = tree["quick"] else {
+            throw AblationError("spec '\(name)' (\(source)) has no quick section")
+        }
+        guard case var .map(top) = tree else { return self }
+        var origins: [String: String] = [:]
+        func set(_ key: String, _ value: ConfigValue) {
+            if let i = top.firstIndex(where: { $0.key == key }) { top[i].value = value } else { top.append((key, value)) }
+        }
+        set("name", .string(name + "-quick"))
+        if let qb = quick["base"] {
+            set("base", base.merging(qb))
+            for leaf in qb.leafPaths { origins["base.\(leaf)"] = "quick.base.\(leaf)" }
+        }
+        if let qg = quick["grid"]?.mapValue, case var .map(grid)? = tree["grid"] {
+            for (key, value) in qg {
+                if let i = grid.firstIndex(where: { $0.key == key }) { grid[i].value = value }
+                origins["grid.\(key)"] = "quick.grid.\(key)"
+            }
+            set("grid", .map(grid))
+        }
+        if let qs = quick["seeds"] {
+            set("seeds", qs)
+            origins["seeds"] = "quick.seeds"
+        }
+        top.removeAll { $0.key == "quick" }
+        return try AblationSpec(tree: .map(top), lines: lines, source: source, origins: origins, isQuick: true)
+    }
+
+    /// Re-reads a spec from its ``effectiveJSON`` (as kept in a store).
+    public static func fromStored(json: String, source: String) throws -> AblationSpec {
+        let tree = try YAMLTree(text: json, source: source)
+        let name = tree.root["name"]?.stringValue ?? ""
+        return try AblationSpec(tree: tree.root, lines: [:], source: source, origins: [:], isQuick: name.hasSuffix("-quick"))
+    }
+
+    // MARK: cells
+
+    /// Number of cells (product of the axis lengths).
+    public var cellCount: Int { axes.reduce(1) { $0 * $1.count } }
+
+    /// The cells in expansion order: the cartesian product of the axes in spec order, the
+    /// last axis varying fastest; each cell is `base` with its axis values written in.
+    /// Throws a ``SpecError`` when an axis cannot be written into base or two cells have the
+    /// same configuration (duplicates are refused).
+    public func cells() throws -> [Cell] {
+        var problems: [ConfigProblem] = []
+        var cells: [Cell] = []
+        let total = cellCount
+        cells.reserveCapacity(total)
+        var seen: [String: Int] = [:]
+        var reportedWrite = Set<String>()
+        var reportedDuplicates = Set<String>()
+        for index in 0..<total {
+            var rest = index
+            var coordinates = [Int](repeating: 0, count: axes.count)
+            for a in axes.indices.reversed() {
+                coordinates[a] = rest % axes[a].count
+                rest /= axes[a].count
+            }
+            var config = base
+            var settings: [AxisSetting] = []
+            var failed = false
+            for (a, axis) in axes.enumerated() {
+                let k = coordinates[a]
+                for column in axis.columns {
+                    let yamlPath = "\(column.yamlPath)[\(k)]"
+                    do {
+                        config = try config.setting(column.values[k], at: column.path)
+                    } catch let error as ConfigPathError {
+                        if reportedWrite.insert(column.yamlPath).inserted {
+                            problems.append(ConfigProblem(path: column.yamlPath, message: "cannot set '\(column.path)': base.\(error.path) is \(error.found), not a map"))
+                        }
+                        failed = true
+                    } catch {
+                        failed = true
+                    }
+                    settings.append(AxisSetting(path: column.path, value: column.values[k], yamlPath: yamlPath))
+                }
+            }
+            if failed { continue }
+            let cell = Cell(index: index, config: CellConfig(config), settings: settings, coordinates: coordinates)
+            if let j = seen[cell.hash] {
+                let other = cells[j]
+                // name the first axis value that differs in the spec (a repeated value or zip row)
+                let differing = zip(cell.settings, other.settings).first { $0.yamlPath != $1.yamlPath }
+                let path = differing?.0.yamlPath ?? "grid"
+                let otherPath = differing?.1.yamlPath ?? "another cell"
+                if reportedDuplicates.insert(path + " " + otherPath).inserted {
+                    problems.append(ConfigProblem(path: path, message: "duplicate cell: resolves to the same configuration as \(otherPath) (cell \(other.config.shortHash)); remove one of the values"))
+                }
+                continue
+            }
+            seen[cell.hash] = cells.count
+            cells.append(cell)
+        }
+        if !problems.isEmpty { throw SpecError(source: source, problems: problems.map(located)) }
+        return cells
+    }
+
+    /// ``cells()`` plus every cell checked by `runner` (and `report.metrics` against the
+    /// runner's metric names). Each runner problem is reported once, at the spec path its
+    /// value came from, saying in which cells it occurs when not in all.
+    public func cells(validatingWith runner: any CellRunner) throws -> [Cell] {
+        let cells = try cells()
+        var order: [ConfigProblem] = []
+        var occurrences: [ConfigProblem: [Cell]] = [:]
+        for cell in cells {
+            for p in runner.validate(cell.config) {
+                let mapped = specPath(of: p, in: cell)
+                if occurrences[mapped] == nil { order.append(mapped) }
+                occurrences[mapped, default: []].append(cell)
+            }
+        }
+        var problems: [ConfigProblem] = order.map { p in
+            let where_ = occurrences[p]!
+            guard where_.count < cells.count, let first = where_.first else { return p }
+            let example = first.label
+            let scope = where_.count == 1 ? "in 1 of \(cells.count) cells" : "in \(where_.count) of \(cells.count) cells"
+            return ConfigProblem(path: p.path, message: p.message + " (\(scope)" + (example.isEmpty ? ")" : ", e.g. \(example))"), line: p.line)
+        }
+        if let known = runner.metricNames {
+            for (i, m) in report.metrics.enumerated() where !known.contains(m) {
+                problems.append(ConfigProblem(path: "report.metrics[\(i)]", message: "runner '\(runner.name)' reports no metric '\(m)' (it reports: \(known.joined(separator: ", ")))"))
+            }
+            for (i, plot) in report.plots.enumerated() where !known.contains(plot.metric) {
+                problems.append(ConfigProblem(path: "report.plots[\(i)].metric", message: "runner '\(runner.name)' reports no metric '\(plot.metric)' (it reports: \(known.joined(separator: ", ")))"))
+            }
+        }
+        if !problems.isEmpty { throw SpecError(source: source, problems: problems.map(located)) }
+        return cells
+    }
+
+    /// Maps a runner's config-relative problem to the spec path its value came from.
+    func specPath(of problem: ConfigProblem, in cell: Cell) -> ConfigProblem {
+        let p = problem.path
+        for s in cell.settings where ConfigPath.isWithin(p, s.path) {
+            let rest = String(p.dropFirst(s.path.count))   // "" or ".options.num_groups"
+            return ConfigProblem(path: s.yamlPath + rest, message: problem.message)
+        }
+        return ConfigProblem(path: p.isEmpty ? "base" : "base.\(p)", message: problem.message)
+    }
+
+    /// The line of a spec path, when known.
+    public func line(of path: String) -> Int? { located(ConfigProblem(path: path, message: "")).line }
+
+    /// Short names of the axis column paths: the shortest dotted suffix that no other column
+    /// path ends with (`norm_eval` for `finetune.freeze.norm_eval`).
+    public var columnLabels: [String: String] {
+        let paths = axes.flatMap(\.paths)
+        func short(_ path: String) -> String {
+            let parts = ConfigPath.segments(path)
+            for k in 1...parts.count {
+                let candidate = parts.suffix(k).joined(separator: ".")
+                if !paths.contains(where: { $0 != path && ($0 == candidate || $0.hasSuffix("." + candidate)) }) { return candidate }
+            }
+            return path
+        }
+        return Dictionary(uniqueKeysWithValues: paths.map { ($0, short($0)) })
+    }
+
+    /// Short labels for tables, keyed by axis name: the ``columnLabels`` of its paths, joined
+    /// by `+` for zip groups.
+    public var axisLabels: [String: String] {
+        let short = columnLabels
+        var out: [String: String] = [:]
+        for axis in axes { out[axis.name] = axis.paths.map { short[$0] ?? $0 }.joined(separator: "+") }
+        return out
+    }
+}

@@ -1,0 +1,244 @@
+import Foundation
+import NormCore
+import NormPython
+import Yams
+
+/// The files a report wrote.
+public struct ReportFiles: Sendable {
+    public var directory: String
+    public var markdown: String
+    public var csv: String
+    public var json: String
+    public var runsCSV: String
+    /// PNG and SVG of every figure.
+    public var figures: [String]
+    public var notebook: String?
+
+    public var all: [String] { [markdown, csv, json, runsCSV] + figures + (notebook.map { [$0] } ?? []) }
+}
+
+extension AblationReport {
+    // MARK: figures
+
+    /// The figures the spec asks for (a bar chart per metric when `report.plots` is empty).
+    public var plots: [PlotSpec] {
+        if !spec.report.plots.isEmpty { return spec.report.plots }
+        return metrics.map { PlotSpec(kind: .bar, metric: $0, name: "\($0)-bar", title: nil) }
+    }
+
+    /// Drawing instructions for `normlab_report.render_figures`.
+    func figurePayload(_ plot: PlotSpec) throws -> ConfigValue {
+        let title = plot.title ?? "\(study.name): \(plot.metric)" + (plot.kind == .curve ? " per epoch" : "") + " (mean ± std over seeds)"
+        switch plot.kind {
+        case .bar:
+            // one line per varying row axis (axes with a single value say nothing here)
+            let varying = rowAxes.enumerated().filter { spec.axes[$0.element].count > 1 }
+            let categories = rowKeys.map { key -> String in
+                let parts = varying.map { "\(axisLabel($0.element))=\(valueText($0.element, key[$0.offset]))" }
+                return parts.isEmpty ? "all" : parts.joined(separator: "\n")
+            }
+            let series: [ConfigValue] = columnKeys.map { ck in
+                let stats = rowKeys.map { rk in cell(row: rk, column: ck)?.metrics[plot.metric] }
+                return .map([
+                    ("label", .string(columnAxes.isEmpty ? plot.metric : keyLabel(columnAxes, ck))),
+                    ("mean", .list(stats.map { Self.jsonNumber($0?.mean) })),
+                    ("std", .list(stats.map { Self.jsonNumber($0?.std) })),
+                    ("n", .list(stats.map { .integer($0?.n ?? 0) })),
+                    ("diverged", .list(stats.map { .integer($0?.diverged ?? 0) })),
+                ])
+            }
+            if cells.allSatisfy({ $0.runs.allSatisfy { $0.result.metrics[plot.metric] == nil } }) {
+                throw AblationError("figure '\(plot.name)': no run has the metric '\(plot.metric)'")
+            }
+            return .map([("kind", "bar"), ("name", .string(plot.name)), ("title", .string(title)), ("metric", .string(plot.metric)),
+                         ("categories", .list(categories.map { .string($0) })), ("series", .list(series)),
+                         ("legend_title", columnAxes.isEmpty ? .null : .string(columnAxes.map(axisLabel).joined(separator: ", ")))])
+        case .curve:
+            var lines: [ConfigValue] = []
+            for c in cells {
+                let curves = c.runs.filter { !$0.result.diverged }.compactMap { $0.result.curves[plot.metric] }
+                guard let length = curves.map(\.count).max(), length > 0 else { continue }
+                var mean: [ConfigValue] = [], std: [ConfigValue] = []
+                for e in 0..<length {
+                    let xs = curves.compactMap { e < $0.count ? $0[e] : nil }.filter(\.isFinite)
+                    guard !xs.isEmpty else { mean.append(.null); std.append(.null); continue }
+                    let m = xs.reduce(0, +) / Double(xs.count)
+                    mean.append(.real(m))
+                    std.append(xs.count < 2 ? .real(0) : .real((xs.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(xs.count - 1)).squareRoot()))
+                }
+                let text = spec.axes.indices.filter { spec.axes[$0].count > 1 }
+                    .map { "\(axisLabel($0))=\(valueText($0, c.cell.coordinates[$0]))" }.joined(separator: ", ")
+                lines.append(.map([("label", .string(text.isEmpty ? "all" : text)), ("mean", .list(mean)), ("std", .list(std))]))
+            }
+            if lines.isEmpty { throw AblationError("figure '\(plot.name)': no stored run has a per-epoch curve '\(plot.metric)'") }
+            return .map([("kind", "curve"), ("name", .string(plot.name)), ("title", .string(title)), ("metric", .string(plot.metric)),
+                         ("xlabel", "epoch"), ("lines", .list(lines))])
+        }
+    }
+
+    /// Draws the figures into `directory` (PNG and SVG each) with matplotlib in the embedded
+    /// interpreter; returns the files written.
+    public func renderFigures(to directory: String) throws -> [String] {
+        let payload: ConfigValue = .map([("figures", .list(try plots.map(figurePayload)))])
+        let module = try ReportPython.module()
+        return try Python.withGIL {
+            try module.attribute("render_figures").call(arguments: [payload.orderedJSON, directory]).decode([String].self)
+        }
+    }
+
+    // MARK: files
+
+    /// Writes `table.md`, `table.csv`, `table.json`, `runs.csv` and (with `figures`)
+    /// `figures/<name>.png|svg` into `directory`.
+    public func write(to directory: String, figures: Bool = true) throws -> ReportFiles {
+        let fm = FileManager.default
+        do { try fm.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
+            throw AblationError("cannot create the report folder \(directory): \(error.localizedDescription)")
+        }
+        // A report folder belongs to one (store, study): never overwrite another study's report.
+        let marker = directory + "/.normlab-report"
+        let owner = "study=\(study.name)\nstore=\(URL(fileURLWithPath: storePath).standardizedFileURL.path)\n"
+        if let existing = fm.contents(atPath: marker).map({ String(decoding: $0, as: UTF8.self) }), existing != owner {
+            let other = existing.split(separator: "\n").map(String.init).joined(separator: ", ")
+            throw AblationError("the report folder \(directory) holds another report (\(other)); choose another --out")
+        } else if !fm.fileExists(atPath: marker) {
+            let entries = (try? fm.contentsOfDirectory(atPath: directory)) ?? []
+            if entries.contains(where: { ["table.md", "table.csv", "table.json", "runs.csv"].contains($0) }) {
+                throw AblationError("the report folder \(directory) already holds files not written for this study; choose another --out")
+            }
+            try? owner.write(toFile: marker, atomically: true, encoding: .utf8)
+        }
+        func put(_ name: String, _ text: String) throws -> String {
+            let path = directory + "/" + name
+            do { try text.write(toFile: path, atomically: true, encoding: .utf8) } catch {
+                throw AblationError("cannot write \(path): \(error.localizedDescription)")
+            }
+            return path
+        }
+        var files = ReportFiles(directory: directory,
+                                markdown: try put("table.md", markdown() + "\n### Provenance\n\n" + provenanceMarkdown()),
+                                csv: try put("table.csv", csv()), json: try put("table.json", json()),
+                                runsCSV: try put("runs.csv", runsCSV()), figures: [], notebook: nil)
+        if figures { files.figures = try renderFigures(to: directory + "/figures") }
+        return files
+    }
+
+    // MARK: notebook
+
+    /// Writes a Jupyter notebook (nbformat 4, validated with `nbformat`) to `path`, with the
+    /// spec, provenance, table and the PNG `figures` (attachments), and `<stem>.csv` /
+    /// `<stem>-runs.csv` next to it that its code cells reload. Returns the files written.
+    @discardableResult
+    public func writeNotebook(to path: String, figures: [String]) throws -> [String] {
+        let url = URL(fileURLWithPath: path)
+        let dir = url.deletingLastPathComponent().path
+        let stem = url.pathExtension == "ipynb" ? url.deletingPathExtension().lastPathComponent : url.lastPathComponent
+        do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
+            throw AblationError("cannot create \(dir): \(error.localizedDescription)")
+        }
+        let csvName = stem + ".csv", runsName = stem + "-runs.csv"
+        do {
+            try csv().write(toFile: dir + "/" + csvName, atomically: true, encoding: .utf8)
+            try runsCSV().write(toFile: dir + "/" + runsName, atomically: true, encoding: .utf8)
+        } catch {
+            throw AblationError("cannot write the notebook's CSV files in \(dir): \(error.localizedDescription)")
+        }
+        let pngs = figures.filter { $0.hasSuffix(".png") }
+        let figureEntries: [ConfigValue] = pngs.map { png in
+            let name = URL(fileURLWithPath: png).deletingPathExtension().lastPathComponent
+            let plot = plots.first { $0.name == name }
+            let title = plot?.title ?? plot.map { "\($0.metric) (\($0.kind.rawValue))" } ?? name
+            return .map([("name", .string(name)), ("title", .string(title)), ("png", .string(png))])
+        }
+        let payload: ConfigValue = .map([
+            ("study", .string(study.name)),
+            ("description", spec.description.map { .string($0) } ?? .null),
+            ("normlab_version", .string(NormlabVersion.string)),
+            ("exported_at", .string(Timestamp.string(Date()))),
+            ("store", .string(storePath)),
+            ("spec_hash", .string(spec.hash)),
+            ("spec_yaml", .string(specYAML)),
+            ("provenance_md", .string(provenanceMarkdown())),
+            ("table_md", .string(markdownTable())),
+            ("legend", .string(legend)),
+            ("figures", .list(figureEntries)),
+            ("csv", .string(csvName)),
+            ("runs_csv", .string(runsName)),
+            ("axis_columns", .list(csvAxisColumns.map { .string($0) })),
+            ("metrics", .list(metrics.map { .string($0) })),
+        ])
+        let module = try ReportPython.module()
+        _ = try Python.withGIL { try module.attribute("write_notebook").call(arguments: [payload.orderedJSON, path]) }
+        return [path, dir + "/" + csvName, dir + "/" + runsName]
+    }
+
+    /// The effective spec as YAML.
+    public var specYAML: String {
+        guard let tree = try? YAMLTree(text: study.specJSON, source: "spec").root else { return study.specJSON }
+        return tree.yaml
+    }
+}
+
+/// `python/normlab_report.py` in the embedded interpreter.
+public enum ReportPython {
+    public static func module() throws -> PyObjectRef {
+        try Python.withGIL {
+            if let cached = box.value { return cached }
+            try Python.addToSysPath(try PythonSupport.locateDirectory())
+            let module = try Python.import("normlab_report")
+            box.value = module
+            return module
+        }
+    }
+
+    /// Validates a notebook file with `nbformat` (throws a ``PythonError`` when invalid);
+    /// returns (nbformat, nbformat_minor, cell count).
+    public static func validateNotebook(_ path: String) throws -> (major: Int, minor: Int, cells: Int) {
+        let module = try module()
+        return try Python.withGIL {
+            let t = try module.attribute("validate_notebook").call(arguments: [path])
+            return (try t.item(0).decode(Int.self), try t.item(1).decode(Int.self), try t.item(2).decode(Int.self))
+        }
+    }
+
+    private static let box = ModuleBox()
+}
+
+final class ModuleBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: PyObjectRef?
+    var value: PyObjectRef? {
+        get { lock.lock(); defer { lock.unlock() }; return stored }
+        set { lock.lock(); stored = newValue; lock.unlock() }
+    }
+}
+
+extension ConfigValue {
+    /// Block YAML (scalar lists in flow style); strings that would read back as another type
+    /// are quoted.
+    public var yaml: String {
+        (try? Yams.serialize(node: yamlNode, allowUnicode: true)) ?? orderedJSON
+    }
+
+    var yamlNode: Node {
+        switch self {
+        case .null: return .scalar(.init("null"))
+        case let .bool(b): return .scalar(.init(b ? "true" : "false"))
+        case let .integer(i): return .scalar(.init(String(i)))
+        case let .real(d):
+            var text = d.isFinite ? "\(d)" : (d.isNaN ? ".nan" : (d > 0 ? ".inf" : "-.inf"))
+            if case .integer = YAMLTree.resolvePlain(text) { text += ".0" }
+            return .scalar(.init(text))
+        case let .string(s):
+            let plainSafe = YAMLTree.resolvePlain(s) == .string(s) && !s.isEmpty
+                && s.rangeOfCharacter(from: CharacterSet(charactersIn: ":#{}[],&*!|>'\"%@`\n\t")) == nil
+                && s.first != "-" && s.first != "?" && s.first != " " && s.last != " "
+            return .scalar(.init(s, .implicit, plainSafe ? .plain : .doubleQuoted))
+        case let .list(items):
+            let flat = items.allSatisfy { if case .list = $0 { return false }; if case .map = $0 { return false }; return true }
+            return .sequence(.init(items.map(\.yamlNode), .implicit, flat ? .flow : .block))
+        case let .map(pairs):
+            return .mapping(.init(pairs.map { (Node.scalar(.init($0.key)), $0.value.yamlNode) }, .implicit, pairs.isEmpty ? .flow : .block))
+        }
+    }
+}

@@ -1,0 +1,199 @@
+"""Figures and notebooks for ``normlab ablate report``.
+
+Swift (``NormAblate``) aggregates the results and calls this module through the embedded
+interpreter with JSON payloads; everything here only draws and writes files. Also usable
+from ``/usr/bin/python3`` (e.g. ``python3 -c 'import normlab_report as r; r.validate_notebook("x.ipynb")'``).
+
+- :func:`render_figures` draws each figure with matplotlib's object-oriented API (no
+  ``pyplot`` global state, so concurrent callers cannot interfere) on the Agg backend and
+  writes ``<name>.png`` and ``<name>.svg`` (SVG with a fixed hash salt and no date, so the
+  same data gives the same file).
+- :func:`write_notebook` builds an nbformat-4 notebook (spec, provenance, table, figures as
+  attachments, and code cells that reload the exported CSV files), validates it with
+  ``nbformat.validate`` and writes it.
+"""
+import base64
+import json
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+# Deterministic SVG output (element ids are salted with this instead of a random value).
+matplotlib.rcParams["svg.hashsalt"] = "normlab"
+matplotlib.rcParams["svg.fonttype"] = "path"
+
+_COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
+
+
+def _nan(x):
+    return float("nan") if x is None else float(x)
+
+
+def _bar(fig, spec):
+    ax = fig.add_subplot(1, 1, 1)
+    categories = spec["categories"]
+    series = spec["series"]
+    k = max(1, len(series))
+    width = 0.8 / k
+    xs = list(range(len(categories)))
+    for i, s in enumerate(series):
+        offs = [x - 0.4 + width * (i + 0.5) for x in xs]
+        means = [_nan(m) for m in s["mean"]]
+        stds = [0.0 if v is None else float(v) for v in s["std"]]
+        color = _COLORS[i % len(_COLORS)]
+        ax.bar(offs, [0 if m != m else m for m in means], width=width * 0.95, yerr=stds, capsize=3,
+               color=color, label=s["label"], edgecolor="black", linewidth=0.4)
+        for x, m, d, n in zip(offs, means, s["diverged"], s["n"]):
+            if d:
+                top = 0 if m != m else m
+                ax.annotate("%d\u2020" % d, (x, top), ha="center", va="bottom", fontsize=7, color="#C44E52")
+            elif n == 0:
+                ax.annotate("n/a", (x, 0), ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(xs)
+    ax.set_xticklabels(categories, fontsize=7 if len(categories) > 6 else 8)
+    ax.set_ylabel(spec["metric"])
+    finite = [_nan(m) for s in series for m in s["mean"] if m is not None]
+    if finite and all(0 <= m <= 1 for m in finite):
+        lo = min(finite)
+        ax.set_ylim(max(0.0, lo - 0.15 * (1 - lo) - 0.05), min(1.0, max(finite) + 0.1))
+    if len(series) > 1 or spec.get("legend_title"):
+        ax.legend(fontsize=7, title=spec.get("legend_title"), title_fontsize=7)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def _curve(fig, spec):
+    ax = fig.add_subplot(1, 1, 1)
+    for i, line in enumerate(spec["lines"]):
+        mean = [_nan(v) for v in line["mean"]]
+        std = [0.0 if v is None else float(v) for v in line["std"]]
+        xs = list(range(1, len(mean) + 1))
+        color = _COLORS[i % len(_COLORS)]
+        style = "-" if i < len(_COLORS) else "--"
+        ax.plot(xs, mean, style, color=color, label=line["label"], linewidth=1.2, marker="o", markersize=2.5)
+        lo = [m - s for m, s in zip(mean, std)]
+        hi = [m + s for m, s in zip(mean, std)]
+        ax.fill_between(xs, lo, hi, color=color, alpha=0.15, linewidth=0)
+    ax.set_xlabel(spec.get("xlabel", "epoch"))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(spec["metric"])
+    ax.grid(alpha=0.3)
+    if len(spec["lines"]) <= 16:
+        ax.legend(fontsize=6, loc="best")
+
+
+def render_figures(payload_json, out_dir):
+    """Draws every figure of ``{"figures": [...]}`` into ``out_dir``; returns the files written."""
+    payload = json.loads(payload_json)
+    os.makedirs(out_dir, exist_ok=True)
+    written = []
+    for spec in payload["figures"]:
+        width = 7.0
+        if spec["kind"] == "bar":
+            width = max(7.0, min(16.0, 1.2 * len(spec["categories"]) * max(1, len(spec["series"])) ** 0.5))
+        fig = Figure(figsize=(spec.get("width", width), spec.get("height", 4.4)), dpi=110)
+        FigureCanvasAgg(fig)
+        if spec["kind"] == "bar":
+            _bar(fig, spec)
+        elif spec["kind"] == "curve":
+            _curve(fig, spec)
+        else:
+            raise ValueError("unknown figure kind %r" % spec["kind"])
+        fig.suptitle(spec["title"], fontsize=10)
+        fig.tight_layout()
+        base = os.path.join(out_dir, spec["name"])
+        fig.savefig(base + ".png", format="png", metadata={"Software": None})
+        fig.savefig(base + ".svg", format="svg", metadata={"Date": None, "Creator": None})
+        written += [base + ".png", base + ".svg"]
+    return written
+
+
+_RELOAD = '''import csv
+from pathlib import Path
+
+# The aggregated table (one row per cell and metric) and every run, exported next to this notebook.
+table = list(csv.DictReader(open(Path({csv!r}))))
+runs = list(csv.DictReader(open(Path({runs_csv!r}))))
+axes = {axes!r}
+metrics = sorted({{row["metric"] for row in table}})
+print(len(table), "table rows,", len(runs), "runs; axes:", axes, "; metrics:", metrics)'''
+
+_REDRAW = '''import matplotlib.pyplot as plt
+
+def num(s):
+    return float(s) if s not in ("", "nan") else float("nan")
+
+metric = {metric!r}
+rows = [r for r in table if r["metric"] == metric]
+labels = [", ".join("%s=%s" % (a, r[a]) for a in axes) or "all" for r in rows]
+means = [num(r["mean"]) for r in rows]
+stds = [0.0 if r["std"] in ("", "nan") else num(r["std"]) for r in rows]
+fig, ax = plt.subplots(figsize=(8, 0.35 * len(rows) + 1.5))
+ax.barh(range(len(rows)), means, xerr=stds, capsize=3)
+ax.set_yticks(range(len(rows)))
+ax.set_yticklabels(labels, fontsize=7)
+ax.invert_yaxis()
+ax.set_xlabel(metric + " (mean ± std over seeds)")
+plt.tight_layout()
+plt.show()'''
+
+_PER_SEED = '''# Per-seed values of one cell, straight from the runs table.
+first = runs[0]["cell_hash"] if runs else None
+[(r["seed"], r["diverged"], r.get({metric!r})) for r in runs if r["cell_hash"] == first]'''
+
+
+def write_notebook(payload_json, path):
+    """Writes the study notebook to ``path`` after ``nbformat.validate``; returns ``path``."""
+    import nbformat
+    from nbformat import v4
+
+    p = json.loads(payload_json)
+    cells = []
+    intro = "# Ablation study: %s\n\n" % p["study"]
+    if p.get("description"):
+        intro += p["description"].strip() + "\n\n"
+    intro += ("Exported by normlab %s on %s from the result store `%s` (spec hash `%s`). "
+              "The tables and figures below are the stored results; the code cells reload the exported CSV files "
+              "(`%s`, `%s`) so the analysis can go on from here."
+              % (p["normlab_version"], p["exported_at"], p["store"], p["spec_hash"][:12], p["csv"], p["runs_csv"]))
+    cells.append(v4.new_markdown_cell(intro))
+    cells.append(v4.new_markdown_cell("## Spec\n\n```yaml\n%s\n```" % p["spec_yaml"].rstrip()))
+    cells.append(v4.new_markdown_cell("## Provenance\n\n" + p["provenance_md"]))
+    cells.append(v4.new_markdown_cell("## Results\n\n" + p["table_md"] + "\n" + p["legend"]))
+    for fig in p["figures"]:
+        name = os.path.basename(fig["png"])
+        with open(fig["png"], "rb") as f:
+            data = base64.b64encode(f.read()).decode("ascii")
+        cell = v4.new_markdown_cell("### %s\n\n![%s](attachment:%s)" % (fig["title"], fig["name"], name))
+        cell["attachments"] = {name: {"image/png": data}}
+        cells.append(cell)
+    cells.append(v4.new_markdown_cell("## Reload the data"))
+    cells.append(v4.new_code_cell(_RELOAD.format(csv=p["csv"], runs_csv=p["runs_csv"], axes=p["axis_columns"])))
+    if p["metrics"]:
+        cells.append(v4.new_code_cell(_REDRAW.format(metric=p["metrics"][0])))
+        cells.append(v4.new_code_cell(_PER_SEED.format(metric=p["metrics"][0])))
+    nb = v4.new_notebook(cells=cells, metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "language_info": {"name": "python"},
+        "normlab": {"study": p["study"], "spec_hash": p["spec_hash"], "store": p["store"],
+                    "normlab_version": p["normlab_version"]},
+    })
+    nbformat.validate(nb)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        nbformat.write(nb, f)
+    os.replace(tmp, path)
+    return path
+
+
+def validate_notebook(path):
+    """Reads ``path`` as nbformat 4 and validates it (raises ``nbformat.ValidationError``)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    return nb.nbformat, nb.nbformat_minor, len(nb.cells)
