@@ -31,6 +31,9 @@ public final class BatchNorm: NormalizationPlugin, RunningStatisticsProviding {
     public var tracksRunningStatistics: Bool { core.running != nil }
     /// The running statistics, when tracked.
     public var runningStatistics: RunningStatistics? { core.running }
+    /// Per-channel mean, biased variance and values per channel of the last forward that used
+    /// batch statistics; `nil` before one.
+    public var lastBatchStatistics: (mean: [Double], variance: [Double], count: Int)? { core.lastBatchStatistics }
 
     public func forward(_ x: Tensor, mode: Mode) throws -> Tensor { try core.forward(x, mode: mode, renorm: nil) }
     public func backward(_ gradOutput: Tensor) throws -> Tensor { try core.backward(gradOutput) }

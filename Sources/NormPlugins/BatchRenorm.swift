@@ -40,6 +40,9 @@ public final class BatchRenorm: NormalizationPlugin, RunningStatisticsProviding 
     public var buffers: [Buffer] { core.buffers }
     public var tracksRunningStatistics: Bool { true }
     public var runningStatistics: RunningStatistics? { core.running }
+    /// Per-channel mean, biased variance and values per channel of the last forward that used
+    /// batch statistics; `nil` before one.
+    public var lastBatchStatistics: (mean: [Double], variance: [Double], count: Int)? { core.lastBatchStatistics }
 
     /// Fraction of channels whose r / d was clipped in the last train step.
     public var lastClipFractions: (r: Double, d: Double) { (core.lastRClipFraction, core.lastDClipFraction) }

@@ -77,11 +77,12 @@ public final class FilterResponseNorm: NormalizationPlugin {
             if let t { floor[p] = t[c] }
         }
         let zeros = [Float](repeating: 0, count: planes)
-        var y = output.tensor(shape: x.shape)
-        x.withUnsafeBufferPointer { xb in y.withUnsafeMutableBufferPointer { yb in
-            PlaneKernels.affine(x: xb.baseAddress!, y: yb.baseAddress!, planes: planes, length: s,
-                                mu: zeros, scale: scale, shift: shift, floor: tau == nil ? nil : floor)
-        }}
+        let y = output.tensor(shape: x.shape) { yb in
+            x.withUnsafeBufferPointer { xb in
+                PlaneKernels.affine(x: xb.baseAddress!, y: yb.baseAddress!, planes: planes, length: s,
+                                    mu: zeros, scale: scale, shift: shift, floor: tau == nil ? nil : floor)
+            }
+        }
         cache = (x, invr, scale, shift, floor, eps)
         return y
     }
@@ -107,11 +108,12 @@ public final class FilterResponseNorm: NormalizationPlugin {
             a[p] = Float(inv * wc)
             bCoef[p] = Float(-wc * inv * inv * inv * passGX[p] / Double(s))
         }
-        var gx = gradInput.tensor(shape: x.shape)
-        x.withUnsafeBufferPointer { xb in gradOutput.withUnsafeBufferPointer { gbuf in gx.withUnsafeMutableBufferPointer { ob in
-            ThresholdKernels.maskedLinear(x: xb.baseAddress!, g: gbuf.baseAddress!, out: ob.baseAddress!, planes: planes, length: s,
-                                          scale: c.scale, shift: c.shift, floor: c.floor, a: a, b: bCoef)
-        }}}
+        let gx = gradInput.tensor(shape: x.shape) { ob in
+            x.withUnsafeBufferPointer { xb in gradOutput.withUnsafeBufferPointer { gbuf in
+                ThresholdKernels.maskedLinear(x: xb.baseAddress!, g: gbuf.baseAddress!, out: ob.baseAddress!, planes: planes, length: s,
+                                              scale: c.scale, shift: c.shift, floor: c.floor, a: a, b: bCoef)
+            }}
+        }
         if let affine {
             affine.weight.gradient = affine.weight.requiresGrad ? Tensor(shape: [channels], doubles: gw) : nil
             affine.bias.gradient = affine.bias.requiresGrad ? Tensor(shape: [channels], doubles: gb) : nil

@@ -50,13 +50,8 @@ public final class GroupNorm: NormalizationPlugin {
                 reason: "each group holds a single value (C/num_groups = \(channels / groups), spatial size \(layout.s)) for input of shape \(x.shape.shapeText)")
         }
         let (mean, variance) = layout.batchMoments(x)
-        var planeMean = [Double](repeating: 0, count: layout.planes), planeInvstd = planeMean
-        for p in 0..<layout.planes {
-            let g = layout.group(ofPlane: p)
-            planeMean[p] = mean[g]
-            planeInvstd[p] = 1 / (variance[g] + eps).squareRoot()
-        }
-        let (y, st) = PlaneNormalizer.forward(x, layout: layout, planeMean: planeMean, planeInvstd: planeInvstd,
+        let invstd = variance.map { 1 / ($0 + eps).squareRoot() }
+        let (y, st) = PlaneNormalizer.forward(x, layout: layout, groupMean: mean, groupInvstd: invstd,
                                               weight: affine?.weight.value, bias: affine?.bias.value,
                                               batchStatistics: true, output: &output)
         state = st

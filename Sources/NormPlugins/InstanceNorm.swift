@@ -27,6 +27,9 @@ public final class InstanceNorm: NormalizationPlugin, RunningStatisticsProviding
     private var state: PlaneForwardState?
     private var output = ReusableStorage()
     private var gradInput = ReusableStorage()
+    /// Per-instance (plane `n·C + c`) mean and biased variance over the spatial values of the
+    /// last forward that used instance statistics, with the values per instance; `nil` before one.
+    public private(set) var lastInstanceStatistics: (mean: [Double], variance: [Double], count: Int)?
 
     public init(shape: FeatureShape, options: NormOptions) throws {
         guard shape.channels > 0 else {
@@ -48,7 +51,7 @@ public final class InstanceNorm: NormalizationPlugin, RunningStatisticsProviding
 
     public func forward(_ x: Tensor, mode: Mode) throws -> Tensor {
         try InputValidation.check(x, Self.descriptor, channels: channels)
-        let layout = PlaneLayout(x, .byPlane)
+        var layout = PlaneLayout(x, .byPlane)
         let useBatch = mode == .train || running == nil
         var planeMean = [Double](repeating: 0, count: layout.planes), planeInvstd = planeMean
         var instanceVar: [Double] = []
@@ -58,15 +61,15 @@ public final class InstanceNorm: NormalizationPlugin, RunningStatisticsProviding
                     reason: "expected more than 1 spatial value per instance, got input of shape \(x.shape.shapeText)")
             }
             (planeMean, instanceVar) = layout.batchMoments(x)
+            lastInstanceStatistics = (planeMean, instanceVar, layout.s)
             for p in 0..<layout.planes { planeInvstd[p] = 1 / (instanceVar[p] + eps).squareRoot() }
         } else if let running {
-            let rm = running.mean.value.scalars, rv = running.variance.value.scalars
-            for p in 0..<layout.planes {
-                planeMean[p] = Double(rm[p % channels])
-                planeInvstd[p] = 1 / (Double(rv[p % channels]) + eps).squareRoot()
-            }
+            // Running statistics are per channel: normalize by channel.
+            layout = PlaneLayout(x, .byChannel)
+            planeMean = running.mean.value.scalars.map(Double.init)
+            planeInvstd = running.variance.value.scalars.map { 1 / (Double($0) + eps).squareRoot() }
         }
-        let (y, st) = PlaneNormalizer.forward(x, layout: layout, planeMean: planeMean, planeInvstd: planeInvstd,
+        let (y, st) = PlaneNormalizer.forward(x, layout: layout, groupMean: planeMean, groupInvstd: planeInvstd,
                                               weight: affine?.weight.value, bias: affine?.bias.value,
                                               batchStatistics: useBatch, output: &output)
         if mode == .train, let running {

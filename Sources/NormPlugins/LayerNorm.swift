@@ -54,21 +54,21 @@ public final class LayerNorm: NormalizationPlugin {
                 reason: "each sample holds a single value, input of shape \(x.shape.shapeText)")
         }
         var head = [Float](repeating: 0, count: rows), inv = head, k = head
-        x.withUnsafeBufferPointer { xb in
-            for n in 0..<rows {
-                let (mean, m2) = Reductions.moments(xb.baseAddress! + n * m, segments: 1, stride: 0, length: m)
-                let invstd = 1 / (m2 / Double(m) + eps).squareRoot()
-                head[n] = Float(mean); inv[n] = Float(invstd)
-                k[n] = Float((mean - Double(head[n])) * invstd)
+        let (means, m2s) = x.withUnsafeBufferPointer { RowKernels.moments(x: $0.baseAddress!, rows: rows, length: m) }
+        for n in 0..<rows {
+            let mean = means[n]
+            let invstd = 1 / (m2s[n] / Double(m) + eps).squareRoot()
+            head[n] = Float(mean); inv[n] = Float(invstd)
+            k[n] = Float((mean - Double(head[n])) * invstd)
+        }
+        let y = output.tensor(shape: x.shape) { yb in
+            x.withUnsafeBufferPointer { xb in
+                withAffine { w, b in
+                    RowKernels.normalize(x: xb.baseAddress!, y: yb.baseAddress!, rows: rows, length: m,
+                                         head: head, inv: inv, k: k, w: w, b: b)
+                }
             }
         }
-        var y = output.tensor(shape: x.shape)
-        x.withUnsafeBufferPointer { xb in y.withUnsafeMutableBufferPointer { yb in
-            withAffine { w, b in
-                RowKernels.normalize(x: xb.baseAddress!, y: yb.baseAddress!, rows: rows, length: m,
-                                     head: head, inv: inv, k: k, w: w, b: b)
-            }
-        }}
         cache = (x, head, inv, k)
         return y
     }
@@ -85,16 +85,17 @@ public final class LayerNorm: NormalizationPlugin {
         let c = cache!, rows = x.shape[0], m = normalizedShape.product
         let wantW = affine?.weight.requiresGrad ?? false, wantB = affine?.bias.requiresGrad ?? false
         var gw = [Double](repeating: 0, count: wantW ? m : 0), gb = [Double](repeating: 0, count: wantB ? m : 0)
-        var gx = gradInput.tensor(shape: x.shape)
-        x.withUnsafeBufferPointer { xb in gradOutput.withUnsafeBufferPointer { gbuf in gx.withUnsafeMutableBufferPointer { ob in
-            gw.withUnsafeMutableBufferPointer { gwb in gb.withUnsafeMutableBufferPointer { gbb in
-                withAffine { w, _ in
-                    RowKernels.backward(x: xb.baseAddress!, g: gbuf.baseAddress!, gx: ob.baseAddress!, rows: rows, length: m,
-                                        head: c.head, inv: c.inv, k: c.k, w: w,
-                                        gradW: wantW ? gwb.baseAddress : nil, gradB: wantB ? gbb.baseAddress : nil)
-                }
+        let gx = gradInput.tensor(shape: x.shape) { ob in
+            x.withUnsafeBufferPointer { xb in gradOutput.withUnsafeBufferPointer { gbuf in
+                gw.withUnsafeMutableBufferPointer { gwb in gb.withUnsafeMutableBufferPointer { gbb in
+                    withAffine { w, _ in
+                        RowKernels.backward(x: xb.baseAddress!, g: gbuf.baseAddress!, gx: ob.baseAddress!, rows: rows, length: m,
+                                            head: c.head, inv: c.inv, k: c.k, w: w,
+                                            gradW: wantW ? gwb.baseAddress : nil, gradB: wantB ? gbb.baseAddress : nil)
+                    }
+                }}
             }}
-        }}}
+        }
         affine?.weight.gradient = wantW ? Tensor(shape: normalizedShape, doubles: gw) : nil
         affine?.bias.gradient = wantB ? Tensor(shape: normalizedShape, doubles: gb) : nil
         return gx

@@ -2,11 +2,32 @@
 ///
 /// Statistics are numerically sound for inputs whose mean is far larger than their
 /// spread: values are shifted by a pilot value (the first element) before squaring,
-/// accumulated in `SIMD16<Float>` lanes over short blocks, and the block sums are added in
+/// accumulated in float32 SIMD lanes over short blocks, and the block sums are added in
 /// `Double` ("shifted data" algorithm with blocked float64 accumulation).
+///
+/// A block holds at most ``block`` values, counted across segments: short segments (the
+/// `N` runs of one BatchNorm channel, or many small planes) share a block instead of each
+/// paying a horizontal sum. Values that do not fill a whole SIMD step (segment tails) are
+/// added in `Double` directly.
 public enum Reductions {
     /// Elements per float32 block before flushing to float64.
     @usableFromInline static let block = 2048
+
+    /// Sum of the 16 lanes as a balanced tree (8 + 8, 4 + 4, then pairs): a fixed order, and
+    /// a few shuffles instead of `sum()`'s 15 dependent additions.
+    @inlinable @inline(__always)
+    public static func hsum(_ v: SIMD16<Float>) -> Float {
+        let h = v.lowHalf + v.highHalf
+        let q = h.lowHalf + h.highHalf
+        return (q[0] + q[2]) + (q[1] + q[3])
+    }
+
+    /// ``hsum(_:)`` for 8 lanes.
+    @inlinable @inline(__always)
+    public static func hsum(_ v: SIMD8<Float>) -> Float {
+        let q = v.lowHalf + v.highHalf
+        return (q[0] + q[2]) + (q[1] + q[3])
+    }
 
     /// Mean and sum of squared deviations (M2) over `segments` runs of `length` floats,
     /// `stride` apart, starting at `base`.
@@ -14,31 +35,60 @@ public enum Reductions {
     public static func moments(_ base: UnsafePointer<Float>, segments: Int, stride: Int, length: Int) -> (mean: Double, m2: Double) {
         let n = segments * length
         guard n > 0 else { return (.nan, .nan) }
+        if segments == 1, length <= block { return runMoments(base, length: length) }
         let k = base[0]
-        let kv = SIMD16<Float>(repeating: k)
+        // 8-lane vectors: four accumulators, the pilot and two loads fit in 16 SSE registers.
+        let kv = SIMD8<Float>(repeating: k)
         var s1 = 0.0, s2 = 0.0
+        var a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), b1 = SIMD8<Float>(), b2 = SIMD8<Float>()
+        var filled = 0
         for seg in 0..<segments {
             let p = base + seg * stride
-            var start = 0
-            while start < length {
-                let end = min(start + block, length)
-                var a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), b1 = SIMD16<Float>(), b2 = SIMD16<Float>()
-                var i = start
-                while i + 32 <= end {
-                    let u = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self) - kv
-                    let v = UnsafeRawPointer(p + i + 16).loadUnaligned(as: SIMD16<Float>.self) - kv
+            var i = 0
+            while i < length {
+                let end = i + min(length - i, block - filled)
+                filled += end - i
+                while i + 16 <= end {
+                    let u = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self) - kv
+                    let v = UnsafeRawPointer(p + i + 8).loadUnaligned(as: SIMD8<Float>.self) - kv
                     a1 += u; a2 += u * u
                     b1 += v; b2 += v * v
-                    i += 32
+                    i += 16
                 }
-                var t1 = Double((a1 + b1).sum()), t2 = Double((a2 + b2).sum())
-                while i < end { let u = Double(p[i] - k); t1 += u; t2 += u * u; i += 1 }
-                s1 += t1; s2 += t2
-                start = end
+                while i < end { let u = Double(p[i] - k); s1 += u; s2 += u * u; i += 1 }
+                if filled == block {
+                    s1 += Double(hsum(a1 + b1)); s2 += Double(hsum(a2 + b2))
+                    a1 = SIMD8<Float>(); a2 = a1; b1 = a1; b2 = a1
+                    filled = 0
+                }
             }
         }
+        s1 += Double(hsum(a1 + b1)); s2 += Double(hsum(a2 + b2))
         let dn = Double(n)
         let meanShift = s1 / dn
+        return (Double(k) + meanShift, max(s2 - s1 * meanShift, 0))
+    }
+
+    /// ``moments(_:segments:stride:length:)`` of one run of at most ``block`` values (one
+    /// float32 block): the same arithmetic without the segment and block bookkeeping, for the
+    /// many short runs of GroupNorm / InstanceNorm / FRN planes.
+    @inlinable @inline(__always)
+    public static func runMoments(_ p: UnsafePointer<Float>, length: Int) -> (mean: Double, m2: Double) {
+        let k = p[0]
+        let kv = SIMD8<Float>(repeating: k)
+        var a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), b1 = SIMD8<Float>(), b2 = SIMD8<Float>()
+        var i = 0
+        while i + 16 <= length {
+            let u = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self) - kv
+            let v = UnsafeRawPointer(p + i + 8).loadUnaligned(as: SIMD8<Float>.self) - kv
+            a1 += u; a2 += u * u
+            b1 += v; b2 += v * v
+            i += 16
+        }
+        var s1 = 0.0, s2 = 0.0
+        while i < length { let u = Double(p[i] - k); s1 += u; s2 += u * u; i += 1 }
+        s1 += Double(hsum(a1 + b1)); s2 += Double(hsum(a2 + b2))
+        let meanShift = s1 / Double(length)
         return (Double(k) + meanShift, max(s2 - s1 * meanShift, 0))
     }
 
@@ -49,15 +99,17 @@ public enum Reductions {
         var start = 0
         while start < length {
             let end = min(start + block, length)
-            var a = SIMD16<Float>(), b = SIMD16<Float>()
+            var a = SIMD8<Float>(), b = SIMD8<Float>(), c = SIMD8<Float>(), d = SIMD8<Float>()
             var i = start
             while i + 32 <= end {
-                let u = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self)
-                let v = UnsafeRawPointer(p + i + 16).loadUnaligned(as: SIMD16<Float>.self)
-                a += u * u; b += v * v
+                let u = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)
+                let v = UnsafeRawPointer(p + i + 8).loadUnaligned(as: SIMD8<Float>.self)
+                let w = UnsafeRawPointer(p + i + 16).loadUnaligned(as: SIMD8<Float>.self)
+                let z = UnsafeRawPointer(p + i + 24).loadUnaligned(as: SIMD8<Float>.self)
+                a += u * u; b += v * v; c += w * w; d += z * z
                 i += 32
             }
-            var t = Double((a + b).sum())
+            var t = Double(hsum((a + c) + (b + d)))
             while i < end { t += Double(p[i]) * Double(p[i]); i += 1 }
             total += t
             start = end
@@ -68,24 +120,42 @@ public enum Reductions {
     /// `(Σ g, Σ g·(x − mu))` over `length` elements: the two backward reductions in one pass.
     @inlinable
     public static func gradientSums(x: UnsafePointer<Float>, g: UnsafePointer<Float>, length: Int, mu: Float) -> (Double, Double) {
-        let mv = SIMD16<Float>(repeating: mu)
+        gradientSums(x: x, g: g, segments: 1, stride: 0, length: length, mu: mu)
+    }
+
+    /// `(Σ g, Σ g·(x − mu))` over `segments` runs of `length` elements, `stride` apart (the
+    /// same offsets in `x` and `g`), blocked like ``moments(_:segments:stride:length:)``.
+    @inlinable
+    public static func gradientSums(x: UnsafePointer<Float>, g: UnsafePointer<Float>, segments: Int, stride: Int, length: Int,
+                                    mu: Float) -> (Double, Double) {
+        let mv = SIMD8<Float>(repeating: mu)
         var sg = 0.0, sgx = 0.0
-        var start = 0
-        while start < length {
-            let end = min(start + block, length)
-            var a = SIMD16<Float>(), b = SIMD16<Float>()
-            var i = start
-            while i + 16 <= end {
-                let gv = UnsafeRawPointer(g + i).loadUnaligned(as: SIMD16<Float>.self)
-                let xv = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self) - mv
-                a += gv; b += gv * xv
-                i += 16
+        var a1 = SIMD8<Float>(), b1 = SIMD8<Float>(), a2 = SIMD8<Float>(), b2 = SIMD8<Float>()
+        var filled = 0
+        for seg in 0..<segments {
+            let xp = x + seg * stride, gp = g + seg * stride
+            var i = 0
+            while i < length {
+                let end = i + min(length - i, block - filled)
+                filled += end - i
+                while i + 16 <= end {
+                    let g1 = UnsafeRawPointer(gp + i).loadUnaligned(as: SIMD8<Float>.self)
+                    let g2 = UnsafeRawPointer(gp + i + 8).loadUnaligned(as: SIMD8<Float>.self)
+                    let x1 = UnsafeRawPointer(xp + i).loadUnaligned(as: SIMD8<Float>.self) - mv
+                    let x2 = UnsafeRawPointer(xp + i + 8).loadUnaligned(as: SIMD8<Float>.self) - mv
+                    a1 += g1; b1 += g1 * x1
+                    a2 += g2; b2 += g2 * x2
+                    i += 16
+                }
+                while i < end { sg += Double(gp[i]); sgx += Double(gp[i]) * Double(xp[i] - mu); i += 1 }
+                if filled == block {
+                    sg += Double(hsum(a1 + a2)); sgx += Double(hsum(b1 + b2))
+                    a1 = SIMD8<Float>(); a2 = a1; b1 = a1; b2 = a1
+                    filled = 0
+                }
             }
-            var t1 = Double(a.sum()), t2 = Double(b.sum())
-            while i < end { t1 += Double(g[i]); t2 += Double(g[i]) * Double(x[i] - mu); i += 1 }
-            sg += t1; sgx += t2
-            start = end
         }
+        sg += Double(hsum(a1 + a2)); sgx += Double(hsum(b1 + b2))
         return (sg, sgx)
     }
 }

@@ -26,7 +26,7 @@ public enum ThresholdKernels {
                             b1 += gm; b2 += gm * xv; b3 += gv
                             i += 16
                         }
-                        var t1 = Double(b1.sum()), t2 = Double(b2.sum()), t3 = Double(b3.sum())
+                        var t1 = Double(Reductions.hsum(b1)), t2 = Double(Reductions.hsum(b2)), t3 = Double(Reductions.hsum(b3))
                         while i < end {
                             let gv = gp[i]
                             if xp[i] * scale[p] + shift[p] >= floor[p] { t1 += Double(gv); t2 += Double(gv * xp[i]) }
@@ -46,8 +46,9 @@ public enum ThresholdKernels {
     /// `gx = a[p]·g·m + b[p]·x` with `m = [x·s + t ≥ τ]`.
     public static func maskedLinear(x: UnsafePointer<Float>, g: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
                                     planes: Int, length: Int, scale: [Float], shift: [Float], floor: [Float], a: [Float], b: [Float]) {
+        // The reverse of `gradientSums`' order: start with the planes still in cache.
         Parallel.forEach(planes, work: 3 * planes * length) { range in
-            for p in range {
+            for p in range.reversed() {
                 let xp = x + p * length, gp = g + p * length, op = out + p * length
                 let sv = SIMD16<Float>(repeating: scale[p]), tv = SIMD16<Float>(repeating: shift[p])
                 let fv = SIMD16<Float>(repeating: floor[p])

@@ -33,6 +33,9 @@ final class BatchStatisticsCore {
     private(set) var clipObservations = 0
     private(set) var rClips = 0
     private(set) var dClips = 0
+    /// Per-channel batch mean, biased variance and values per channel of the last forward
+    /// that used batch statistics (read-only telemetry for PreciseBN and the trainer).
+    private(set) var lastBatchStatistics: (mean: [Double], variance: [Double], count: Int)?
 
     init(_ descriptor: NormDescriptor, shape: FeatureShape, options: NormOptions) throws {
         self.descriptor = descriptor
@@ -56,7 +59,7 @@ final class BatchStatisticsCore {
         try InputValidation.check(x, descriptor, channels: channels)
         let layout = PlaneLayout(x, .byChannel)
         let useBatch = mode == .train || running == nil
-        var planeMean = [Double](repeating: 0, count: layout.planes), planeInvstd = planeMean
+        var channelMean = [Double](repeating: 0, count: channels), channelInvstd = channelMean
         var batchMean: [Double] = [], batchVar: [Double] = []
         var r: [Double]? = nil, d: [Double]? = nil
         if useBatch {
@@ -65,21 +68,22 @@ final class BatchStatisticsCore {
                     reason: "expected more than 1 value per channel when using batch statistics, got input of shape \(x.shape.shapeText)")
             }
             (batchMean, batchVar) = layout.batchMoments(x)
-            for p in 0..<layout.planes {
-                planeMean[p] = batchMean[p % channels]
-                planeInvstd[p] = 1 / (batchVar[p % channels] + eps).squareRoot()
+            lastBatchStatistics = (batchMean, batchVar, layout.groupSize)
+            for c in 0..<channels {
+                channelMean[c] = batchMean[c]
+                channelInvstd[c] = 1 / (batchVar[c] + eps).squareRoot()
             }
             if let renorm, mode == .train, let running {
                 (r, d) = correction(batchMean, batchVar, running, renorm)
             }
         } else if let running {
             let rm = running.mean.value.scalars, rv = running.variance.value.scalars
-            for p in 0..<layout.planes {
-                planeMean[p] = Double(rm[p % channels])
-                planeInvstd[p] = 1 / (Double(rv[p % channels]) + eps).squareRoot()
+            for c in 0..<channels {
+                channelMean[c] = Double(rm[c])
+                channelInvstd[c] = 1 / (Double(rv[c]) + eps).squareRoot()
             }
         }
-        let (y, st) = PlaneNormalizer.forward(x, layout: layout, planeMean: planeMean, planeInvstd: planeInvstd,
+        let (y, st) = PlaneNormalizer.forward(x, layout: layout, groupMean: channelMean, groupInvstd: channelInvstd,
                                               weight: affine?.weight.value, bias: affine?.bias.value, r: r, d: d,
                                               batchStatistics: useBatch, output: &output)
         if mode == .train, let running {

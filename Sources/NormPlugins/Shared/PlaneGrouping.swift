@@ -59,8 +59,24 @@ struct PlaneLayout {
         }
     }
 
+    /// Spatial sizes below this take the channel-row kernels for per-channel statistics
+    /// (`(N, C)` inputs: planes of one element would make the per-plane loops degenerate).
+    static let channelRowSpatialLimit = 16
+
+    /// Whether this layout runs through ``ChannelKernels`` (`cols = C·S`, per-channel
+    /// coefficients): per-channel grouping with a short spatial extent.
+    var usesChannelRows: Bool { grouping == .byChannel && s < Self.channelRowSpatialLimit }
+
+    /// Whether this layout runs through ``RowKernels`` with `G` runs per row: GroupNorm on
+    /// inputs without spatial extent.
+    var usesGroupRows: Bool {
+        if case .byGroup = grouping { return s == 1 }
+        return false
+    }
+
     /// Per-group mean and biased variance, computed in parallel over groups.
     func batchMoments(_ x: Tensor) -> (mean: [Double], variance: [Double]) {
+        if usesChannelRows { return channelRowMoments(x) }
         let groups = groupCount
         var mean = [Double](repeating: 0, count: groups), variance = mean
         let size = Double(groupSize)
@@ -75,6 +91,32 @@ struct PlaneLayout {
                     }
                 }
             }}
+        }
+        return (mean, variance)
+    }
+
+    /// Per-channel moments over the `(N, C·S)` matrix: column sums shifted by each channel's
+    /// first value (as ``Reductions/moments(_:segments:stride:length:)`` shifts by its run's
+    /// first value), columns split across threads, then the `S` columns of a channel combined.
+    private func channelRowMoments(_ x: Tensor) -> (mean: [Double], variance: [Double]) {
+        let cols = c * s
+        var mean = [Double](repeating: 0, count: c), variance = mean
+        x.withUnsafeBufferPointer { xb in
+            let base = xb.baseAddress!
+            var pilot = [Float](repeating: 0, count: cols)
+            for ch in 0..<c { for j in 0..<s { pilot[ch * s + j] = base[ch * s] } }
+            var s1 = [Double](repeating: 0, count: cols), s2 = s1
+            pilot.withUnsafeBufferPointer { pb in s1.withUnsafeMutableBufferPointer { s1b in s2.withUnsafeMutableBufferPointer { s2b in
+                ChannelKernels.shiftedSums(x: base, rows: n, cols: cols, pilot: pb.baseAddress!, s1: s1b.baseAddress!, s2: s2b.baseAddress!)
+            }}}
+            let count = Double(n * s)
+            for ch in 0..<c {
+                var t1 = 0.0, t2 = 0.0
+                for j in 0..<s { t1 += s1[ch * s + j]; t2 += s2[ch * s + j] }
+                let shift = t1 / count
+                mean[ch] = Double(pilot[ch * s]) + shift
+                variance[ch] = max(t2 - t1 * shift, 0) / count
+            }
         }
         return (mean, variance)
     }

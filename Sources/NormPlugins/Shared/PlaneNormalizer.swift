@@ -4,9 +4,9 @@ import NormCore
 struct PlaneForwardState {
     let x: Tensor
     let layout: PlaneLayout
-    /// Mean and 1/σ each plane was normalized with.
-    let planeMean: [Double]
-    let planeInvstd: [Double]
+    /// Mean and 1/σ of each group of `layout` (`layout.groupCount` of them), as normalized with.
+    let groupMean: [Double]
+    let groupInvstd: [Double]
     /// True when the statistics were computed from `x` (gradient flows through them).
     let batchStatistics: Bool
     /// Batch Renormalization's per-channel correction (constants for the gradient).
@@ -15,91 +15,248 @@ struct PlaneForwardState {
 }
 
 /// The shared forward/backward of BatchNorm, BatchRenorm, GroupNorm and InstanceNorm:
-/// `y = w_c · ((x − μ_p)/σ_p · r_c + d_c) + b_c` for every plane `p = (n, c)`, with
-/// per-channel affine and (BRN only) `r`, `d`; `r = 1, d = 0` otherwise.
+/// `y = w_c · ((x − μ_g)/σ_g · r_c + d_c) + b_c` for every plane `p = (n, c)` of group `g`,
+/// with per-channel affine and (BRN only) `r`, `d`; `r = 1, d = 0` otherwise.
 ///
 /// The mean is split into a float32 head and a float64 tail folded into the shift, so
 /// inputs with mean ≫ std keep full float32 accuracy.
+///
+/// Three kernel paths, chosen from the layout alone (so forward and backward agree):
+/// - per-plane (``PlaneKernels``): coefficients per channel (BatchNorm: indexed `p % C`, no
+///   per-plane arrays) or per plane (GroupNorm, InstanceNorm);
+/// - channel rows (``ChannelKernels``) for per-channel statistics with a short spatial
+///   extent, `(N, C)` above all: vectorized across channels, per-channel coefficients;
+/// - group rows (``RowKernels`` with `G` runs per row) for GroupNorm without spatial extent,
+///   normalizing as `((x − head)·inv − k)·w + b` like LayerNorm.
 enum PlaneNormalizer {
-    static func forward(_ x: Tensor, layout: PlaneLayout, planeMean: [Double], planeInvstd: [Double],
+    /// Per-channel `w`, `b`, `r`, `d` as float64 (defaults 1, 0, 1, 0).
+    private struct ChannelTerms {
+        var w: [Double], b: [Double], r: [Double], d: [Double]
+        init(c: Int, weight: Tensor?, bias: Tensor?, r: [Double]?, d: [Double]?) {
+            w = weight.map { $0.scalars.map(Double.init) } ?? [Double](repeating: 1, count: c)
+            b = bias.map { $0.scalars.map(Double.init) } ?? [Double](repeating: 0, count: c)
+            self.r = r ?? [Double](repeating: 1, count: c)
+            self.d = d ?? [Double](repeating: 0, count: c)
+        }
+    }
+
+    static func forward(_ x: Tensor, layout: PlaneLayout, groupMean: [Double], groupInvstd: [Double],
                         weight: Tensor?, bias: Tensor?, r: [Double]? = nil, d: [Double]? = nil,
                         batchStatistics: Bool, output: inout ReusableStorage) -> (Tensor, PlaneForwardState) {
-        let planes = layout.planes, c = layout.c
-        var head = [Float](repeating: 0, count: planes), scale = head, shift = head
-        let w = weight?.scalars, b = bias?.scalars
-        for p in 0..<planes {
-            let ch = p % c
-            let wc = Double(w?[ch] ?? 1), bc = Double(b?[ch] ?? 0)
-            let rc = r?[ch] ?? 1, dc = d?[ch] ?? 0
-            let s = planeInvstd[p] * rc * wc
-            head[p] = Float(planeMean[p])
-            let tail = planeMean[p] - Double(head[p])
-            scale[p] = Float(s)
-            shift[p] = Float(wc * dc + bc - tail * s)
+        let c = layout.c, s = layout.s
+        let state = PlaneForwardState(x: x, layout: layout, groupMean: groupMean, groupInvstd: groupInvstd,
+                                      batchStatistics: batchStatistics, r: r, d: d)
+        if layout.usesGroupRows, case let .byGroup(g) = layout.grouping {
+            let (head, inv, k) = rowTerms(groupMean, groupInvstd)
+            let y = output.tensor(shape: x.shape) { yb in
+                x.withUnsafeBufferPointer { xb in
+                    withOptionalPointers(weight, bias) { w, b in
+                        RowKernels.normalize(x: xb.baseAddress!, y: yb.baseAddress!, rows: layout.n, length: c, segments: g,
+                                             head: head, inv: inv, k: k, w: w, b: b)
+                    }
+                }
+            }
+            return (y, state)
         }
-        var y = output.tensor(shape: x.shape)
-        x.withUnsafeBufferPointer { xb in
-            y.withUnsafeMutableBufferPointer { yb in
-                PlaneKernels.affine(x: xb.baseAddress!, y: yb.baseAddress!, planes: planes, length: layout.s,
-                                    mu: head, scale: scale, shift: shift)
+        let t = ChannelTerms(c: c, weight: weight, bias: bias, r: r, d: d)
+        // Head, scale and shift per unit: per channel (per-channel statistics) or per plane.
+        let perChannel = layout.grouping == .byChannel
+        let units = perChannel ? c : layout.planes
+        var mu = [Float](repeating: 0, count: units), scale = mu, shift = mu
+        let (unitGroup, unitChannel) = unitMaps(layout)
+        for u in 0..<units {
+            let gi = unitGroup[u], ch = unitChannel[u]
+            let sc = groupInvstd[gi] * t.r[ch] * t.w[ch]
+            let head = Float(groupMean[gi])
+            let tail = groupMean[gi] - Double(head)
+            mu[u] = head; scale[u] = Float(sc); shift[u] = Float(t.w[ch] * t.d[ch] + t.b[ch] - tail * sc)
+        }
+        if layout.usesChannelRows {
+            let cols = c * s
+            let expanded = [mu, scale, shift].map { v in (0..<cols).map { v[$0 / s] } }
+            let y = output.tensor(shape: x.shape) { yb in
+                x.withUnsafeBufferPointer { xb in
+                    ChannelKernels.affine(x: xb.baseAddress!, y: yb.baseAddress!, rows: layout.n, cols: cols,
+                                          mu: expanded[0], scale: expanded[1], shift: expanded[2])
+                }
+            }
+            return (y, state)
+        }
+        let y = output.tensor(shape: x.shape) { yb in
+            x.withUnsafeBufferPointer { xb in
+                // Batch statistics were just read channel by channel (BN) or plane by plane:
+                // normalize in the reverse order to start with what is still cached.
+                PlaneKernels.affine(x: xb.baseAddress!, y: yb.baseAddress!, planes: layout.planes, length: s, period: units,
+                                    mu: mu, scale: scale, shift: shift, floor: nil,
+                                    order: !batchStatistics ? .forward : perChannel ? .channelMajorReverse(channels: c) : .reverse)
             }
         }
-        return (y, PlaneForwardState(x: x, layout: layout, planeMean: planeMean, planeInvstd: planeInvstd,
-                                     batchStatistics: batchStatistics, r: r, d: d))
+        return (y, state)
+    }
+
+    /// The group and channel of every unit: each channel when the statistics are per
+    /// channel, else each plane `n·C + c`.
+    private static func unitMaps(_ layout: PlaneLayout) -> (group: [Int], channel: [Int]) {
+        let c = layout.c
+        switch layout.grouping {
+        case .byChannel:
+            let ids = Array(0..<c)
+            return (ids, ids)
+        case .byPlane:
+            return (Array(0..<layout.planes), (0..<layout.planes).map { $0 % c })
+        case let .byGroup(g):
+            let per = c / g
+            return ((0..<layout.planes).map { ($0 / c) * g + ($0 % c) / per }, (0..<layout.planes).map { $0 % c })
+        }
+    }
+
+    /// LayerNorm-style per-group terms: float32 head, 1/σ, and the tail folded as `k = tail/σ`.
+    private static func rowTerms(_ mean: [Double], _ invstd: [Double]) -> ([Float], [Float], [Float]) {
+        var head = [Float](repeating: 0, count: mean.count), inv = head, k = head
+        head.withUnsafeMutableBufferPointer { h in inv.withUnsafeMutableBufferPointer { iv in k.withUnsafeMutableBufferPointer { kk in
+            for i in mean.indices {
+                h[i] = Float(mean[i])
+                iv[i] = Float(invstd[i])
+                kk[i] = Float((mean[i] - Double(h[i])) * invstd[i])
+            }
+        }}}
+        return (head, inv, k)
+    }
+
+    private static func withOptionalPointers<R>(_ a: Tensor?, _ b: Tensor?,
+                                                _ body: (UnsafePointer<Float>?, UnsafePointer<Float>?) -> R) -> R {
+        guard let a else {
+            guard let b else { return body(nil, nil) }
+            return b.withUnsafeBufferPointer { body(nil, $0.baseAddress) }
+        }
+        return a.withUnsafeBufferPointer { ap in
+            guard let b else { return body(ap.baseAddress, nil) }
+            return b.withUnsafeBufferPointer { body(ap.baseAddress, $0.baseAddress) }
+        }
     }
 
     /// Returns dL/dx and, when asked, the per-channel dL/dweight and dL/dbias.
     static func backward(_ g: Tensor, state st: PlaneForwardState, weight: Tensor?,
                          wantWeight: Bool, wantBias: Bool, output: inout ReusableStorage) -> (Tensor, Tensor?, Tensor?) {
-        let layout = st.layout, planes = layout.planes, c = layout.c
-        let head = st.planeMean.map { Float($0) }
-        let (sumG, sumGXh) = st.x.withUnsafeBufferPointer { xb in
-            g.withUnsafeBufferPointer { gb in
-                PlaneKernels.gradientSums(x: xb.baseAddress!, g: gb.baseAddress!, planes: planes, length: layout.s, mu: head)
+        let layout = st.layout, c = layout.c, s = layout.s
+        if layout.usesGroupRows, case let .byGroup(groups) = layout.grouping {
+            let (head, inv, k) = rowTerms(st.groupMean, st.groupInvstd)
+            var gradW = [Double](repeating: 0, count: wantWeight ? c : 0), gradB = [Double](repeating: 0, count: wantBias ? c : 0)
+            let gx = output.tensor(shape: g.shape) { ob in
+                st.x.withUnsafeBufferPointer { xb in g.withUnsafeBufferPointer { gb in
+                    gradW.withUnsafeMutableBufferPointer { gw in gradB.withUnsafeMutableBufferPointer { gbias in
+                        withOptionalPointers(weight, nil) { w, _ in
+                            RowKernels.backward(x: xb.baseAddress!, g: gb.baseAddress!, gx: ob.baseAddress!, rows: layout.n, length: c,
+                                                segments: groups, head: head, inv: inv, k: k, w: w,
+                                                gradW: wantWeight ? gw.baseAddress : nil, gradB: wantBias ? gbias.baseAddress : nil)
+                        }
+                    }}
+                }}
             }
+            return (gx, wantWeight ? Tensor(shape: [c], doubles: gradW) : nil, wantBias ? Tensor(shape: [c], doubles: gradB) : nil)
         }
-        // Σ g·(x − μ) with the exact mean: correct for the float32 head.
-        var sumGX = [Double](repeating: 0, count: planes)
-        for p in 0..<planes { sumGX[p] = sumGXh[p] - (st.planeMean[p] - Double(head[p])) * sumG[p] }
 
-        let w = weight?.scalars
+        let t = ChannelTerms(c: c, weight: weight, bias: nil, r: st.r, d: st.d)
+        let channelRows = layout.usesChannelRows
+        // Reduction units: channels (per-channel statistics) or planes `n·C + c`.
+        let byChannel = layout.grouping == .byChannel
+        let units = byChannel ? c : layout.planes
+        let (unitGroup, unitChannel) = unitMaps(layout)
+        let unitHead = unitGroup.map { Float(st.groupMean[$0]) }
+        var sumG = [Double](repeating: 0, count: units), sumGX = sumG
+        st.x.withUnsafeBufferPointer { xb in g.withUnsafeBufferPointer { gb in unitHead.withUnsafeBufferPointer { head in
+            sumG.withUnsafeMutableBufferPointer { sg in sumGX.withUnsafeMutableBufferPointer { sgx in
+                let xp = xb.baseAddress!, gp = gb.baseAddress!
+                if channelRows {
+                    let cols = c * s
+                    let mu = (0..<cols).map { head[$0 / s] }
+                    var colG = [Double](repeating: 0, count: cols), colGX = colG
+                    colG.withUnsafeMutableBufferPointer { cg in colGX.withUnsafeMutableBufferPointer { cgx in
+                        ChannelKernels.gradientSums(x: xp, g: gp, rows: layout.n, cols: cols,
+                                                    mu: mu, sumG: cg.baseAddress!, sumGX: cgx.baseAddress!)
+                    }}
+                    for ch in 0..<c {
+                        var a = 0.0, b = 0.0
+                        for j in 0..<s { a += colG[ch * s + j]; b += colGX[ch * s + j] }
+                        sg[ch] = a; sgx[ch] = b
+                    }
+                } else if byChannel {
+                    // Each channel's N runs in one strided reduction.
+                    Parallel.forEach(c, work: 2 * layout.n * c * s) { range in
+                        for ch in range {
+                            let (a, b) = Reductions.gradientSums(x: xp + ch * s, g: gp + ch * s, segments: layout.n, stride: c * s,
+                                                                 length: s, mu: head[ch])
+                            sg[ch] = a; sgx[ch] = b
+                        }
+                    }
+                } else {
+                    PlaneKernels.gradientSums(x: xp, g: gp, planes: layout.planes, length: s, period: units,
+                                              mu: head.baseAddress!, sumG: sg.baseAddress!, sumGX: sgx.baseAddress!)
+                }
+            }}
+        }}}
+
+        // Σ g·(x − μ) with the exact mean (correcting for the float32 head), the parameter
+        // gradients, and the group sums of the batch-statistics terms.
+        let m = Double(layout.groupSize)
+        let batch = st.batchStatistics
         var gradW = [Double](repeating: 0, count: c), gradB = gradW
-        for p in 0..<planes {
-            let ch = p % c
-            gradB[ch] += sumG[p]
-            gradW[ch] += st.planeInvstd[p] * (st.r?[ch] ?? 1) * sumGX[p] + (st.d?[ch] ?? 0) * sumG[p]
-        }
-
-        var a = [Float](repeating: 0, count: planes), bCoef = a, cCoef = a
-        if st.batchStatistics {
-            let groups = layout.groupCount, m = Double(layout.groupSize)
-            var s1 = [Double](repeating: 0, count: groups), s2 = s1
-            for p in 0..<planes {
-                let ch = p % c, gi = layout.group(ofPlane: p)
-                let gain = Double(w?[ch] ?? 1) * (st.r?[ch] ?? 1)
-                s1[gi] += gain * sumG[p]
-                s2[gi] += gain * st.planeInvstd[p] * sumGX[p]
+        var s1 = [Double](repeating: 0, count: batch ? layout.groupCount : 0), s2 = s1
+        var a = [Float](repeating: 0, count: units), b = a, cc = a
+        // Plain pointer loops: array subscripts inside would re-check uniqueness per element.
+        unitGroup.withUnsafeBufferPointer { ug in unitChannel.withUnsafeBufferPointer { uc in
+        st.groupMean.withUnsafeBufferPointer { mean in st.groupInvstd.withUnsafeBufferPointer { inv in
+        sumG.withUnsafeBufferPointer { sg in sumGX.withUnsafeMutableBufferPointer { sgx in
+        gradW.withUnsafeMutableBufferPointer { gw in gradB.withUnsafeMutableBufferPointer { gbias in
+        s1.withUnsafeMutableBufferPointer { s1 in s2.withUnsafeMutableBufferPointer { s2 in
+        a.withUnsafeMutableBufferPointer { a in b.withUnsafeMutableBufferPointer { b in cc.withUnsafeMutableBufferPointer { cc in
+        t.w.withUnsafeBufferPointer { w in t.r.withUnsafeBufferPointer { r in t.d.withUnsafeBufferPointer { d in
+            for u in 0..<units {
+                let gi = ug[u], ch = uc[u]
+                let mu = mean[gi], head = Float(mu)
+                sgx[u] -= (mu - Double(head)) * sg[u]
+                gbias[ch] += sg[u]
+                gw[ch] += inv[gi] * r[ch] * sgx[u] + d[ch] * sg[u]
+                if batch {
+                    let gain = w[ch] * r[ch]
+                    s1[gi] += gain * sg[u]
+                    s2[gi] += gain * inv[gi] * sgx[u]
+                }
             }
-            for p in 0..<planes {
-                let ch = p % c, gi = layout.group(ofPlane: p), inv = st.planeInvstd[p]
-                let gain = Double(w?[ch] ?? 1) * (st.r?[ch] ?? 1)
-                let bb = -inv * inv * s2[gi] / m
-                let cc = -inv * s1[gi] / m
-                a[p] = Float(inv * gain)
-                bCoef[p] = Float(bb)
-                cCoef[p] = Float(cc - bb * (st.planeMean[p] - Double(head[p])))
+            // gx = a·g + b·(x − head) + cc per unit.
+            for u in 0..<units {
+                let gi = ug[u], ch = uc[u]
+                let iv = inv[gi], mu = mean[gi]
+                if batch {
+                    let bb = -iv * iv * s2[gi] / m
+                    let ccu = -iv * s1[gi] / m
+                    a[u] = Float(iv * (w[ch] * r[ch]))
+                    b[u] = Float(bb)
+                    cc[u] = Float(ccu - bb * (mu - Double(Float(mu))))
+                } else {
+                    a[u] = Float(iv * w[ch] * r[ch])
+                }
+            }
+        }}}}}}}}}}}}}}}}
+        let gx: Tensor
+        if channelRows {
+            let cols = c * s
+            let expanded = [unitHead, a, b, cc].map { v in (0..<cols).map { v[$0 / s] } }
+            gx = output.tensor(shape: g.shape) { ob in
+                st.x.withUnsafeBufferPointer { xb in g.withUnsafeBufferPointer { gb in
+                    ChannelKernels.linearCombination(x: xb.baseAddress!, g: gb.baseAddress!, out: ob.baseAddress!, rows: layout.n, cols: cols,
+                                                     mu: expanded[0], a: expanded[1], b: expanded[2], cc: expanded[3])
+                }}
             }
         } else {
-            for p in 0..<planes {
-                let ch = p % c
-                a[p] = Float(st.planeInvstd[p] * Double(w?[ch] ?? 1) * (st.r?[ch] ?? 1))
+            gx = output.tensor(shape: g.shape) { ob in
+                st.x.withUnsafeBufferPointer { xb in g.withUnsafeBufferPointer { gb in
+                    PlaneKernels.linearCombination(x: xb.baseAddress!, g: gb.baseAddress!, out: ob.baseAddress!,
+                                                   planes: layout.planes, length: s, period: units, mu: unitHead, a: a, b: b, c: cc,
+                                                   order: byChannel ? .channelMajorReverse(channels: c) : .reverse)
+                }}
             }
         }
-        var gx = output.tensor(shape: g.shape)
-        st.x.withUnsafeBufferPointer { xb in g.withUnsafeBufferPointer { gb in gx.withUnsafeMutableBufferPointer { ob in
-            PlaneKernels.linearCombination(x: xb.baseAddress!, g: gb.baseAddress!, out: ob.baseAddress!,
-                                           planes: planes, length: layout.s, mu: head, a: a, b: bCoef, c: cCoef)
-        }}}
         return (gx,
                 wantWeight ? Tensor(shape: [c], doubles: gradW) : nil,
                 wantBias ? Tensor(shape: [c], doubles: gradB) : nil)

@@ -1,0 +1,42 @@
+import Foundation
+
+/// What the report says about the machine.
+public struct MachineInfo: Sendable, Codable, Equatable {
+    public var cpu: String
+    public var cores: Int
+    public var lastLevelCache: String
+    public var memory: String
+    public var os: String
+
+    enum CodingKeys: String, CodingKey {
+        case cpu, cores, memory, os
+        case lastLevelCache = "last_level_cache"
+    }
+
+    public static func current() -> MachineInfo {
+        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }
+            .map { $0.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "" } ?? "unknown"
+        let meminfo = (try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8)) ?? ""
+        let memKB = meminfo.split(separator: "\n").first { $0.hasPrefix("MemTotal") }
+            .flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") } ?? 0
+        let os = ProcessInfo.processInfo.operatingSystemVersionString
+        return MachineInfo(cpu: model ?? "unknown", cores: ProcessInfo.processInfo.activeProcessorCount,
+                           lastLevelCache: "\(lastLevelCacheBytes >> 20) MiB",
+                           memory: String(format: "%.1f GiB", Double(memKB) / 1024 / 1024), os: os)
+    }
+
+    /// The largest cache level's size (sysfs), 32 MiB when unknown.
+    public static let lastLevelCacheBytes: Int = {
+        var best = 0
+        for index in 0..<8 {
+            let path = "/sys/devices/system/cpu/cpu0/cache/index\(index)/size"
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { continue }
+            let t = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            var bytes = Int(t.filter(\.isNumber)) ?? 0
+            if t.hasSuffix("K") { bytes <<= 10 } else if t.hasSuffix("M") { bytes <<= 20 }
+            best = max(best, bytes)
+        }
+        return best > 0 ? best : 32 << 20
+    }()
+}

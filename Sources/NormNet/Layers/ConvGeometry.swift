@@ -1,0 +1,120 @@
+/// The shape arithmetic of a 2-D convolution or pooling window over `(N, C, H, W)`; a 1-D
+/// operation over `(N, C, L)` is the case `H = 1`, kernel height 1, no vertical padding.
+struct ConvGeometry: Equatable {
+    var n: Int, channels: Int, h: Int, w: Int
+    var kh: Int, kw: Int, sh: Int, sw: Int, ph: Int, pw: Int
+
+    var outH: Int { (h + 2 * ph - kh) / sh + 1 }
+    var outW: Int { (w + 2 * pw - kw) / sw + 1 }
+    /// Output positions per plane.
+    var outPlane: Int { outH * outW }
+    /// Input positions per plane.
+    var inPlane: Int { h * w }
+    /// Rows of the im2col matrix: `C · kh · kw`.
+    var patch: Int { channels * kh * kw }
+    /// Whether every output position exists (the window fits at least once).
+    var isValid: Bool { h + 2 * ph >= kh && w + 2 * pw >= kw && outH >= 1 && outW >= 1 }
+}
+
+/// Converts between the `(N, C, H, W)` activations and the `(C·kh·kw, N·P)` column matrix
+/// that turns a convolution into one `sgemm`, plus the `(N, C, P)` ↔ `(C, N·P)` permutes.
+/// Every output element is written by one thread in a fixed order (deterministic).
+enum Im2Col {
+    /// `cols[(c, i, j), n·P + oh·outW + ow] = x[n, c, oh·sh − ph + i, ow·sw − pw + j]` (0 outside).
+    static func forward(_ x: UnsafePointer<Float>, _ g: ConvGeometry, cols: UnsafeMutablePointer<Float>) {
+        let rows = g.patch, oh = g.outH, ow = g.outW, P = g.outPlane, cols0 = g.n * P
+        VectorKernels.parallel(rows, work: rows * cols0) { range in
+            for r in range {
+                let c = r / (g.kh * g.kw), i = (r / g.kw) % g.kh, j = r % g.kw
+                // Output columns whose input column is inside [0, w).
+                let lo = max(0, (g.pw - j + g.sw - 1) / g.sw)
+                let hi = min(ow, (g.w + g.pw - j + g.sw - 1) / g.sw)
+                for n in 0..<g.n {
+                    let plane = x + (n * g.channels + c) * g.inPlane
+                    let outRow = cols + r * cols0 + n * P
+                    for y in 0..<oh {
+                        let dst = outRow + y * ow
+                        let iy = y * g.sh - g.ph + i
+                        if iy < 0 || iy >= g.h || lo >= hi {
+                            dst.initialize(repeating: 0, count: ow)
+                            continue
+                        }
+                        if lo > 0 { dst.initialize(repeating: 0, count: lo) }
+                        let src = plane + iy * g.w - g.pw + j
+                        if g.sw == 1 {
+                            // Short runs: a loop beats a memmove call.
+                            var xo = lo
+                            while xo < hi { dst[xo] = src[xo]; xo += 1 }
+                        } else {
+                            var xo = lo
+                            while xo < hi { dst[xo] = src[xo * g.sw]; xo += 1 }
+                        }
+                        if hi < ow { (dst + hi).initialize(repeating: 0, count: ow - hi) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The adjoint of ``forward``: `dx[n, c, ·, ·] = Σ` of the column entries that read it.
+    static func backward(_ cols: UnsafePointer<Float>, _ g: ConvGeometry, dx: UnsafeMutablePointer<Float>) {
+        let oh = g.outH, ow = g.outW, P = g.outPlane, cols0 = g.n * P, k = g.kh * g.kw
+        VectorKernels.parallel(g.channels, work: g.patch * cols0) { range in
+            for c in range {
+                for n in 0..<g.n { (dx + (n * g.channels + c) * g.inPlane).initialize(repeating: 0, count: g.inPlane) }
+                for r in (c * k)..<((c + 1) * k) {
+                    let i = (r / g.kw) % g.kh, j = r % g.kw
+                    let lo = max(0, (g.pw - j + g.sw - 1) / g.sw)
+                    let hi = min(ow, (g.w + g.pw - j + g.sw - 1) / g.sw)
+                    if lo >= hi { continue }
+                    for n in 0..<g.n {
+                        let plane = dx + (n * g.channels + c) * g.inPlane
+                        let row = cols + r * cols0 + n * P
+                        for y in 0..<oh {
+                            let iy = y * g.sh - g.ph + i
+                            if iy < 0 || iy >= g.h { continue }
+                            let src = row + y * ow
+                            let dst = plane + iy * g.w - g.pw + j
+                            if g.sw == 1 {
+                                VectorKernels.accumulate(src + lo, into: dst + lo, count: hi - lo)
+                            } else {
+                                var xo = lo
+                                while xo < hi { dst[xo * g.sw] += src[xo]; xo += 1 }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `(C, N·P)` → `(N, C, P)`, adding `bias[c]` when given.
+    static func channelMajorToBatchMajor(_ src: UnsafePointer<Float>, n: Int, c: Int, p: Int,
+                                         bias: UnsafePointer<Float>?, into dst: UnsafeMutablePointer<Float>) {
+        VectorKernels.parallel(n * c, work: n * c * p) { range in
+            for plane in range {
+                let b = plane / c, ch = plane % c
+                let s = src + ch * n * p + b * p, d = dst + plane * p
+                if let bias {
+                    let v = bias[ch]
+                    for i in 0..<p { d[i] = s[i] + v }
+                } else {
+                    d.update(from: s, count: p)
+                }
+            }
+        }
+    }
+
+    /// `(N, C, P)` → `(C, N·P)`.
+    static func batchMajorToChannelMajor(_ src: UnsafePointer<Float>, n: Int, c: Int, p: Int,
+                                         into dst: UnsafeMutablePointer<Float>) {
+        VectorKernels.parallel(n * c, work: n * c * p) { range in
+            for plane in range {
+                let b = plane / c, ch = plane % c
+                (dst + ch * n * p + b * p).update(from: src + plane * p, count: p)
+            }
+        }
+    }
+}
+
+import NormCore

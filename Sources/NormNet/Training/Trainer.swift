@@ -1,0 +1,176 @@
+import Foundation
+import NormCore
+
+/// One line of training progress (reported after every step).
+public struct TrainingProgress: Sendable {
+    public let step: Int
+    public let totalSteps: Int
+    public let epoch: Int
+    public let loss: Double
+    public let learningRate: Double
+    public let seconds: Double
+    /// Set after the last step of an epoch.
+    public let epochSummary: EpochRecord?
+}
+
+/// Per-epoch history.
+public struct EpochRecord: Sendable, Equatable {
+    public let epoch: Int
+    public let steps: Int
+    public let trainLoss: Double
+    public let trainAccuracy: Double
+    /// Eval-mode test accuracy when `evaluateEachEpoch` is on.
+    public let testAccuracy: Double?
+}
+
+/// What a run produced.
+public struct TrainingResult: Sendable {
+    /// Eval-mode test accuracy at the end (nil only if a diverged model could not be evaluated).
+    public var testAccuracy: Double?
+    /// Test accuracy with the model in train mode (batch statistics, batches of the training
+    /// batch size; buffers restored afterwards).
+    public var testAccuracyTrainMode: Double?
+    /// Mean training loss over the last epoch's worth of steps (finite steps only).
+    public var trainLoss: Double?
+    /// Training-batch accuracy over the same steps.
+    public var trainAccuracy: Double?
+    public var steps: Int
+    public var epochs: Double
+    public var seconds: Double
+    public var diverged: Bool
+    public var divergedAtStep: Int?
+    /// `nan`, `inf` or `-inf` when diverged.
+    public var divergenceLoss: String?
+    public var finalLearningRate: Double
+    public var history: [EpochRecord]
+    public var losses: [Double]
+    public var normTelemetry: [NormTelemetry]
+    public var preciseBN: PreciseBN.Report?
+
+    /// Train-mode minus eval-mode test accuracy.
+    public var trainEvalAccuracyGap: Double? {
+        guard let a = testAccuracyTrainMode, let b = testAccuracy else { return nil }
+        return a - b
+    }
+}
+
+/// Trains a ``Model`` on a ``Dataset`` with SGD, deterministically: the same model seed,
+/// config seed and thread count give bit-identical losses, parameters and results.
+///
+/// A non-finite loss stops the run and is reported (`diverged`), never thrown.
+public final class Trainer {
+    public let model: Model
+    public let dataset: Dataset
+    public let config: TrainingConfig
+    public let optimizer: SGD
+
+    public init(model: Model, dataset: Dataset, config: TrainingConfig) throws {
+        try config.validate()
+        guard Array(dataset.trainInputs.shape.dropFirst()) == model.spec.inputShape else {
+            throw NetError("the model expects samples of shape \(model.spec.inputShape.shapeText), the data set has \(dataset.sampleShape.shapeText)")
+        }
+        guard dataset.classes <= model.spec.classes else {
+            throw NetError("the data set has \(dataset.classes) classes, the model \(model.spec.classes)")
+        }
+        guard dataset.trainLabels.count >= 2 else { throw NetError("need at least 2 training samples") }
+        self.model = model
+        self.dataset = dataset
+        self.config = config
+        optimizer = try SGD(config.optimizer, model: model)
+    }
+
+    /// Steps the configured duration amounts to.
+    public var totalSteps: Int {
+        switch config.duration {
+        case let .steps(s): return s
+        case let .epochs(e): return e * BatchSampler(count: dataset.trainLabels.count, batchSize: config.batchSize, seed: 0).batchesPerEpoch
+        }
+    }
+
+    public func run(progress: ((TrainingProgress) -> Void)? = nil) throws -> TrainingResult {
+        let start = DispatchTime.now().uptimeNanoseconds
+        func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+        var sampler = BatchSampler(count: dataset.trainLabels.count, batchSize: config.batchSize, seed: config.seed)
+        var gatherer = BatchGatherer()
+        let total = totalSteps, perEpoch = sampler.batchesPerEpoch
+        for slot in model.normSlots { slot.telemetry.reset() }
+        model.recordTelemetry(config.recordTelemetry)
+        model.setMode(.train)
+
+        var losses: [Double] = [], corrects: [Int] = [], sizes: [Int] = []
+        losses.reserveCapacity(total)
+        var history: [EpochRecord] = []
+        var diverged = false, divergedAt: Int?, divergenceLoss: String?
+        var lr = config.optimizer.learningRate
+        var step = 0
+        while step < total {
+            lr = config.schedule.rate(at: step, totalSteps: total, base: config.optimizer.learningRate)
+            let indices = sampler.next()
+            let x = gatherer.gather(dataset.trainInputs, indices)
+            let labels = indices.map { dataset.trainLabels[$0] }
+            let logits = try model.forward(x)
+            let ce = try SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels)
+            guard ce.loss.isFinite else {
+                diverged = true
+                divergedAt = step
+                divergenceLoss = ce.loss.isNaN ? "nan" : (ce.loss > 0 ? "inf" : "-inf")
+                break
+            }
+            try model.backward(ce.gradient)
+            optimizer.step(learningRate: lr)
+            losses.append(ce.loss); corrects.append(ce.correct); sizes.append(labels.count)
+            step += 1
+
+            var summary: EpochRecord?
+            if step % perEpoch == 0 || step == total {
+                let window = step % perEpoch == 0 ? perEpoch : step % perEpoch
+                let l = losses.suffix(window), c = corrects.suffix(window), s = sizes.suffix(window)
+                var test: Double?
+                if config.evaluateEachEpoch {
+                    test = try Evaluation.accuracy(model, inputs: dataset.testInputs, labels: dataset.testLabels,
+                                                   mode: .eval, batchSize: config.evalBatchSize)
+                }
+                summary = EpochRecord(epoch: (step + perEpoch - 1) / perEpoch, steps: step,
+                                      trainLoss: l.reduce(0, +) / Double(l.count),
+                                      trainAccuracy: Double(c.reduce(0, +)) / Double(s.reduce(0, +)), testAccuracy: test)
+                history.append(summary!)
+            }
+            progress?(TrainingProgress(step: step, totalSteps: total, epoch: sampler.epoch, loss: ce.loss,
+                                       learningRate: lr, seconds: elapsed(), epochSummary: summary))
+        }
+        model.recordTelemetry(false)
+        let telemetry = model.normSlots.map(NormTelemetry.init(slot:))
+
+        var precise: PreciseBN.Report?
+        if config.preciseBNBatches > 0 && !diverged {
+            var pbSampler = BatchSampler(count: dataset.trainLabels.count, batchSize: config.batchSize, seed: config.seed ^ 0x5052_4543_4953_45)
+            var g = BatchGatherer()
+            let batches = (0..<config.preciseBNBatches).map { _ in
+                let t = g.gather(dataset.trainInputs, pbSampler.next())
+                return Tensor(shape: t.shape, scalars: t.scalars)   // own copy: the gatherer reuses its blocks
+            }
+            precise = try PreciseBN.recompute(model, batches: batches)
+        }
+
+        var testAccuracy: Double?, trainModeAccuracy: Double?
+        do {
+            testAccuracy = try Evaluation.accuracy(model, inputs: dataset.testInputs, labels: dataset.testLabels,
+                                                   mode: .eval, batchSize: config.evalBatchSize)
+            trainModeAccuracy = try Evaluation.accuracy(model, inputs: dataset.testInputs, labels: dataset.testLabels,
+                                                        mode: .train, batchSize: config.batchSize)
+        } catch where diverged {
+            // A diverged model may not even evaluate; the divergence is the result.
+        }
+        model.setMode(.train)
+
+        let window = min(perEpoch, losses.count)
+        let l = losses.suffix(window), c = corrects.suffix(window), s = sizes.suffix(window)
+        return TrainingResult(
+            testAccuracy: testAccuracy, testAccuracyTrainMode: trainModeAccuracy,
+            trainLoss: l.isEmpty ? nil : l.reduce(0, +) / Double(l.count),
+            trainAccuracy: s.isEmpty ? nil : Double(c.reduce(0, +)) / Double(s.reduce(0, +)),
+            steps: step, epochs: Double(step) / Double(perEpoch), seconds: elapsed(),
+            diverged: diverged, divergedAtStep: divergedAt, divergenceLoss: divergenceLoss,
+            finalLearningRate: lr, history: history, losses: losses, normTelemetry: telemetry, preciseBN: precise)
+    }
+}

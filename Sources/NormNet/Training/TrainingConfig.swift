@@ -1,0 +1,52 @@
+import NormCore
+
+/// How long to train.
+public enum TrainingDuration: Sendable, Equatable {
+    case epochs(Int)
+    case steps(Int)
+}
+
+/// Everything about a run except the data and the model.
+public struct TrainingConfig: Sendable, Equatable {
+    public var batchSize: Int
+    public var duration: TrainingDuration
+    /// Drives the shuffling (the model's initialization takes its own seed).
+    public var seed: UInt64
+    public var optimizer: SGDConfig
+    public var schedule: LRSchedule
+    /// Batch size of evaluation passes (eval mode does not depend on it).
+    public var evalBatchSize: Int
+    /// Record per-layer batch-vs-running statistics gaps every train step.
+    public var recordTelemetry: Bool
+    /// Evaluate test accuracy (eval mode) after every epoch, for the history.
+    public var evaluateEachEpoch: Bool
+    /// When > 0, PreciseBN over this many training batches after training, before evaluation.
+    public var preciseBNBatches: Int
+
+    public init(batchSize: Int = 128, duration: TrainingDuration = .epochs(30), seed: UInt64 = 0,
+                optimizer: SGDConfig = SGDConfig(), schedule: LRSchedule = LRSchedule(),
+                evalBatchSize: Int = 1000, recordTelemetry: Bool = true, evaluateEachEpoch: Bool = false,
+                preciseBNBatches: Int = 0) {
+        self.batchSize = batchSize
+        self.duration = duration
+        self.seed = seed
+        self.optimizer = optimizer
+        self.schedule = schedule
+        self.evalBatchSize = evalBatchSize
+        self.recordTelemetry = recordTelemetry
+        self.evaluateEachEpoch = evaluateEachEpoch
+        self.preciseBNBatches = preciseBNBatches
+    }
+
+    public func validate() throws {
+        guard batchSize >= 1 else { throw NetError("batch size must be at least 1, got \(batchSize)") }
+        guard evalBatchSize >= 1 else { throw NetError("eval batch size must be at least 1") }
+        switch duration {
+        case let .epochs(e): guard e >= 1 else { throw NetError("epochs must be at least 1, got \(e)") }
+        case let .steps(s): guard s >= 1 else { throw NetError("steps must be at least 1, got \(s)") }
+        }
+        guard preciseBNBatches >= 0 else { throw NetError("PreciseBN batches must be >= 0") }
+        try optimizer.validate()
+        try schedule.validate()
+    }
+}

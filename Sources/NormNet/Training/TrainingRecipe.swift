@@ -1,0 +1,96 @@
+import NormCore
+
+/// A run described as "the data set's preset, with these overrides": what `normlab train`
+/// parses its options into, and what an ablation cell can build. `nil` fields keep the
+/// preset's value (``TrainPresets``).
+public struct TrainingRecipe: Sendable, Equatable {
+    /// The norm for every slot; `nil` = no normalization.
+    public var norm: NormSpec?
+    public var depth: Int?
+    public var width: Int?
+    public var kernel: Int?
+    public var normPosition: NormPosition?
+    public var convBias: Bool?
+    public var activation: ActivationKind?
+    public var downsample: DownsampleKind?
+    public var widthGrowth: Int?
+    public var head: HeadKind?
+    public var freeze = FreezeSpec()
+    public var learningRate: Double?
+    public var momentum: Double?
+    public var weightDecay: Double?
+    public var nesterov: Bool?
+    public var schedule: LRSchedule.Kind?
+    public var warmupSteps: Int?
+    public var batchSize: Int?
+    public var duration: TrainingDuration?
+    /// The run seed: model initialization and shuffling are derived from it.
+    public var seed: UInt64 = 0
+    public var preciseBNBatches = 0
+    public var evaluateEachEpoch = true
+    public var recordTelemetry = true
+
+    public init(norm: NormSpec? = NormSpec("batch_norm")) { self.norm = norm }
+
+    /// `name` (`none` → nil) with `KEY=VALUE` settings checked against the method's schema.
+    public static func normSpec(name: String, settings: [String], registry: NormRegistry) throws -> NormSpec? {
+        if name.lowercased() == "none" {
+            guard settings.isEmpty else { throw NetError("norm settings given with norm 'none'") }
+            return nil
+        }
+        let entry = try registry.entry(named: name)
+        let options = try NormOptions.parse(method: entry.descriptor.name, schema: entry.descriptor.options, settings: settings)
+        return NormSpec(entry.descriptor.name, options: options)
+    }
+
+    public var seeds: (model: UInt64, shuffle: UInt64) { TrainPresets.seeds(from: seed) }
+
+    public func modelSpec(for dataset: Dataset) -> ModelSpec {
+        var spec = TrainPresets.model(for: dataset, norm: norm)
+        if let depth { spec.depth = depth }
+        if let width { spec.width = width }
+        if let kernel { spec.kernel = kernel }
+        if let normPosition { spec.normPosition = normPosition }
+        if let convBias { spec.convBias = convBias }
+        if let activation { spec.activation = activation }
+        if let downsample { spec.downsample = downsample }
+        if let widthGrowth { spec.widthGrowth = widthGrowth }
+        if let head { spec.head = head }
+        spec.freeze = freeze
+        return spec
+    }
+
+    public func config(for dataset: Dataset) -> TrainingConfig {
+        var config = TrainPresets.config(for: dataset)
+        config.seed = seeds.shuffle
+        if let batchSize { config.batchSize = batchSize }
+        if let duration { config.duration = duration }
+        if let learningRate { config.optimizer.learningRate = learningRate }
+        if let momentum { config.optimizer.momentum = momentum }
+        if let weightDecay { config.optimizer.weightDecay = weightDecay }
+        if let nesterov { config.optimizer.nesterov = nesterov }
+        // Nesterov needs momentum: a preset's Nesterov is dropped when momentum is set to 0.
+        if config.optimizer.momentum == 0 && nesterov == nil { config.optimizer.nesterov = false }
+        if let schedule { config.schedule.kind = schedule }
+        if let warmupSteps { config.schedule.warmupSteps = warmupSteps }
+        config.preciseBNBatches = preciseBNBatches
+        config.evaluateEachEpoch = evaluateEachEpoch
+        config.recordTelemetry = recordTelemetry
+        return config
+    }
+
+    /// The initialized model for `dataset`.
+    public func makeModel(for dataset: Dataset, registry: NormRegistry) throws -> Model {
+        try Model(spec: modelSpec(for: dataset), registry: registry, seed: seeds.model)
+    }
+
+    /// Builds, trains and reports (the model is returned for checkpoints and further use).
+    public func run(on dataset: Dataset, registry: NormRegistry, model: Model? = nil,
+                    progress: ((TrainingProgress) -> Void)? = nil) throws -> (model: Model, result: TrainingResult, report: RunReport) {
+        let model = try model ?? makeModel(for: dataset, registry: registry)
+        let config = config(for: dataset)
+        let result = try Trainer(model: model, dataset: dataset, config: config).run(progress: progress)
+        let report = RunReport(dataset: dataset, model: model, config: config, seed: seed, threads: ComputeThreads.count, result: result)
+        return (model, result, report)
+    }
+}
