@@ -106,6 +106,7 @@ public enum CellRunners {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var factories: [String: Factory] = [
         "fake": { context in FakeRunner.fromEnvironment(registry: context.registry) },
+        "train": { context in TrainingRunner(registry: context.registry) },
     ]
 
     /// Registers (or replaces) the runner called `name`.

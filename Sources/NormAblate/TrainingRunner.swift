@@ -1,0 +1,288 @@
+import Foundation
+import NormCore
+import NormNet
+
+/// The `train` runner: trains a cell with the NormNet engine.
+///
+/// A cell is either one phase —
+/// `{model, dataset, batch_size, steps | epochs, optimizer, schedule, freeze, precise_bn}` — or
+/// two: `pretrain` (same keys, no freeze) then `finetune` (same keys plus `freeze`), where
+/// fine-tuning starts from the pretrained weights and running statistics with a fresh
+/// classifier. A `dataset` is `{name, seed, noise, train_examples}`: `noise` adds seeded
+/// Gaussian noise of that standard deviation to every input (a shifted target task) and
+/// `train_examples` keeps a seeded subset of the training split. Pretraining results are
+/// cached in memory across cells (they depend only on `model`, `pretrain` and the seed).
+public struct TrainingRunner: CellRunner {
+    public let registry: NormRegistry
+    private let cache = PretrainCache()
+
+    public init(registry: NormRegistry) { self.registry = registry }
+
+    public var name: String { "train" }
+    public var metricNames: [String]? {
+        ["test_accuracy", "test_loss", "train_loss", "test_accuracy_train_mode", "train_eval_gap", "steps"]
+    }
+
+    static let phaseKeys = ["dataset", "batch_size", "steps", "epochs", "optimizer", "schedule", "freeze", "precise_bn"]
+    static let modelKeys = ["depth", "width", "kernel", "norm", "norm_position", "conv_bias", "activation", "downsample",
+                            "head", "width_growth"]
+
+    // MARK: - Validation
+
+    public func validate(_ config: CellConfig) -> [ConfigProblem] {
+        var problems = config.unknownKeys(at: "", allowed: ["model", "pretrain", "finetune"] + Self.phaseKeys)
+        let twoPhase = config.contains("pretrain") || config.contains("finetune")
+        if twoPhase {
+            for p in ["pretrain", "finetune"] where !config.contains(p) {
+                problems.append(ConfigProblem(path: p, message: "a two-phase cell needs both pretrain and finetune"))
+            }
+            for k in Self.phaseKeys where config.contains(k) {
+                problems.append(ConfigProblem(path: k, message: "belongs under pretrain/finetune in a two-phase cell"))
+            }
+        }
+        problems += config.unknownKeys(at: "model", allowed: Self.modelKeys)
+        let phases = twoPhase ? ["pretrain.", "finetune."] : [""]
+        for prefix in phases where !twoPhase || config.contains(String(prefix.dropLast())) {
+            if !prefix.isEmpty { problems += config.unknownKeys(at: String(prefix.dropLast()), allowed: Self.phaseKeys) }
+            do {
+                let phase = try Phase(config, prefix: prefix)
+                if prefix == "pretrain.", phase.freeze != FreezeSpec() {
+                    problems.append(ConfigProblem(path: "pretrain.freeze", message: "freezing applies to finetune only"))
+                }
+                _ = try modelSpec(config, dataset: nil, freeze: phase.freeze)
+            } catch let p as ConfigProblem { problems.append(p) } catch { problems.append(ConfigProblem(path: prefix + "dataset", message: "\(error)")) }
+        }
+        return problems
+    }
+
+    // MARK: - Running
+
+    public func run(_ config: CellConfig, seed: UInt64, threads: Int) throws -> CellResult {
+        Parallel.threadCount = threads
+        let seeds = TrainPresets.seeds(from: seed)
+        if config.contains("pretrain") {
+            let pre = try Phase(config, prefix: "pretrain.")
+            let fine = try Phase(config, prefix: "finetune.")
+            let key = (config["model"]?.canonicalJSON ?? "") + "|" + (config["pretrain"]?.canonicalJSON ?? "") + "|\(seed)|\(threads)"
+            let pretrained = try cache.value(for: key) { () -> [(name: String, tensor: Tensor)] in
+                let data = try pre.loadDataset()
+                let model = try Model(spec: try modelSpec(config, dataset: data, freeze: FreezeSpec()), registry: registry, seed: seeds.model)
+                let result = try Trainer(model: model, dataset: data, config: pre.training(seed: seeds.shuffle)).run()
+                if result.diverged { throw AblationError("pretraining diverged at step \(result.divergedAtStep ?? -1)") }
+                return Checkpoint.arrays(of: model)
+            }
+            let data = try fine.loadDataset()
+            let model = try Model(spec: try modelSpec(config, dataset: data, freeze: fine.freeze), registry: registry, seed: seeds.model &+ 1)
+            _ = try Checkpoint.load(model, arrays: pretrained.filter { !$0.name.hasPrefix("classifier") }, strict: false)
+            return try finish(model: model, data: data, training: fine.training(seed: seeds.shuffle &+ 1))
+        }
+        let phase = try Phase(config, prefix: "")
+        let data = try phase.loadDataset()
+        let model = try Model(spec: try modelSpec(config, dataset: data, freeze: phase.freeze), registry: registry, seed: seeds.model)
+        return try finish(model: model, data: data, training: phase.training(seed: seeds.shuffle))
+    }
+
+    private func finish(model: Model, data: Dataset, training: TrainingConfig) throws -> CellResult {
+        let r = try Trainer(model: model, dataset: data, config: training).run()
+        var metrics: [String: Double] = ["steps": Double(r.steps)]
+        metrics["test_accuracy"] = r.diverged ? .nan : (r.testAccuracy ?? .nan)
+        metrics["train_loss"] = r.trainLoss ?? .nan
+        metrics["test_accuracy_train_mode"] = r.testAccuracyTrainMode ?? .nan
+        metrics["train_eval_gap"] = r.trainEvalAccuracyGap ?? .nan
+        metrics["test_loss"] = r.diverged ? .nan : try testLoss(model, data)
+        var curves: [String: [Double]] = [:]
+        let acc = r.history.compactMap(\.testAccuracy)
+        if !acc.isEmpty { curves["test_accuracy"] = acc }
+        curves["train_loss"] = r.history.map(\.trainLoss)
+        return CellResult(metrics: metrics, curves: curves, telemetry: telemetry(r), diverged: r.diverged,
+                          datasetHash: data.contentHash)
+    }
+
+    private func testLoss(_ model: Model, _ data: Dataset) throws -> Double {
+        model.setMode(.eval)
+        let n = data.testLabels.count, per = data.testInputs.count / max(n, 1)
+        var total = 0.0, start = 0
+        while start < n {
+            let end = min(start + 500, n)
+            let x = data.testInputs.withUnsafeBufferPointer { b in
+                Tensor(shape: [end - start] + data.sampleShape, scalars: Array(b[(start * per)..<(end * per)]))
+            }
+            total += try SoftmaxCrossEntropy.loss(logits: model.forward(x), labels: Array(data.testLabels[start..<end])) * Double(end - start)
+            start = end
+        }
+        model.setMode(.train)
+        return total / Double(n)
+    }
+
+    private func telemetry(_ r: TrainingResult) -> ConfigValue {
+        .list(r.normTelemetry.map { t in
+            var m: [(key: String, value: ConfigValue)] = [("layer", .string(t.name)), ("method", .string(t.method)),
+                                                          ("norm_eval", .bool(t.freeze.freezesStatistics)),
+                                                          ("requires_grad", .bool(!t.freeze.freezesAffine))]
+            func add(_ k: String, _ v: Double?) { if let v, v.isFinite { m.append((k, .real(v))) } }
+            add("mean_gap", t.meanGap); add("std_log_ratio", t.stdLogRatio)
+            add("final_mean_gap", t.finalMeanGap); add("final_std_log_ratio", t.finalStdLogRatio)
+            add("r_clip_rate", t.rClipRate); add("d_clip_rate", t.dClipRate)
+            return .map(m)
+        })
+    }
+
+    // MARK: - Decoding
+
+    func modelSpec(_ c: CellConfig, dataset: Dataset?, freeze: FreezeSpec) throws -> ModelSpec {
+        let shape = dataset?.sampleShape ?? [1, 40], classes = dataset?.classes ?? 10
+        var spec = ModelSpec(inputShape: shape, classes: classes)
+        if let d = dataset { spec = TrainPresets.model(for: d, norm: spec.norm) }
+        spec.depth = try c.int("model.depth", default: spec.depth)
+        spec.width = try c.int("model.width", default: spec.width)
+        spec.kernel = try c.int("model.kernel", default: spec.kernel)
+        spec.widthGrowth = try c.int("model.width_growth", default: spec.widthGrowth)
+        spec.convBias = try c.bool("model.conv_bias", default: spec.convBias)
+        spec.normPosition = try choice(c, "model.norm_position", spec.normPosition)
+        spec.activation = try choice(c, "model.activation", spec.activation)
+        spec.downsample = try choice(c, "model.downsample", spec.downsample)
+        spec.head = try choice(c, "model.head", spec.head)
+        spec.norm = try normSpec(c)
+        spec.freeze = freeze
+        return spec
+    }
+
+    private func normSpec(_ c: CellConfig) throws -> NormSpec? {
+        guard let v = c["model.norm"] else { return NormSpec("batch_norm") }
+        if v.isNull || v.stringValue?.lowercased() == "none" { return nil }
+        if let name = v.stringValue { return try checked(NormSpec(name), path: "model.norm") }
+        let name = try c.string("model.norm.name")
+        if name.lowercased() == "none" { return nil }
+        var options: [String: OptionValue] = [:]
+        for (k, value) in c["model.norm.options"]?.mapValue ?? [] {
+            switch value {
+            case let .bool(b): options[k] = .bool(b)
+            case let .integer(i): options[k] = .integer(i)
+            case let .real(d): options[k] = .real(d)
+            case let .string(s): options[k] = s.lowercased() == "none" ? OptionValue.none : .text(s)
+            case .null: options[k] = OptionValue.none
+            default: throw ConfigProblem(path: "model.norm.options.\(k)", message: "must be a scalar")
+            }
+        }
+        return try checked(NormSpec(name, options: options), path: "model.norm")
+    }
+
+    private func checked(_ spec: NormSpec, path: String) throws -> NormSpec {
+        do { _ = try registry.options(for: spec) } catch { throw ConfigProblem(path: path, message: "\(error)") }
+        return spec
+    }
+
+    private func choice<T: RawRepresentable & CaseIterable>(_ c: CellConfig, _ path: String, _ fallback: T) throws -> T where T.RawValue == String {
+        guard c.contains(path) else { return fallback }
+        let s = try c.string(path)
+        guard let v = T(rawValue: s.lowercased()) else {
+            throw ConfigProblem(path: path, message: "must be one of \(T.allCases.map(\.rawValue).joined(separator: ", ")), got '\(s)'")
+        }
+        return v
+    }
+}
+
+/// One training phase of a cell, decoded.
+struct Phase {
+    var dataset: DatasetName
+    var datasetSeed: UInt64
+    var noise: Double
+    var trainExamples: Int?
+    var batchSize: Int
+    var duration: TrainingDuration
+    var optimizer: SGDConfig
+    var schedule: LRSchedule
+    var freeze: FreezeSpec
+    var preciseBN: Int
+
+    init(_ c: CellConfig, prefix p: String) throws {
+        let dpath = p + "dataset"
+        let name: String
+        if let plain = c[dpath]?.stringValue { name = plain } else { name = try c.string(dpath + ".name", default: "mnist1d") }
+        guard let d = DatasetName(rawValue: name) else {
+            throw ConfigProblem(path: dpath, message: "unknown dataset '\(name)'; known: \(DatasetName.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        dataset = d
+        let isMap = c[dpath]?.mapValue != nil
+        datasetSeed = UInt64(max(0, isMap ? try c.int(dpath + ".seed", default: 0) : 0))
+        noise = isMap ? try c.double(dpath + ".noise", default: 0) : 0
+        trainExamples = isMap && c.contains(dpath + ".train_examples") ? try c.int(dpath + ".train_examples") : nil
+        guard noise >= 0 else { throw ConfigProblem(path: dpath + ".noise", message: "must be >= 0") }
+        if let t = trainExamples, t < 2 { throw ConfigProblem(path: dpath + ".train_examples", message: "must be at least 2") }
+        batchSize = try c.int(p + "batch_size", default: 64)
+        guard batchSize >= 1 else { throw ConfigProblem(path: p + "batch_size", message: "must be a positive integer, got \(batchSize)") }
+        if c.contains(p + "steps") && c.contains(p + "epochs") {
+            throw ConfigProblem(path: p + "steps", message: "give steps or epochs, not both")
+        }
+        let steps = try c.int(p + "steps", default: 0), epochs = try c.int(p + "epochs", default: 0)
+        if c.contains(p + "steps") { guard steps >= 1 else { throw ConfigProblem(path: p + "steps", message: "must be >= 1") }; duration = .steps(steps) }
+        else if c.contains(p + "epochs") { guard epochs >= 1 else { throw ConfigProblem(path: p + "epochs", message: "must be >= 1") }; duration = .epochs(epochs) }
+        else { duration = .epochs(10) }
+        optimizer = SGDConfig(learningRate: try c.double(p + "optimizer.lr", default: 0.1),
+                              momentum: try c.double(p + "optimizer.momentum", default: 0.9),
+                              weightDecay: try c.double(p + "optimizer.weight_decay", default: 5e-4),
+                              nesterov: try c.bool(p + "optimizer.nesterov", default: false))
+        do { try optimizer.validate() } catch { throw ConfigProblem(path: p + "optimizer", message: "\(error)") }
+        let warmup = try c.int(p + "schedule.warmup_steps", default: 0)
+        switch try c.string(p + "schedule.name", default: "cosine") {
+        case "cosine": schedule = LRSchedule(.cosine(minimumFactor: 0), warmupSteps: warmup)
+        case "step": schedule = LRSchedule(LRSchedule.standardStep, warmupSteps: warmup)
+        case "constant": schedule = LRSchedule(.constant, warmupSteps: warmup)
+        case let other: throw ConfigProblem(path: p + "schedule.name", message: "must be cosine, step or constant, got '\(other)'")
+        }
+        freeze = FreezeSpec(normEval: try c.bool(p + "freeze.norm_eval", default: false),
+                            normRequiresGrad: try c.bool(p + "freeze.requires_grad", default: true),
+                            frozenStages: try c.int(p + "freeze.frozen_stages", default: -1))
+        preciseBN = try c.int(p + "precise_bn", default: 0)
+    }
+
+    func training(seed: UInt64) -> TrainingConfig {
+        TrainingConfig(batchSize: batchSize, duration: duration, seed: seed, optimizer: optimizer, schedule: schedule,
+                       recordTelemetry: true, evaluateEachEpoch: true, preciseBNBatches: preciseBN)
+    }
+
+    /// The named data set, shifted by seeded noise and subsampled as configured.
+    func loadDataset() throws -> Dataset {
+        let base = try Datasets.load(dataset, seed: dataset == .mnist1d ? 0 : datasetSeed)
+        guard noise > 0 || trainExamples != nil else { return base }
+        var rng = SeededGenerator(seed: 0x5EED ^ datasetSeed)
+        func noisy(_ t: Tensor) -> Tensor {
+            guard noise > 0 else { return t }
+            var out = t
+            out.withUnsafeMutableBufferPointer { b in for i in 0..<b.count { b[i] += Float(noise * rng.nextNormal()) } }
+            return out
+        }
+        var trainX = noisy(base.trainInputs), trainY = base.trainLabels
+        if let k = trainExamples, k < trainY.count {
+            var order = Array(0..<trainY.count)
+            for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, rng.nextInt(in: 0...i)) }
+            let keep = order.prefix(k).sorted(), per = trainX.count / trainY.count
+            let src = trainX
+            trainX = Tensor(shape: [k] + base.sampleShape, initializingWith: { b in
+                src.withUnsafeBufferPointer { s in
+                    for (j, i) in keep.enumerated() { for e in 0..<per { b[j * per + e] = s[i * per + e] } }
+                }
+            })
+            trainY = keep.map { trainY[$0] }
+        }
+        let testX = noisy(base.testInputs)
+        return Dataset(name: "\(base.name)+shift(seed=\(datasetSeed),noise=\(noise),n=\(trainY.count))",
+                       trainInputs: trainX, trainLabels: trainY, testInputs: testX, testLabels: base.testLabels,
+                       classes: base.classes, contentHash: base.contentHash + "+" + "\(datasetSeed)-\(noise)-\(trainY.count)")
+    }
+}
+
+/// Pretrained weights shared by the cells of a study that pretrain identically.
+final class PretrainCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var values: [String: [(name: String, tensor: Tensor)]] = [:]
+
+    func value(for key: String, make: () throws -> [(name: String, tensor: Tensor)]) throws -> [(name: String, tensor: Tensor)] {
+        lock.lock()
+        if let v = values[key] { lock.unlock(); return v }
+        lock.unlock()
+        let v = try make()
+        lock.lock(); values[key] = v; lock.unlock()
+        return v
+    }
+}
