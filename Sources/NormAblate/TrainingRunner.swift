@@ -8,9 +8,10 @@ import NormNet
 /// `{model, dataset, batch_size, steps | epochs, optimizer, schedule, freeze, precise_bn}` — or
 /// two: `pretrain` (same keys, no freeze) then `finetune` (same keys plus `freeze`), where
 /// fine-tuning starts from the pretrained weights and running statistics with a fresh
-/// classifier. A `dataset` is `{name, seed, noise, train_examples}`: `noise` adds seeded
-/// Gaussian noise of that standard deviation to every input (a shifted target task) and
-/// `train_examples` keeps a seeded subset of the training split. Pretraining results are
+/// classifier. A `dataset` is `{name, seed, scale, offset, noise, train_examples}`: inputs
+/// become `scale·x + offset + noise·N(0, 1)` (seeded by `seed`) — a shifted target task whose
+/// statistics differ from the pretraining data — and `train_examples` keeps a seeded subset
+/// of the training split. Pretraining results are
 /// cached in memory across cells (they depend only on `model`, `pretrain` and the seed).
 public struct TrainingRunner: CellRunner {
     public let registry: NormRegistry
@@ -187,6 +188,8 @@ struct Phase {
     var dataset: DatasetName
     var datasetSeed: UInt64
     var noise: Double
+    var scale: Double
+    var offset: Double
     var trainExamples: Int?
     var batchSize: Int
     var duration: TrainingDuration
@@ -206,6 +209,9 @@ struct Phase {
         let isMap = c[dpath]?.mapValue != nil
         datasetSeed = UInt64(max(0, isMap ? try c.int(dpath + ".seed", default: 0) : 0))
         noise = isMap ? try c.double(dpath + ".noise", default: 0) : 0
+        scale = isMap ? try c.double(dpath + ".scale", default: 1) : 1
+        offset = isMap ? try c.double(dpath + ".offset", default: 0) : 0
+        if isMap { for problem in c.unknownKeys(at: dpath, allowed: ["name", "seed", "noise", "scale", "offset", "train_examples"]) { throw problem } }
         trainExamples = isMap && c.contains(dpath + ".train_examples") ? try c.int(dpath + ".train_examples") : nil
         guard noise >= 0 else { throw ConfigProblem(path: dpath + ".noise", message: "must be >= 0") }
         if let t = trainExamples, t < 2 { throw ConfigProblem(path: dpath + ".train_examples", message: "must be at least 2") }
@@ -244,12 +250,14 @@ struct Phase {
     /// The named data set, shifted by seeded noise and subsampled as configured.
     func loadDataset() throws -> Dataset {
         let base = try Datasets.load(dataset, seed: dataset == .mnist1d ? 0 : datasetSeed)
-        guard noise > 0 || trainExamples != nil else { return base }
+        guard noise > 0 || scale != 1 || offset != 0 || trainExamples != nil else { return base }
         var rng = SeededGenerator(seed: 0x5EED ^ datasetSeed)
         func noisy(_ t: Tensor) -> Tensor {
-            guard noise > 0 else { return t }
+            guard noise > 0 || scale != 1 || offset != 0 else { return t }
             var out = t
-            out.withUnsafeMutableBufferPointer { b in for i in 0..<b.count { b[i] += Float(noise * rng.nextNormal()) } }
+            out.withUnsafeMutableBufferPointer { b in
+                for i in 0..<b.count { b[i] = Float(scale * Double(b[i]) + offset + (noise > 0 ? noise * rng.nextNormal() : 0)) }
+            }
             return out
         }
         var trainX = noisy(base.trainInputs), trainY = base.trainLabels
@@ -266,9 +274,10 @@ struct Phase {
             trainY = keep.map { trainY[$0] }
         }
         let testX = noisy(base.testInputs)
-        return Dataset(name: "\(base.name)+shift(seed=\(datasetSeed),noise=\(noise),n=\(trainY.count))",
+        let shift = "seed=\(datasetSeed),scale=\(scale),offset=\(offset),noise=\(noise),n=\(trainY.count)"
+        return Dataset(name: "\(base.name)+shift(\(shift))",
                        trainInputs: trainX, trainLabels: trainY, testInputs: testX, testLabels: base.testLabels,
-                       classes: base.classes, contentHash: base.contentHash + "+" + "\(datasetSeed)-\(noise)-\(trainY.count)")
+                       classes: base.classes, contentHash: base.contentHash + "+shift(" + shift + ")")
     }
 }
 
