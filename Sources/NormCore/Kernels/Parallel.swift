@@ -19,25 +19,36 @@ public enum Parallel {
     /// Below this many elements of total work, kernels run on the calling thread.
     public static let serialThreshold = 1 << 15
 
+    /// Parts per thread a parallel call is cut into: threads claim parts as they come free,
+    /// so one thread descheduled by a busy machine delays only its current part.
+    public static let partsPerThread = 4
+
     /// Calls `body` on contiguous sub-ranges covering `0..<count`, in parallel when
     /// `work` (elements touched) is large enough to pay for the hand-off.
+    ///
+    /// The range is cut into up to `partsPerThread · threads` parts, handed out in increasing
+    /// order (decreasing with `descending`, for a pass that should start where the previous
+    /// one ended). Which thread runs a part never changes a result: every output is computed
+    /// within one part, in a fixed order.
     ///
     /// The hand-off goes to a small pool of worker threads that spin briefly after each job
     /// (a kernel's passes follow each other within microseconds) and then sleep; a call made
     /// while the pool is busy (from another thread, or nested) uses Dispatch instead.
-    public static func forEach(_ count: Int, work: Int, _ body: (Range<Int>) -> Void) {
+    public static func forEach(_ count: Int, work: Int, descending: Bool = false, _ body: (Range<Int>) -> Void) {
         let threads = min(threadCount, count)
         if threads <= 1 || work < serialThreshold {
             if count > 0 { body(0..<count) }
             return
         }
+        let parts = min(count, threads * partsPerThread, WorkerPool.maxParts)
         withoutActuallyEscaping(body) { body in
-            let part: (Int) -> Void = { t in
-                let lo = count * t / threads, hi = count * (t + 1) / threads
+            let part: (Int) -> Void = { k in
+                let t = descending ? parts - 1 - k : k
+                let lo = count * t / parts, hi = count * (t + 1) / parts
                 if lo < hi { body(lo..<hi) }
             }
-            if !WorkerPool.shared.run(threads, part) {
-                DispatchQueue.concurrentPerform(iterations: threads, execute: part)
+            if !WorkerPool.shared.run(parts, threads: threads, part) {
+                DispatchQueue.concurrentPerform(iterations: parts, execute: part)
             }
         }
     }
@@ -84,12 +95,12 @@ final class WorkerPool: @unchecked Sendable {
         pthread_cond_init(done, nil)
     }
 
-    /// Runs `body(0..<parts)` on this thread and the workers, returning when all parts are
-    /// done. Returns false without running anything when the pool is in use.
-    func run(_ parts: Int, _ body: @escaping (Int) -> Void) -> Bool {
+    /// Runs `body(0..<parts)` on this thread and `threads − 1` workers, returning when all
+    /// parts are done. Returns false without running anything when the pool is in use.
+    func run(_ parts: Int, threads: Int, _ body: @escaping (Int) -> Void) -> Bool {
         guard parts <= Self.maxParts,
               busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
-        while workerCount < parts - 1 { spawn() }
+        while workerCount < threads - 1 { spawn() }
         generation = (generation + 1) & 0xFFFF_FFFF
         let gen = generation
         job = body

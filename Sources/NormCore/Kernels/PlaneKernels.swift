@@ -5,16 +5,16 @@
 /// per plane, `period = C` for one per channel (BatchNorm), without per-plane arrays.
 public enum PlaneKernels {
     /// The order a pass visits the planes in. A pass that follows a reduction pass over the
-    /// same data visits the planes in the reverse of the reduction's order (each thread gets
-    /// the same planes the reduction gave it), so it starts with the data the reduction read
+    /// same data visits the planes in the reverse of the reduction's order (parts handed out
+    /// from the end, each walked backwards), so it starts with the data the reduction read
     /// last, which is still in the last-level cache.
     public enum Order: Sendable, Equatable {
-        /// `0, 1, …` (threads split the plane range).
+        /// `0, 1, …`.
         case forward
         /// The reverse of `forward`, within each thread's range.
         case reverse
-        /// The reverse of a channel-major walk (channel `c` for all `n`, then `c + 1`, …; threads
-        /// split the channels), as BatchNorm's per-channel reductions walk.
+        /// The reverse of a channel-major walk (channel `c` for all `n`, then `c + 1`, …), as
+        /// BatchNorm's per-channel reductions walk.
         case channelMajorReverse(channels: Int)
     }
 
@@ -25,10 +25,10 @@ public enum PlaneKernels {
         case .forward:
             Parallel.forEach(planes, work: work) { range in for p in range { body(p) } }
         case .reverse:
-            Parallel.forEach(planes, work: work) { range in for p in range.reversed() { body(p) } }
+            Parallel.forEach(planes, work: work, descending: true) { range in for p in range.reversed() { body(p) } }
         case let .channelMajorReverse(c):
             let n = planes / c
-            Parallel.forEach(c, work: work) { range in
+            Parallel.forEach(c, work: work, descending: true) { range in
                 for ch in range.reversed() {
                     var p = (n - 1) * c + ch
                     for _ in 0..<n { body(p); p -= c }

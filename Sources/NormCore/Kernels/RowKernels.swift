@@ -37,7 +37,7 @@ public enum RowKernels {
         let len = m / segments
         head.withUnsafeBufferPointer { head in inv.withUnsafeBufferPointer { inv in k.withUnsafeBufferPointer { k in
             // Rows in the reverse of the moments' order: start with the rows still in cache.
-            Parallel.forEach(rows, work: rows * m) { range in
+            Parallel.forEach(rows, work: rows * m, descending: true) { range in
                 for n in range.reversed() {
                     for s in 0..<segments {
                         let r = n * segments + s, off = s * len

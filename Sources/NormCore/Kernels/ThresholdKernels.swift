@@ -47,7 +47,7 @@ public enum ThresholdKernels {
     public static func maskedLinear(x: UnsafePointer<Float>, g: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
                                     planes: Int, length: Int, scale: [Float], shift: [Float], floor: [Float], a: [Float], b: [Float]) {
         // The reverse of `gradientSums`' order: start with the planes still in cache.
-        Parallel.forEach(planes, work: 3 * planes * length) { range in
+        Parallel.forEach(planes, work: 3 * planes * length, descending: true) { range in
             for p in range.reversed() {
                 let xp = x + p * length, gp = g + p * length, op = out + p * length
                 let sv = SIMD16<Float>(repeating: scale[p]), tv = SIMD16<Float>(repeating: shift[p])

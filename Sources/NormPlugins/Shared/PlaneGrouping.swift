@@ -104,19 +104,23 @@ struct PlaneLayout {
         x.withUnsafeBufferPointer { xb in
             let base = xb.baseAddress!
             var pilot = [Float](repeating: 0, count: cols)
-            for ch in 0..<c { for j in 0..<s { pilot[ch * s + j] = base[ch * s] } }
+            pilot.withUnsafeMutableBufferPointer { p in
+                for ch in 0..<c { for j in 0..<s { p[ch * s + j] = base[ch * s] } }
+            }
             var s1 = [Double](repeating: 0, count: cols), s2 = s1
             pilot.withUnsafeBufferPointer { pb in s1.withUnsafeMutableBufferPointer { s1b in s2.withUnsafeMutableBufferPointer { s2b in
                 ChannelKernels.shiftedSums(x: base, rows: n, cols: cols, pilot: pb.baseAddress!, s1: s1b.baseAddress!, s2: s2b.baseAddress!)
             }}}
             let count = Double(n * s)
-            for ch in 0..<c {
-                var t1 = 0.0, t2 = 0.0
-                for j in 0..<s { t1 += s1[ch * s + j]; t2 += s2[ch * s + j] }
-                let shift = t1 / count
-                mean[ch] = Double(pilot[ch * s]) + shift
-                variance[ch] = max(t2 - t1 * shift, 0) / count
-            }
+            mean.withUnsafeMutableBufferPointer { mb in variance.withUnsafeMutableBufferPointer { vb in
+                for ch in 0..<c {
+                    var t1 = 0.0, t2 = 0.0
+                    for j in 0..<s { t1 += s1[ch * s + j]; t2 += s2[ch * s + j] }
+                    let shift = t1 / count
+                    mb[ch] = Double(pilot[ch * s]) + shift
+                    vb[ch] = max(t2 - t1 * shift, 0) / count
+                }
+            }}
         }
         return (mean, variance)
     }

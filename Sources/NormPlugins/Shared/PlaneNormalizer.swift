@@ -73,7 +73,7 @@ enum PlaneNormalizer {
         }
         if layout.usesChannelRows {
             let cols = c * s
-            let expanded = [mu, scale, shift].map { v in (0..<cols).map { v[$0 / s] } }
+            let expanded = [mu, scale, shift].map { repeatEach($0, s) }
             let y = output.tensor(shape: x.shape) { yb in
                 x.withUnsafeBufferPointer { xb in
                     ChannelKernels.affine(x: xb.baseAddress!, y: yb.baseAddress!, rows: layout.n, cols: cols,
@@ -92,6 +92,16 @@ enum PlaneNormalizer {
             }
         }
         return (y, state)
+    }
+
+    /// Every value of `v` repeated `s` times in a row (per-channel coefficients → `C·S` columns).
+    private static func repeatEach(_ v: [Float], _ s: Int) -> [Float] {
+        guard s > 1 else { return v }
+        var out = [Float](repeating: 0, count: v.count * s)
+        out.withUnsafeMutableBufferPointer { o in
+            for i in v.indices { for j in 0..<s { o[i * s + j] = v[i] } }
+        }
+        return out
     }
 
     /// The group and channel of every unit: each channel when the statistics are per
@@ -169,7 +179,7 @@ enum PlaneNormalizer {
                 let xp = xb.baseAddress!, gp = gb.baseAddress!
                 if channelRows {
                     let cols = c * s
-                    let mu = (0..<cols).map { head[$0 / s] }
+                    let mu = repeatEach(Array(head), s)
                     var colG = [Double](repeating: 0, count: cols), colGX = colG
                     colG.withUnsafeMutableBufferPointer { cg in colGX.withUnsafeMutableBufferPointer { cgx in
                         ChannelKernels.gradientSums(x: xp, g: gp, rows: layout.n, cols: cols,
@@ -241,7 +251,7 @@ enum PlaneNormalizer {
         let gx: Tensor
         if channelRows {
             let cols = c * s
-            let expanded = [unitHead, a, b, cc].map { v in (0..<cols).map { v[$0 / s] } }
+            let expanded = [unitHead, a, b, cc].map { repeatEach($0, s) }
             gx = output.tensor(shape: g.shape) { ob in
                 st.x.withUnsafeBufferPointer { xb in g.withUnsafeBufferPointer { gb in
                     ChannelKernels.linearCombination(x: xb.baseAddress!, g: gb.baseAddress!, out: ob.baseAddress!, rows: layout.n, cols: cols,
