@@ -19,6 +19,7 @@ test: setup
 	swift build
 	swift test
 	NORMLAB_BIN="$$(swift build --show-bin-path)/normlab" $(PY) -m pytest python/tests -q
+	"$$(swift build --show-bin-path)/normlab" bench --quick --quiet > /dev/null
 
 clean:
 	rm -rf .build out

@@ -21,7 +21,7 @@ public struct TrainingRunner: CellRunner {
 
     public var name: String { "train" }
     public var metricNames: [String]? {
-        ["test_accuracy", "test_loss", "train_loss", "test_accuracy_train_mode", "train_eval_gap", "steps"]
+        ["test_accuracy", "test_loss", "train_loss", "test_accuracy_train_mode", "train_eval_gap", "train_steps"]
     }
 
     static let phaseKeys = ["dataset", "batch_size", "steps", "epochs", "optimizer", "schedule", "freeze", "precise_bn"]
@@ -85,7 +85,7 @@ public struct TrainingRunner: CellRunner {
 
     private func finish(model: Model, data: Dataset, training: TrainingConfig) throws -> CellResult {
         let r = try Trainer(model: model, dataset: data, config: training).run()
-        var metrics: [String: Double] = ["steps": Double(r.steps)]
+        var metrics: [String: Double] = ["train_steps": Double(r.steps)]
         metrics["test_accuracy"] = r.diverged ? .nan : (r.testAccuracy ?? .nan)
         metrics["train_loss"] = r.trainLoss ?? .nan
         metrics["test_accuracy_train_mode"] = r.testAccuracyTrainMode ?? .nan
