@@ -1,3 +1,4 @@
+import NormCore
 import Foundation
 
 /// The fully resolved configuration of one cell: the spec's `base` with the cell's grid

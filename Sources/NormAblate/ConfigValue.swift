@@ -1,3 +1,4 @@
+import NormCore
 import Foundation
 
 /// A typed, ordered tree of YAML values: the form every configuration takes inside the

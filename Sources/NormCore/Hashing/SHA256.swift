@@ -1,6 +1,7 @@
-/// SHA-256 (FIPS 180-4), incremental, for data-set content hashes. Swift on Linux has no
-/// CryptoKit and the package has no crypto dependency; this is the plain reference algorithm.
-struct SHA256 {
+/// SHA-256 (FIPS 180-4), incremental: data-set content hashes, ablation cell and spec
+/// hashes. Swift on Linux has no CryptoKit and the package takes no crypto dependency; this is
+/// the plain reference algorithm, checked against the NIST test vectors.
+public struct SHA256 {
     private var state: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) =
         (0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab, 0x5be0_cd19)
     private var buffer = [UInt8](repeating: 0, count: 64)
@@ -18,9 +19,9 @@ struct SHA256 {
         0x748f_82ee, 0x78a5_636f, 0x84c8_7814, 0x8cc7_0208, 0x90be_fffa, 0xa450_6ceb, 0xbef9_a3f7, 0xc671_78f2,
     ]
 
-    init() {}
+    public init() {}
 
-    mutating func update(_ bytes: UnsafeRawBufferPointer) {
+    public mutating func update(_ bytes: UnsafeRawBufferPointer) {
         guard bytes.count > 0 else { return }
         length &+= UInt64(bytes.count)
         var offset = 0
@@ -43,15 +44,15 @@ struct SHA256 {
         buffered = rest
     }
 
-    mutating func update<S: Sequence>(_ bytes: S) where S.Element == UInt8 {
+    public mutating func update<S: Sequence>(_ bytes: S) where S.Element == UInt8 {
         let array = Array(bytes)
         array.withUnsafeBytes { update($0) }
     }
 
-    mutating func update(_ text: String) { update(Array(text.utf8)) }
+    public mutating func update(_ text: String) { update(Array(text.utf8)) }
 
     /// The digest; the hasher should not be updated afterwards.
-    mutating func finalize() -> [UInt8] {
+    public mutating func finalize() -> [UInt8] {
         let bitLength = length &* 8
         var padding: [UInt8] = [0x80]
         let afterOne = (buffered + 1) % 64
@@ -71,7 +72,7 @@ struct SHA256 {
     }
 
     /// Lower-case hex of ``finalize()``.
-    mutating func hexDigest() -> String {
+    public mutating func hexDigest() -> String {
         let digits = Array("0123456789abcdef".utf8)
         var text: [UInt8] = []
         for byte in finalize() { text.append(digits[Int(byte >> 4)]); text.append(digits[Int(byte & 15)]) }
@@ -111,9 +112,18 @@ struct SHA256 {
 
 @inline(__always) private func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
 
-/// SHA-256 of `text`'s UTF-8 bytes as lower-case hex (for tests and small keys).
-func sha256Hex(_ text: String) -> String {
-    var hasher = SHA256()
-    hasher.update(text)
-    return hasher.hexDigest()
+extension SHA256 {
+    /// Lower-case hex SHA-256 of `text`'s UTF-8 bytes.
+    public static func hex(_ text: String) -> String {
+        var hasher = SHA256()
+        hasher.update(text)
+        return hasher.hexDigest()
+    }
+
+    /// Lower-case hex SHA-256 of `bytes`.
+    public static func hex(bytes: [UInt8]) -> String {
+        var hasher = SHA256()
+        hasher.update(bytes)
+        return hasher.hexDigest()
+    }
 }
