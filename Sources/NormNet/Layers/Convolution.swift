@@ -24,8 +24,8 @@ public class Convolution: Layer {
     private var geometry: ConvGeometry?
     private let cols = Scratch()
     private let product = Scratch()
-    private var output = BufferPool()
-    private var gradInput = BufferPool()
+    private var output = ReusableStorage(slots: 2)
+    private var gradInput = ReusableStorage(slots: 2)
 
     init(spatialRank: Int, inChannels: Int, outChannels: Int, kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int),
          bias: Bool, weightShape: [Int]) throws {
@@ -82,8 +82,8 @@ public class Convolution: Layer {
         weight.value.withUnsafeBufferPointer { w in
             Gemm.multiply(m: outChannels, n: columns, k: g.patch, a: w.baseAddress!, b: colsPtr, c: prod)
         }
-        var y = output.tensor(shape: outputShape(g))
-        y.withUnsafeMutableBufferPointer { yb in
+        let y = output.tensor(shape: outputShape(g))
+        y.withUnsafeOutputBuffer { yb in
             if let bias {
                 bias.value.withUnsafeBufferPointer { b in
                     Im2Col.channelMajorToBatchMajor(prod, n: g.n, c: outChannels, p: P, bias: b.baseAddress!, into: yb.baseAddress!)
@@ -136,8 +136,8 @@ public class Convolution: Layer {
         weight.value.withUnsafeBufferPointer { w in
             Gemm.multiply(transA: true, m: g.patch, n: columns, k: outChannels, a: w.baseAddress!, b: gy, c: dcols)
         }
-        var gx = gradInput.tensor(shape: x.shape)
-        gx.withUnsafeMutableBufferPointer { Im2Col.backward(dcols, g, dx: $0.baseAddress!) }
+        let gx = gradInput.tensor(shape: x.shape)
+        gx.withUnsafeOutputBuffer { Im2Col.backward(dcols, g, dx: $0.baseAddress!) }
         return gx
     }
 }

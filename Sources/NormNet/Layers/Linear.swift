@@ -8,8 +8,8 @@ public final class Linear: Layer {
     public let bias: Parameter?
     public var computesInputGradient = true
     private var cachedInput: Tensor?
-    private var output = BufferPool()
-    private var gradInput = BufferPool()
+    private var output = ReusableStorage(slots: 2)
+    private var gradInput = ReusableStorage(slots: 2)
 
     public init(inFeatures: Int, outFeatures: Int, bias: Bool = true) throws {
         guard inFeatures > 0, outFeatures > 0 else { throw NetError("linear: features must be positive") }
@@ -26,8 +26,8 @@ public final class Linear: Layer {
             throw NetError("linear: input of shape \(x.shape.shapeText), expected (N, \(inFeatures))")
         }
         let n = x.shape[0]
-        var y = output.tensor(shape: [n, outFeatures])
-        x.withUnsafeBufferPointer { xb in weight.value.withUnsafeBufferPointer { wb in y.withUnsafeMutableBufferPointer { yb in
+        let y = output.tensor(shape: [n, outFeatures])
+        x.withUnsafeBufferPointer { xb in weight.value.withUnsafeBufferPointer { wb in y.withUnsafeOutputBuffer { yb in
             let yp = yb.baseAddress!
             if let bias {
                 bias.value.withUnsafeBufferPointer { bb in
@@ -70,8 +70,8 @@ public final class Linear: Layer {
             weight.gradient = nil
         }
         guard computesInputGradient else { return .skippedGradient }
-        var gx = gradInput.tensor(shape: x.shape)
-        gradOutput.withUnsafeBufferPointer { g in weight.value.withUnsafeBufferPointer { wb in gx.withUnsafeMutableBufferPointer { gxb in
+        let gx = gradInput.tensor(shape: x.shape)
+        gradOutput.withUnsafeBufferPointer { g in weight.value.withUnsafeBufferPointer { wb in gx.withUnsafeOutputBuffer { gxb in
             Gemm.multiply(m: n, n: inFeatures, k: outFeatures, a: g.baseAddress!, b: wb.baseAddress!, c: gxb.baseAddress!)
         }}}
         return gx

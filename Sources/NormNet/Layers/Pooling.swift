@@ -48,8 +48,8 @@ public final class MaxPool: Layer {
     public var computesInputGradient = true
     private var argmax: [Int32] = []
     private var cached: (shape: [Int], g: ConvGeometry)?
-    private var output = BufferPool()
-    private var gradInput = BufferPool()
+    private var output = ReusableStorage(slots: 2)
+    private var gradInput = ReusableStorage(slots: 2)
 
     public init(_ window: PoolWindow) { self.window = window }
     public var parameters: [Parameter] { [] }
@@ -58,8 +58,8 @@ public final class MaxPool: Layer {
         let g = try window.geometry(x.shape, "max_pool")
         let planes = g.n * g.channels, P = g.outPlane
         if argmax.count != planes * P { argmax = [Int32](repeating: 0, count: planes * P) }
-        var y = output.tensor(shape: window.outputShape(g))
-        x.withUnsafeBufferPointer { xb in y.withUnsafeMutableBufferPointer { yb in argmax.withUnsafeMutableBufferPointer { ab in
+        let y = output.tensor(shape: window.outputShape(g))
+        x.withUnsafeBufferPointer { xb in y.withUnsafeOutputBuffer { yb in argmax.withUnsafeMutableBufferPointer { ab in
             let xp = xb.baseAddress!, yp = yb.baseAddress!, ap = ab.baseAddress!
             VectorKernels.parallel(planes, work: planes * g.inPlane) { range in
                 for p in range {
@@ -127,8 +127,8 @@ public final class MaxPool: Layer {
             throw NetError("max_pool: backward without a matching forward")
         }
         let planes = g.n * g.channels, P = g.outPlane
-        var gx = gradInput.tensor(shape: shape)
-        gradOutput.withUnsafeBufferPointer { gb in gx.withUnsafeMutableBufferPointer { ob in argmax.withUnsafeBufferPointer { ab in
+        let gx = gradInput.tensor(shape: shape)
+        gradOutput.withUnsafeBufferPointer { gb in gx.withUnsafeOutputBuffer { ob in argmax.withUnsafeBufferPointer { ab in
             let gp = gb.baseAddress!, op = ob.baseAddress!, ap = ab.baseAddress!
             VectorKernels.parallel(planes, work: planes * g.inPlane) { range in
                 for p in range {
@@ -148,8 +148,8 @@ public final class AvgPool: Layer {
     public let window: PoolWindow
     public var computesInputGradient = true
     private var cached: (shape: [Int], g: ConvGeometry)?
-    private var output = BufferPool()
-    private var gradInput = BufferPool()
+    private var output = ReusableStorage(slots: 2)
+    private var gradInput = ReusableStorage(slots: 2)
 
     public init(_ window: PoolWindow) { self.window = window }
     public var parameters: [Parameter] { [] }
@@ -157,8 +157,8 @@ public final class AvgPool: Layer {
     public func forward(_ x: Tensor, mode: Mode) throws -> Tensor {
         let g = try window.geometry(x.shape, "avg_pool")
         let planes = g.n * g.channels, P = g.outPlane, inv = 1 / Float(g.kh * g.kw)
-        var y = output.tensor(shape: window.outputShape(g))
-        x.withUnsafeBufferPointer { xb in y.withUnsafeMutableBufferPointer { yb in
+        let y = output.tensor(shape: window.outputShape(g))
+        x.withUnsafeBufferPointer { xb in y.withUnsafeOutputBuffer { yb in
             let xp = xb.baseAddress!, yp = yb.baseAddress!
             VectorKernels.parallel(planes, work: planes * g.inPlane) { range in
                 for p in range {
@@ -189,8 +189,8 @@ public final class AvgPool: Layer {
             throw NetError("avg_pool: backward without a matching forward")
         }
         let planes = g.n * g.channels, P = g.outPlane, inv = 1 / Float(g.kh * g.kw)
-        var gx = gradInput.tensor(shape: shape)
-        gradOutput.withUnsafeBufferPointer { gb in gx.withUnsafeMutableBufferPointer { ob in
+        let gx = gradInput.tensor(shape: shape)
+        gradOutput.withUnsafeBufferPointer { gb in gx.withUnsafeOutputBuffer { ob in
             let gp = gb.baseAddress!, op = ob.baseAddress!
             VectorKernels.parallel(planes, work: planes * g.inPlane) { range in
                 for p in range {
@@ -220,8 +220,8 @@ public final class AvgPool: Layer {
 public final class GlobalAvgPool: Layer {
     public var computesInputGradient = true
     private var cachedShape: [Int]?
-    private var output = BufferPool()
-    private var gradInput = BufferPool()
+    private var output = ReusableStorage(slots: 2)
+    private var gradInput = ReusableStorage(slots: 2)
 
     public init() {}
     public var parameters: [Parameter] { [] }
@@ -229,8 +229,8 @@ public final class GlobalAvgPool: Layer {
     public func forward(_ x: Tensor, mode: Mode) throws -> Tensor {
         guard x.rank >= 3, x.count > 0 else { throw NetError("global_avg_pool: input of shape \(x.shape.shapeText), expected (N, C, spatial...)") }
         let planes = x.shape[0] * x.shape[1], s = x.spatialCount
-        var y = output.tensor(shape: [x.shape[0], x.shape[1]])
-        x.withUnsafeBufferPointer { xb in y.withUnsafeMutableBufferPointer { yb in
+        let y = output.tensor(shape: [x.shape[0], x.shape[1]])
+        x.withUnsafeBufferPointer { xb in y.withUnsafeOutputBuffer { yb in
             for p in 0..<planes { yb[p] = Float(VectorKernels.sum(xb.baseAddress! + p * s, length: s) / Double(s)) }
         }}
         cachedShape = x.shape
@@ -242,8 +242,8 @@ public final class GlobalAvgPool: Layer {
             throw NetError("global_avg_pool: backward without a matching forward")
         }
         let planes = shape[0] * shape[1], s = Array(shape.dropFirst(2)).product, inv = 1 / Float(s)
-        var gx = gradInput.tensor(shape: shape)
-        gradOutput.withUnsafeBufferPointer { gb in gx.withUnsafeMutableBufferPointer { ob in
+        let gx = gradInput.tensor(shape: shape)
+        gradOutput.withUnsafeBufferPointer { gb in gx.withUnsafeOutputBuffer { ob in
             for p in 0..<planes { (ob.baseAddress! + p * s).initialize(repeating: gb[p] * inv, count: s) }
         }}
         return gx

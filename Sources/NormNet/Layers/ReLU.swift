@@ -4,15 +4,15 @@ import NormCore
 public final class ReLU: Layer {
     public var computesInputGradient = true
     private var cachedInput: Tensor?
-    private var output = BufferPool()
-    private var gradInput = BufferPool()
+    private var output = ReusableStorage(slots: 2)
+    private var gradInput = ReusableStorage(slots: 2)
 
     public init() {}
     public var parameters: [Parameter] { [] }
 
     public func forward(_ x: Tensor, mode: Mode) throws -> Tensor {
-        var y = output.tensor(shape: x.shape)
-        x.withUnsafeBufferPointer { xb in y.withUnsafeMutableBufferPointer { yb in
+        let y = output.tensor(shape: x.shape)
+        x.withUnsafeBufferPointer { xb in y.withUnsafeOutputBuffer { yb in
             VectorKernels.relu(xb.baseAddress!, yb.baseAddress!, count: x.count)
         }}
         cachedInput = x
@@ -22,8 +22,8 @@ public final class ReLU: Layer {
     public func backward(_ gradOutput: Tensor) throws -> Tensor {
         guard let x = cachedInput, x.shape == gradOutput.shape else { throw NetError("relu: backward without a matching forward") }
         defer { cachedInput = nil }
-        var gx = gradInput.tensor(shape: x.shape)
-        x.withUnsafeBufferPointer { xb in gradOutput.withUnsafeBufferPointer { gb in gx.withUnsafeMutableBufferPointer { ob in
+        let gx = gradInput.tensor(shape: x.shape)
+        x.withUnsafeBufferPointer { xb in gradOutput.withUnsafeBufferPointer { gb in gx.withUnsafeOutputBuffer { ob in
             VectorKernels.reluBackward(xb.baseAddress!, gb.baseAddress!, ob.baseAddress!, count: x.count)
         }}}
         return gx

@@ -5,15 +5,15 @@ import NormCore
 public final class Sigmoid: Layer {
     public var computesInputGradient = true
     private var cachedOutput: Tensor?
-    private var output = BufferPool()
-    private var gradInput = BufferPool()
+    private var output = ReusableStorage(slots: 2)
+    private var gradInput = ReusableStorage(slots: 2)
 
     public init() {}
     public var parameters: [Parameter] { [] }
 
     public func forward(_ x: Tensor, mode: Mode) throws -> Tensor {
-        var y = output.tensor(shape: x.shape)
-        x.withUnsafeBufferPointer { xb in y.withUnsafeMutableBufferPointer { yb in
+        let y = output.tensor(shape: x.shape)
+        x.withUnsafeBufferPointer { xb in y.withUnsafeOutputBuffer { yb in
             let xp = xb.baseAddress!, yp = yb.baseAddress!
             VectorKernels.chunked(x.count) { lo, hi in
                 for i in lo..<hi {
@@ -30,8 +30,8 @@ public final class Sigmoid: Layer {
     public func backward(_ gradOutput: Tensor) throws -> Tensor {
         guard let y = cachedOutput, y.shape == gradOutput.shape else { throw NetError("sigmoid: backward without a matching forward") }
         defer { cachedOutput = nil }
-        var gx = gradInput.tensor(shape: y.shape)
-        y.withUnsafeBufferPointer { yb in gradOutput.withUnsafeBufferPointer { gb in gx.withUnsafeMutableBufferPointer { ob in
+        let gx = gradInput.tensor(shape: y.shape)
+        y.withUnsafeBufferPointer { yb in gradOutput.withUnsafeBufferPointer { gb in gx.withUnsafeOutputBuffer { ob in
             let yp = yb.baseAddress!, gp = gb.baseAddress!, op = ob.baseAddress!
             VectorKernels.chunked(y.count) { lo, hi in
                 for i in lo..<hi { op[i] = gp[i] * yp[i] * (1 - yp[i]) }

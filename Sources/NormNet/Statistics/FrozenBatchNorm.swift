@@ -27,8 +27,8 @@ public final class FrozenBatchNorm: NormalizationPlugin {
     public let runningMean: Buffer
     public let runningVar: Buffer
     private var cachedShape: [Int]?
-    private var output = BufferPool()
-    private var gradInput = BufferPool()
+    private var output = ReusableStorage(slots: 2)
+    private var gradInput = ReusableStorage(slots: 2)
 
     public convenience init(shape: FeatureShape, options: NormOptions) throws {
         try self.init(channels: shape.channels, eps: options.real("eps"))
@@ -66,8 +66,8 @@ public final class FrozenBatchNorm: NormalizationPlugin {
             throw NormError.invalidInput(method: Self.descriptor.name, reason: "input of shape \(x.shape.shapeText), expected (N, \(channels), ...)")
         }
         let (scale, shift) = affine
-        var y = output.tensor(shape: x.shape)
-        apply(x, into: &y, scale: scale, shift: shift)
+        let y = output.tensor(shape: x.shape)
+        apply(x, into: y, scale: scale, shift: shift)
         cachedShape = x.shape
         return y
     }
@@ -76,17 +76,17 @@ public final class FrozenBatchNorm: NormalizationPlugin {
         guard let shape = cachedShape, gradOutput.shape == shape else {
             throw NormError.invalidBackward(method: Self.descriptor.name, reason: "backward without a matching forward")
         }
-        var gx = gradInput.tensor(shape: shape)
-        apply(gradOutput, into: &gx, scale: affine.scale, shift: [Float](repeating: 0, count: channels))
+        let gx = gradInput.tensor(shape: shape)
+        apply(gradOutput, into: gx, scale: affine.scale, shift: [Float](repeating: 0, count: channels))
         return gx
     }
 
-    private func apply(_ x: Tensor, into y: inout Tensor, scale: [Float], shift: [Float]) {
+    private func apply(_ x: Tensor, into y: Tensor, scale: [Float], shift: [Float]) {
         let planes = x.shape[0] * channels, s = x.spatialCount
         var ps = [Float](repeating: 0, count: planes), pt = ps
         for p in 0..<planes { ps[p] = scale[p % channels]; pt[p] = shift[p % channels] }
         let zeros = [Float](repeating: 0, count: planes)
-        x.withUnsafeBufferPointer { xb in y.withUnsafeMutableBufferPointer { yb in
+        x.withUnsafeBufferPointer { xb in y.withUnsafeOutputBuffer { yb in
             PlaneKernels.affine(x: xb.baseAddress!, y: yb.baseAddress!, planes: planes, length: s, mu: zeros, scale: ps, shift: pt)
         }}
     }

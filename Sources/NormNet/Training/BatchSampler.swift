@@ -39,12 +39,12 @@ public struct BatchSampler {
 
 /// Copies selected samples of `(N, ...)` inputs into a batch tensor.
 struct BatchGatherer {
-    private var pool = BufferPool(slots: 3)
+    private var pool = ReusableStorage(slots: 3)
 
     mutating func gather(_ inputs: Tensor, _ indices: some Collection<Int>) -> Tensor {
         let per = inputs.count / max(inputs.shape[0], 1)
-        var batch = pool.tensor(shape: [indices.count] + inputs.shape.dropFirst())
-        inputs.withUnsafeBufferPointer { src in batch.withUnsafeMutableBufferPointer { dst in
+        let batch = pool.tensor(shape: [indices.count] + inputs.shape.dropFirst())
+        inputs.withUnsafeBufferPointer { src in batch.withUnsafeOutputBuffer { dst in
             for (k, i) in indices.enumerated() {
                 (dst.baseAddress! + k * per).update(from: src.baseAddress! + i * per, count: per)
             }
