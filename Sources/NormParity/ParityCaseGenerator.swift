@@ -52,6 +52,8 @@ public struct ParityCaseGenerator {
 
     private var isBuiltinBatchLike: Bool { ["batch_norm", "batch_renorm"].contains(descriptor.name) }
     private var hasTracking: Bool { descriptor.option("track_running_stats") != nil }
+    /// BatchNorm's `train_statistics` (batch | running).
+    private var hasTrainStatistics: Bool { descriptor.option("train_statistics") != nil }
 
     /// Non-default parameters of the right shapes for the options.
     private static let builtins: Set<String> = ["batch_norm", "batch_renorm", "group_norm", "layer_norm", "instance_norm", "filter_response_norm"]
@@ -170,6 +172,18 @@ public struct ParityCaseGenerator {
         if isBuiltinBatchLike {
             out.append(make("running_var=biased", rank: r, options: ["running_var": .text("biased")], modes: [.train, .train, .eval]))
         }
+        if hasTrainStatistics {
+            // BN normalizing with its running statistics in train mode (Ioffe 2017, §2 ablation):
+            // trajectories where each step reads the previous step's update, rank 2 (channel-row
+            // kernels) and 4, and with the cumulative average.
+            let running: [String: OptionValue] = ["train_statistics": .text("running")]
+            out.append(make("train_statistics=running trajectory", rank: r, options: running, modes: [.train, .train, .train, .eval]))
+            if ranks.contains(2) {
+                out.append(make("train_statistics=running rank2", rank: 2, options: running, modes: [.train, .train, .eval]))
+            }
+            out.append(make("train_statistics=running momentum=none", rank: r, options: running.merging(["momentum": .none]) { a, _ in a },
+                            modes: [.train, .train, .train]))
+        }
         return out
     }
 
@@ -184,6 +198,8 @@ public struct ParityCaseGenerator {
             if track || descriptor.name == "batch_renorm", rng.nextUniform() < 0.5 {
                 opts["momentum"] = rng.nextUniform() < 0.3 ? OptionValue.none : .real(rng.nextUniform() * 0.5 + 0.05)
             }
+            // train_statistics=running needs tracking; drawn only for methods that have it (BN).
+            if hasTrainStatistics, track, rng.nextUniform() < 0.3 { opts["train_statistics"] = .text("running") }
         }
         if descriptor.name == "batch_renorm" {
             opts["r_max"] = .real(1 + rng.nextUniform() * 2)

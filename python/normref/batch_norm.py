@@ -5,6 +5,12 @@ train:  mu, var = mean / biased variance over every axis but 1 (per channel)
         running = (1 - m) * running + m * batch, with the UNBIASED batch variance
 eval:   y = weight * (x - running_mean) / sqrt(running_var + eps) + bias
         (batch statistics again when track_running_stats is false)
+
+train_statistics=running (default batch; Ioffe 2017, section 2 ablation):
+        train normalizes like eval, with the running statistics before this step's update,
+        constants for the gradient (dx = dy * weight / sqrt(running_var + eps)); the batch
+        statistics are still computed and update the running statistics as above.
+        Requires track_running_stats = true.
 """
 
 import numpy as np
@@ -22,7 +28,11 @@ OPTIONS = {
     "affine": (common.parse_bool, True),
     "track_running_stats": (common.parse_bool, True),
     **common.RUNNING_OPTIONS,
+    "train_statistics": (common.parse_train_statistics, "batch"),
 }
+
+#: options batch_renorm does not share (it copies OPTIONS without these)
+BN_ONLY_OPTIONS = ("train_statistics",)
 
 
 def param_specs(channels, opts):
@@ -103,12 +113,19 @@ def apply(x, mode, grad_output, params, buffers, opts, name=NAME):
     p = common.collect(name, "parameter", params, param_specs(C, opts),
                        "" if opts["affine"] else " (affine is false)")
     track = opts["track_running_stats"]
+    train_running = opts.get("train_statistics", "batch") == "running"
+    if train_running and not track:
+        raise ValueError("%s: train_statistics=running normalizes with the running statistics, "
+                         "which track_running_stats=false does not keep" % name)
     buf = common.running_buffers(name, buffers, C, track)
     use_batch = mode == "train" or not track
     check_reduction(name, x, use_batch)
     w = p.get("weight", np.ones(C))
     b = p.get("bias", np.zeros(C))
-    y, cache = forward(x, w, b, opts["eps"], use_batch,
+    # train_statistics=running: normalize (and differentiate) exactly as eval does, with the
+    # running statistics before this step's update; the batch statistics only update them.
+    normalize_with_batch = use_batch and not (mode == "train" and train_running)
+    y, cache = forward(x, w, b, opts["eps"], normalize_with_batch,
                        buf and buf["running_mean"], buf and buf["running_var"])
     out = {"output": y}
     if grad_output is not None:
@@ -118,7 +135,10 @@ def apply(x, mode, grad_output, params, buffers, opts, name=NAME):
             out["grad_weight"] = gw
             out["grad_bias"] = gb
     if mode == "train" and track:
-        mean, var = cache["stats"]
+        if normalize_with_batch:
+            mean, var = cache["stats"]
+        else:
+            mean, var, _ = batch_stats(x)
         n = x.size // C
         rm, rv, nbt = update_running_stats(buf["running_mean"], buf["running_var"],
                                            buf["num_batches_tracked"], mean, var, n,

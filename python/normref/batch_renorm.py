@@ -22,7 +22,7 @@ ALIASES = ("brn",)
 SUMMARY = "Batch renormalization: BN corrected towards the running statistics by r and d"
 MIN_RANK = 2
 
-OPTIONS = dict(batch_norm.OPTIONS)
+OPTIONS = {k: v for k, v in batch_norm.OPTIONS.items() if k not in batch_norm.BN_ONLY_OPTIONS}
 OPTIONS.update({
     "r_max": (common.parse_r_max, 3.0),
     "d_max": (common.parse_d_max, 5.0),
@@ -71,7 +71,7 @@ def apply(x, mode, grad_output, params, buffers, opts):
         raise ValueError("%s: requires track_running_stats=true (r and d are defined "
                          "against the running statistics)" % NAME)
     if mode == "eval":
-        bn_opts = {k: opts[k] for k in batch_norm.OPTIONS}
+        bn_opts = {k: opts[k] for k in OPTIONS if k in batch_norm.OPTIONS}
         return batch_norm.apply(x, mode, grad_output, params, buffers, bn_opts, name=NAME)
     C = x.shape[1]
     p = common.collect(NAME, "parameter", params, param_specs(C, opts),

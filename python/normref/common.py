@@ -111,6 +111,13 @@ def parse_running_var(method, key, v):
     return s
 
 
+def parse_train_statistics(method, key, v):
+    s = str(v).strip().lower()
+    if s not in ("batch", "running"):
+        raise ValueError("%s: option %s must be batch or running, got %r" % (method, key, v))
+    return s
+
+
 #: running-statistics options shared by BN, BRN and IN (normlab extensions to PyTorch):
 #: keras_decay (Keras convention, momentum = 1 - decay), running_var (stored estimate),
 #: skip_nonfinite (skip an update whose batch statistics are not finite).

@@ -13,6 +13,15 @@ public struct RenormLimits: Sendable, Equatable {
     }
 }
 
+/// Which statistics train mode normalizes with (BatchNorm's `train_statistics` option).
+public enum TrainStatistics: String, CaseIterable, Sendable {
+    /// The batch mean and biased variance, differentiated through (standard BatchNorm).
+    case batch
+    /// The running mean/var before this step's update, constants for the gradient
+    /// (Ioffe 2017, section 2); batch statistics still update the running statistics.
+    case running
+}
+
 /// The machinery BatchNorm and BatchRenorm share: per-channel batch statistics over
 /// every axis but 1, PyTorch's running statistics, eval with running statistics, and
 /// (for BRN) the r/d correction.
@@ -22,6 +31,8 @@ final class BatchStatisticsCore {
     let eps: Double
     let affine: ChannelAffine?
     let running: RunningStatistics?
+    /// What train mode normalizes with; `.running` requires tracking (checked at init).
+    let trainStatistics: TrainStatistics
     private var state: PlaneForwardState?
     private var output = ReusableStorage()
     private var gradInput = ReusableStorage()
@@ -37,7 +48,8 @@ final class BatchStatisticsCore {
     /// that used batch statistics (read-only telemetry for PreciseBN and the trainer).
     private(set) var lastBatchStatistics: (mean: [Double], variance: [Double], count: Int)?
 
-    init(_ descriptor: NormDescriptor, shape: FeatureShape, options: NormOptions) throws {
+    init(_ descriptor: NormDescriptor, shape: FeatureShape, options: NormOptions,
+         trainStatistics: TrainStatistics = .batch) throws {
         self.descriptor = descriptor
         guard shape.channels > 0 else {
             throw NormError.invalidConfiguration(method: descriptor.name, reason: "channels must be positive, got \(shape.channels)")
@@ -50,6 +62,11 @@ final class BatchStatisticsCore {
             throw NormError.invalidConfiguration(method: descriptor.name,
                 reason: "momentum/keras_decay set but track_running_stats=false keeps no running statistics")
         }
+        if running == nil, trainStatistics == .running {
+            throw NormError.invalidConfiguration(method: descriptor.name,
+                reason: "train_statistics=running normalizes with the running statistics, which track_running_stats=false does not keep")
+        }
+        self.trainStatistics = trainStatistics
     }
 
     var parameters: [Parameter] { affine?.parameters ?? [] }
@@ -58,7 +75,10 @@ final class BatchStatisticsCore {
     func forward(_ x: Tensor, mode: Mode, renorm: RenormLimits?) throws -> Tensor {
         try InputValidation.check(x, descriptor, channels: channels)
         let layout = PlaneLayout(x, .byChannel)
+        // Batch statistics are computed in train mode (for the running-stat update) and
+        // whenever nothing is tracked; they are normalized with unless train_statistics=running.
         let useBatch = mode == .train || running == nil
+        let normalizeWithBatch = useBatch && !(mode == .train && trainStatistics == .running)
         var channelMean = [Double](repeating: 0, count: channels), channelInvstd = channelMean
         var batchMean: [Double] = [], batchVar: [Double] = []
         var r: [Double]? = nil, d: [Double]? = nil
@@ -69,6 +89,8 @@ final class BatchStatisticsCore {
             }
             (batchMean, batchVar) = layout.batchMoments(x)
             lastBatchStatistics = (batchMean, batchVar, layout.groupSize)
+        }
+        if normalizeWithBatch {
             for c in 0..<channels {
                 channelMean[c] = batchMean[c]
                 channelInvstd[c] = 1 / (batchVar[c] + eps).squareRoot()
@@ -77,6 +99,8 @@ final class BatchStatisticsCore {
                 (r, d) = correction(batchMean, batchVar, running, renorm)
             }
         } else if let running {
+            // Eval, or train with train_statistics=running: the running statistics as they
+            // are before this step's update (read here; the update comes after the kernel).
             let rm = running.mean.value.scalars, rv = running.variance.value.scalars
             for c in 0..<channels {
                 channelMean[c] = Double(rm[c])
@@ -85,7 +109,7 @@ final class BatchStatisticsCore {
         }
         let (y, st) = PlaneNormalizer.forward(x, layout: layout, groupMean: channelMean, groupInvstd: channelInvstd,
                                               weight: affine?.weight.value, bias: affine?.bias.value, r: r, d: d,
-                                              batchStatistics: useBatch, output: &output)
+                                              batchStatistics: normalizeWithBatch, output: &output)
         if mode == .train, let running {
             running.update(batchMean: batchMean, biasedVariance: batchVar, count: layout.groupSize)
         }
