@@ -76,7 +76,7 @@ let package = Package(
         .testTarget(name: "NormParityTests", dependencies: ["NormCore", "NormPlugins", "NormParity", "NormPython"]),
         .testTarget(name: "NormNetTests", dependencies: ["NormCore", "NormPlugins", "NormNet", "NormPython"]),
         .testTarget(name: "NormBenchTests", dependencies: ["NormCore", "NormPlugins", "NormBench"]),
-        .testTarget(name: "NormAblateTests", dependencies: ["NormCore", "NormAblate"]),
+        .testTarget(name: "NormAblateTests", dependencies: ["NormCore", "NormPlugins", "NormNet", "NormAblate"]),
         .testTarget(name: "NormlabCLITests", dependencies: ["NormCore", "NormPlugins", "normlab"]),
     ],
     swiftLanguageModes: [.v5]

@@ -71,7 +71,7 @@ def _curve(fig, spec):
     for i, line in enumerate(spec["lines"]):
         mean = [_nan(v) for v in line["mean"]]
         std = [0.0 if v is None else float(v) for v in line["std"]]
-        xs = list(range(1, len(mean) + 1))
+        xs = line.get("x") or list(range(1, len(mean) + 1))
         color = _COLORS[i % len(_COLORS)]
         style = "-" if i < len(_COLORS) else "--"
         ax.plot(xs, mean, style, color=color, label=line["label"], linewidth=1.2, marker="o", markersize=2.5)
@@ -79,7 +79,36 @@ def _curve(fig, spec):
         hi = [m + s for m, s in zip(mean, std)]
         ax.fill_between(xs, lo, hi, color=color, alpha=0.15, linewidth=0)
     ax.set_xlabel(spec.get("xlabel", "epoch"))
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if spec.get("log_x"):
+        ax.set_xscale("log")
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(spec["metric"])
+    ax.grid(alpha=0.3)
+    if len(spec["lines"]) <= 16:
+        ax.legend(fontsize=6, loc="best")
+
+
+def _line(fig, spec):
+    """Final metric against a numeric grid axis: one line per combination of the other axes."""
+    ax = fig.add_subplot(1, 1, 1)
+    for i, line in enumerate(spec["lines"]):
+        xs = [float(v) for v in line["x"]]
+        mean = [_nan(m) for m in line["mean"]]
+        std = [0.0 if v is None else float(v) for v in line["std"]]
+        color = _COLORS[i % len(_COLORS)]
+        style = "-" if i < len(_COLORS) else "--"
+        ax.errorbar(xs, mean, yerr=std, fmt=style, color=color, label=line["label"], linewidth=1.2,
+                    marker="o", markersize=3, capsize=2)
+        for x, m, d in zip(xs, mean, line["diverged"]):
+            if d:
+                ax.annotate("%d\u2020" % d, (x, 0 if m != m else m), ha="center", va="bottom", fontsize=7, color="#C44E52")
+    if spec.get("log_x"):
+        ax.set_xscale("log", base=2)
+    ax.set_xticks([float(v) for v in spec["xticks"]])
+    ax.set_xticklabels(spec["xticklabels"], fontsize=7)
+    ax.minorticks_off()
+    ax.set_xlabel(spec.get("xlabel", ""))
     ax.set_ylabel(spec["metric"])
     ax.grid(alpha=0.3)
     if len(spec["lines"]) <= 16:
@@ -101,6 +130,8 @@ def render_figures(payload_json, out_dir):
             _bar(fig, spec)
         elif spec["kind"] == "curve":
             _curve(fig, spec)
+        elif spec["kind"] == "line":
+            _line(fig, spec)
         else:
             raise ValueError("unknown figure kind %r" % spec["kind"])
         fig.suptitle(spec["title"], fontsize=10)

@@ -97,6 +97,8 @@ public struct AblationReport: Sendable {
     public let rowKeys: [[Int]]
     public let columnKeys: [[Int]]
     public let provenance: ProvenanceSummary
+    /// How `steps_to_baseline` was derived (when the spec names a baseline).
+    public let baselineNote: String?
 
     /// Loads a study (the only one, or `study`) from a store and aggregates it.
     public static func load(store: ResultStore, study name: String? = nil) throws -> AblationReport {
@@ -111,10 +113,18 @@ public struct AblationReport: Sendable {
         return AblationReport(study: study, spec: spec, storePath: store.path, cells: cells, runs: runs)
     }
 
-    init(study: StudyRecord, spec: AblationSpec, storePath: String, cells: [Cell], runs: [StoredRun]) {
+    init(study: StudyRecord, spec: AblationSpec, storePath: String, cells: [Cell], runs storedRuns: [StoredRun]) {
         self.study = study
         self.spec = spec
         self.storePath = storePath
+        var runs = storedRuns
+        if let baseline = spec.report.baseline {
+            let comparison = BaselineComparison(baseline, spec: spec, cells: cells, runs: runs)
+            runs = comparison.runs
+            baselineNote = comparison.note
+        } else {
+            baselineNote = nil
+        }
         let byCell = Dictionary(grouping: runs, by: \.key.cellHash).mapValues { $0.sorted { $0.key.seed < $1.key.seed } }
         // only seeds of this spec (a shared store may hold more)
         let seedSet = Set(spec.seeds)
@@ -165,7 +175,7 @@ public struct AblationReport: Sendable {
 
     /// The value text of axis `a` at position `k` (zip groups: values joined by `, `).
     func valueText(_ a: Int, _ k: Int) -> String {
-        spec.axes[a].columns.map { $0.values[k].description }.joined(separator: ", ")
+        spec.axes[a].columns.map { $0.values[k].compactLabel }.joined(separator: ", ")
     }
 
     func cell(row: [Int], column: [Int]) -> CellSummary? {
@@ -184,7 +194,9 @@ public struct AblationReport: Sendable {
 
     public static func number(_ x: Double) -> String {
         if !x.isFinite { return x.isNaN ? "nan" : (x > 0 ? "inf" : "-inf") }
-        if x == 0 || (abs(x) >= 0.001 && abs(x) < 10_000) { return String(format: "%.4f", x) }
+        // four significant digits in plain notation where that reads well (0.8123, 12.35, 1234)
+        if x == 0 || (abs(x) >= 0.001 && abs(x) < 10) { return String(format: "%.4f", x) }
+        if abs(x) >= 10 && abs(x) < 100_000 { return String(format: "%.\(abs(x) < 100 ? 2 : (abs(x) < 1000 ? 1 : 0))f", x) }
         return String(format: "%.3e", x)
     }
 
@@ -255,6 +267,7 @@ public struct AblationReport: Sendable {
         text += "\(storedRuns) of \(expectedRuns) runs stored"
         if divergedRuns > 0 { text += "; † diverged runs (\(divergedRuns)) are excluded from mean and std" }
         text += ". Study `\(study.name)`, spec \(spec.hash.prefix(12)), store `\(storePath)`."
+        if let baselineNote { text += " " + baselineNote }
         return text
     }
 

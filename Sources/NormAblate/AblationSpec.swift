@@ -60,12 +60,34 @@ public struct PlotSpec: Sendable, Equatable {
         case bar
         /// A per-epoch curve, mean over seeds with a ±std band, one line per cell.
         case curve
+        /// Final metric against a numeric grid axis (`x`), mean ± std over seeds, one line per
+        /// combination of the other axes — e.g. test error against batch size per method.
+        case line
     }
     public var kind: Kind
     public var metric: String
     /// File stem of the figure (`<name>.png`, `<name>.svg`).
     public var name: String
     public var title: String?
+    /// `line`: the grid axis on the x axis (default: the first column axis). `curve`: `epoch`
+    /// (default) or `steps` (the runs' `steps` curve: optimizer steps at each point).
+    public var x: String? = nil
+    /// Logarithmic x axis (base 2), e.g. for batch sizes.
+    public var logX = false
+}
+
+/// The cell a report compares every run with (`report.baseline`): the derived metric
+/// `steps_to_baseline` is, per run, the first step at which its per-epoch `metric` curve
+/// reached the baseline cell's mean final `metric` (Ioffe & Szegedy 2015, Figure 2's
+/// "steps to match Inception"); runs that never reach it get no value.
+public struct BaselineSpec: Sendable, Equatable {
+    /// Axis path → value selecting exactly one cell.
+    public var settings: [String: ConfigValue]
+    /// A metric that is also a per-epoch curve (default `test_accuracy`); higher is better.
+    public var metric: String
+
+    /// Name of the derived metric.
+    public static let derivedMetric = "steps_to_baseline"
 }
 
 /// How the report lays out the aggregated table.
@@ -77,6 +99,7 @@ public struct ReportSpec: Sendable, Equatable {
     /// Metrics to show, in order (every metric found in the results when empty).
     public var metrics: [String]
     public var plots: [PlotSpec]
+    public var baseline: BaselineSpec? = nil
 }
 
 /// A parsed, structurally valid ablation spec.
@@ -109,8 +132,8 @@ public struct ReportSpec: Sendable, Equatable {
 /// ```
 public struct AblationSpec: Sendable {
     public static let topLevelKeys = ["name", "description", "base", "grid", "seeds", "report", "quick"]
-    public static let reportKeys = ["rows", "columns", "metrics", "plots"]
-    public static let plotKeys = ["kind", "metric", "name", "title"]
+    public static let reportKeys = ["rows", "columns", "metrics", "plots", "baseline"]
+    public static let plotKeys = ["kind", "metric", "name", "title", "x", "log_x"]
     public static let quickKeys = ["base", "grid", "seeds"]
 
     public let name: String
@@ -341,14 +364,14 @@ public struct AblationSpec: Sendable {
                         var names: [String: Int] = [:]
                         for (i, item) in items.enumerated() {
                             let path = "report.plots[\(i)]"
-                            guard let plot = item.mapValue else { problem(path, "must be a map {kind: bar|curve, metric: NAME}"); continue }
+                            guard let plot = item.mapValue else { problem(path, "must be a map {kind: bar|curve|line, metric: NAME}"); continue }
                             for (key, _) in plot where !Self.plotKeys.contains(key) {
                                 problem("\(path).\(key)", "unknown key (expected one of: \(Self.plotKeys.joined(separator: ", ")))")
                             }
                             let kindText = item["kind"]?.stringValue ?? ""
                             let kind = PlotSpec.Kind(rawValue: kindText)
                             if kind == nil {
-                                problem("\(path).kind", item["kind"] == nil ? "is required (bar or curve)" : "'\(item["kind"]!)' is not a plot kind (bar, curve)")
+                                problem("\(path).kind", item["kind"] == nil ? "is required (bar, curve or line)" : "'\(item["kind"]!)' is not a plot kind (bar, curve, line)")
                             }
                             let metric = item["metric"]?.stringValue
                             if metric == nil || metric!.isEmpty { problem("\(path).metric", "is required (a metric name)") }
@@ -362,10 +385,29 @@ public struct AblationSpec: Sendable {
                             if let t = item["title"] {
                                 if let s = t.stringValue { title = s } else { problem("\(path).title", "must be a string") }
                             }
+                            var x: String? = nil
+                            if let xv = item["x"] {
+                                if let s = xv.stringValue {
+                                    x = s
+                                    if kind == .line, !axes.contains(where: { $0.matches(s) }) {
+                                        problem("\(path).x", "'\(s)' is not a grid axis")
+                                    } else if kind == .curve, s != "epoch", s != "steps" {
+                                        problem("\(path).x", "must be epoch or steps for a curve, got '\(s)'")
+                                    } else if kind == .bar {
+                                        problem("\(path).x", "applies to line and curve plots only")
+                                    }
+                                } else { problem("\(path).x", "must be a string") }
+                            } else if kind == .line, (report.columns.isEmpty && axes.isEmpty) {
+                                problem("\(path).x", "a line plot needs a grid axis for x (give x or report.columns)")
+                            }
+                            var logX = false
+                            if let lv = item["log_x"] {
+                                if let b = lv.boolValue { logX = b } else { problem("\(path).log_x", "must be true or false") }
+                            }
                             if let j = names[name] { problem(path, "a figure named '\(name)' already exists (report.plots[\(j)]); give one a `name`") }
                             names[name] = i
                             if let kind, let metric, !metric.isEmpty {
-                                report.plots.append(PlotSpec(kind: kind, metric: metric, name: name, title: title))
+                                report.plots.append(PlotSpec(kind: kind, metric: metric, name: name, title: title, x: x, logX: logX))
                             }
                         }
                     } else {
@@ -374,6 +416,30 @@ public struct AblationSpec: Sendable {
                 }
             } else {
                 problem("report", "must be a map (rows, columns, metrics, plots)")
+            }
+        }
+        if let b = tree["report"]?["baseline"], !b.isNull {
+            if let pairs = b.mapValue {
+                for (key, _) in pairs where key != "cell" && key != "metric" {
+                    problem("report.baseline.\(key)", "unknown key (expected cell, metric)")
+                }
+                var settings: [String: ConfigValue] = [:]
+                if let cell = b["cell"]?.mapValue, !cell.isEmpty {
+                    for (path, value) in cell {
+                        if axes.contains(where: { $0.matches(path) }) { settings[path] = value } else {
+                            problem("report.baseline.cell.\(path)", "'\(path)' is not a grid axis")
+                        }
+                    }
+                } else {
+                    problem("report.baseline.cell", "is required: a map of grid axis path: value selecting the baseline cell")
+                }
+                var metric = "test_accuracy"
+                if let m = b["metric"] {
+                    if let s = m.stringValue, !s.isEmpty { metric = s } else { problem("report.baseline.metric", "must be a metric name") }
+                }
+                report.baseline = BaselineSpec(settings: settings, metric: metric)
+            } else {
+                problem("report.baseline", "must be a map {cell: {axis: value, ...}, metric: NAME}")
             }
         }
         if report.rows.isEmpty {
@@ -599,12 +665,22 @@ public struct AblationSpec: Sendable {
             let scope = where_.count == 1 ? "in 1 of \(cells.count) cells" : "in \(where_.count) of \(cells.count) cells"
             return ConfigProblem(path: p.path, message: p.message + " (\(scope)" + (example.isEmpty ? ")" : ", e.g. \(example))"), line: p.line)
         }
-        if let known = runner.metricNames {
+        if let baseline = report.baseline, let curves = runner.curveNames, !curves.contains(baseline.metric) {
+            problems.append(ConfigProblem(path: "report.baseline.metric", message: "runner '\(runner.name)' records no per-epoch curve '\(baseline.metric)' (it records: \(curves.joined(separator: ", ")))"))
+        }
+        if let runnerMetrics = runner.metricNames {
+            // steps_to_baseline is derived by the report from the runs' curves
+            let known = runnerMetrics + (report.baseline == nil ? [] : [BaselineSpec.derivedMetric])
             for (i, m) in report.metrics.enumerated() where !known.contains(m) {
                 problems.append(ConfigProblem(path: "report.metrics[\(i)]", message: "runner '\(runner.name)' reports no metric '\(m)' (it reports: \(known.joined(separator: ", ")))"))
             }
-            for (i, plot) in report.plots.enumerated() where !known.contains(plot.metric) {
+            for (i, plot) in report.plots.enumerated() where plot.kind != .curve && !known.contains(plot.metric) {
                 problems.append(ConfigProblem(path: "report.plots[\(i)].metric", message: "runner '\(runner.name)' reports no metric '\(plot.metric)' (it reports: \(known.joined(separator: ", ")))"))
+            }
+        }
+        if let curves = runner.curveNames {
+            for (i, plot) in report.plots.enumerated() where plot.kind == .curve && !curves.contains(plot.metric) {
+                problems.append(ConfigProblem(path: "report.plots[\(i)].metric", message: "runner '\(runner.name)' records no per-epoch curve '\(plot.metric)' (it records: \(curves.joined(separator: ", ")))"))
             }
         }
         if !problems.isEmpty { throw SpecError(source: source, problems: problems.map(located)) }

@@ -74,6 +74,9 @@ public protocol CellRunner: Sendable {
     /// The metric names every run reports, when known in advance (checked against
     /// `report.metrics` before anything runs); nil to skip that check.
     var metricNames: [String]? { get }
+    /// The per-epoch curve names runs report, when known (checked against curve plots); nil
+    /// to skip that check.
+    var curveNames: [String]? { get }
     /// Every problem of `config`, with config-relative paths; empty when it can run.
     func validate(_ config: CellConfig) -> [ConfigProblem]
     /// Trains and evaluates `config` with `seed`, using `threads` compute threads.
@@ -82,6 +85,7 @@ public protocol CellRunner: Sendable {
 
 extension CellRunner {
     public var metricNames: [String]? { nil }
+    public var curveNames: [String]? { nil }
 }
 
 /// What a runner factory gets from the command line.

@@ -150,6 +150,24 @@ public indirect enum ConfigValue: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// A short label for tables and figures: scalars as in ``description``; a map with a
+    /// `name` as `name(key=value, ...)` with its nested maps flattened (`options` drops out:
+    /// `{name: gn, options: {num_groups: 4}}` → `gn(num_groups=4)`); other maps as `key=value, ...`.
+    public var compactLabel: String {
+        guard case let .map(pairs) = self else { return description }
+        func flat(_ pairs: [(key: String, value: ConfigValue)], prefix: String) -> [String] {
+            pairs.flatMap { k, v -> [String] in
+                if case let .map(inner) = v { return flat(inner, prefix: k == "options" ? prefix : prefix + k + ".") }
+                return ["\(prefix)\(k)=\(v.description)"]
+            }
+        }
+        if let name = pairs.first(where: { $0.key == "name" })?.value {
+            let rest = flat(pairs.filter { $0.key != "name" }, prefix: "")
+            return name.description + (rest.isEmpty ? "" : "(" + rest.joined(separator: ", ") + ")")
+        }
+        return flat(pairs, prefix: "").joined(separator: ", ")
+    }
+
     /// Canonical JSON: keys sorted (by UTF-8 bytes), no whitespace, numbers normalized
     /// (an integral real is written as an integer, `1.0` and `1` hash alike; other reals
     /// in the shortest form that reads back exactly). Non-finite reals become `null`.

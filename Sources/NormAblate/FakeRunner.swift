@@ -62,6 +62,7 @@ public struct FakeRunner: CellRunner {
 
     public var name: String { "fake" }
     public var metricNames: [String]? { ["test_accuracy", "test_loss", "train_loss"] }
+    public var curveNames: [String]? { ["test_accuracy", "train_loss"] }
 
     /// Successful runs so far.
     public var completedRuns: Int { counter.value }

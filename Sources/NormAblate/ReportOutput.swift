@@ -29,6 +29,9 @@ extension AblationReport {
     /// Drawing instructions for `normlab_report.render_figures`.
     func figurePayload(_ plot: PlotSpec) throws -> ConfigValue {
         let title = plot.title ?? "\(study.name): \(plot.metric)" + (plot.kind == .curve ? " per epoch" : "") + " (mean ± std over seeds)"
+        if cells.allSatisfy({ $0.runs.allSatisfy { $0.result.metrics[plot.metric] == nil } }) && plot.kind != .curve {
+            throw AblationError("figure '\(plot.name)': no run has the metric '\(plot.metric)'")
+        }
         switch plot.kind {
         case .bar:
             // one line per varying row axis (axes with a single value say nothing here)
@@ -47,16 +50,41 @@ extension AblationReport {
                     ("diverged", .list(stats.map { .integer($0?.diverged ?? 0) })),
                 ])
             }
-            if cells.allSatisfy({ $0.runs.allSatisfy { $0.result.metrics[plot.metric] == nil } }) {
-                throw AblationError("figure '\(plot.name)': no run has the metric '\(plot.metric)'")
-            }
             return .map([("kind", "bar"), ("name", .string(plot.name)), ("title", .string(title)), ("metric", .string(plot.metric)),
                          ("categories", .list(categories.map { .string($0) })), ("series", .list(series)),
                          ("legend_title", columnAxes.isEmpty ? .null : .string(columnAxes.map(axisLabel).joined(separator: ", ")))])
+        case .line:
+            let xa = plot.x.flatMap { x in spec.axes.firstIndex { $0.matches(x) } } ?? columnAxes.first ?? (spec.axes.count - 1)
+            guard spec.axes.indices.contains(xa) else { throw AblationError("figure '\(plot.name)': the study has no grid axis for x") }
+            let xs: [Double] = (0..<spec.axes[xa].count).map { k in spec.axes[xa].columns[0].values[k].doubleValue ?? Double(k) }
+            let others = spec.axes.indices.filter { $0 != xa && spec.axes[$0].count > 1 }
+            var groups: [[Int]: [CellSummary]] = [:]
+            for c in cells { groups[others.map { c.cell.coordinates[$0] }, default: []].append(c) }
+            let lines: [ConfigValue] = groups.keys.sorted { $0.lexicographicallyPrecedes($1) }.map { key in
+                let members = groups[key]!.sorted { $0.cell.coordinates[xa] < $1.cell.coordinates[xa] }
+                let stats = members.map { $0.metrics[plot.metric] }
+                let label = zip(others, key).map { "\(axisLabel($0))=\(valueText($0, $1))" }.joined(separator: ", ")
+                return .map([
+                    ("label", .string(label.isEmpty ? plot.metric : label)),
+                    ("x", .list(members.map { .real(xs[$0.cell.coordinates[xa]]) })),
+                    ("mean", .list(stats.map { Self.jsonNumber($0?.mean) })),
+                    ("std", .list(stats.map { Self.jsonNumber($0?.std) })),
+                    ("n", .list(stats.map { .integer($0?.n ?? 0) })),
+                    ("diverged", .list(stats.map { .integer($0?.diverged ?? 0) })),
+                ])
+            }
+            return .map([("kind", "line"), ("name", .string(plot.name)), ("title", .string(title)), ("metric", .string(plot.metric)),
+                         ("xlabel", .string(axisLabel(xa))), ("log_x", .bool(plot.logX)),
+                         ("xticks", .list(xs.map { .real($0) })),
+                         ("xticklabels", .list((0..<spec.axes[xa].count).map { .string(valueText(xa, $0)) })),
+                         ("lines", .list(lines))])
         case .curve:
+            let bySteps = plot.x == "steps"
             var lines: [ConfigValue] = []
             for c in cells {
-                let curves = c.runs.filter { !$0.result.diverged }.compactMap { $0.result.curves[plot.metric] }
+                let finished = c.runs.filter { !$0.result.diverged }
+                let curves = finished.compactMap { $0.result.curves[plot.metric] }
+                let stepCurve = bySteps ? finished.compactMap { $0.result.curves["steps"] }.max { $0.count < $1.count } : nil
                 guard let length = curves.map(\.count).max(), length > 0 else { continue }
                 var mean: [ConfigValue] = [], std: [ConfigValue] = []
                 for e in 0..<length {
@@ -68,11 +96,18 @@ extension AblationReport {
                 }
                 let text = spec.axes.indices.filter { spec.axes[$0].count > 1 }
                     .map { "\(axisLabel($0))=\(valueText($0, c.cell.coordinates[$0]))" }.joined(separator: ", ")
-                lines.append(.map([("label", .string(text.isEmpty ? "all" : text)), ("mean", .list(mean)), ("std", .list(std))]))
+                var entry: [(key: String, value: ConfigValue)] = [("label", .string(text.isEmpty ? "all" : text)), ("mean", .list(mean)), ("std", .list(std))]
+                if bySteps {
+                    guard let steps = stepCurve, steps.count >= length else {
+                        throw AblationError("figure '\(plot.name)': x: steps needs a per-epoch 'steps' curve in every run")
+                    }
+                    entry.append(("x", .list(steps.prefix(length).map { .real($0) })))
+                }
+                lines.append(.map(entry))
             }
             if lines.isEmpty { throw AblationError("figure '\(plot.name)': no stored run has a per-epoch curve '\(plot.metric)'") }
             return .map([("kind", "curve"), ("name", .string(plot.name)), ("title", .string(title)), ("metric", .string(plot.metric)),
-                         ("xlabel", "epoch"), ("lines", .list(lines))])
+                         ("xlabel", bySteps ? "optimizer step" : "epoch"), ("log_x", .bool(plot.logX)), ("lines", .list(lines))])
         }
     }
 

@@ -5,14 +5,18 @@ import NormNet
 /// The `train` runner: trains a cell with the NormNet engine.
 ///
 /// A cell is either one phase —
-/// `{model, dataset, batch_size, steps | epochs, optimizer, schedule, freeze, precise_bn}` — or
-/// two: `pretrain` (same keys, no freeze) then `finetune` (same keys plus `freeze`), where
+/// `{model, dataset, batch_size, steps | epochs, optimizer, schedule, freeze, inference_stats}`
+/// — or two: `pretrain` (same keys, no freeze) then `finetune` (same keys plus `freeze`), where
 /// fine-tuning starts from the pretrained weights and running statistics with a fresh
-/// classifier. A `dataset` is `{name, seed, scale, offset, noise, train_examples}`: inputs
-/// become `scale·x + offset + noise·N(0, 1)` (seeded by `seed`) — a shifted target task whose
-/// statistics differ from the pretraining data — and `train_examples` keeps a seeded subset
-/// of the training split. Pretraining results are
+/// classifier. A `dataset` is `{name, seed, scale, offset, noise, train_examples, as_channels}`:
+/// inputs become `scale·x + offset + noise·N(0, 1)` (seeded by `seed`) — a shifted target task
+/// whose statistics differ from the pretraining data — `train_examples` keeps a seeded subset
+/// of the training split, and `as_channels: true` turns every input value into a channel of a
+/// 1-wide (1×1) map, so every norm sees 1×1 feature maps. `optimizer.lr_reference_batch_size`
+/// scales the learning rate linearly with the batch size (Goyal et al. 2017): the effective
+/// rate is `lr · batch_size / lr_reference_batch_size`. Pretraining results are
 /// cached in memory across cells (they depend only on `model`, `pretrain` and the seed).
+/// ``TrainingRunner/keyDocumentation`` lists every key (shown by `normlab describe --spec`).
 public struct TrainingRunner: CellRunner {
     public let registry: NormRegistry
     private let cache = PretrainCache()
@@ -21,12 +25,43 @@ public struct TrainingRunner: CellRunner {
 
     public var name: String { "train" }
     public var metricNames: [String]? {
-        ["test_accuracy", "test_loss", "train_loss", "test_accuracy_train_mode", "train_eval_gap", "train_steps"]
+        ["test_accuracy", "test_loss", "train_loss", "test_accuracy_train_mode", "train_eval_gap", "train_steps",
+         "weight_norm_growth", "conv_bias_grad_rms"]
     }
+    public var curveNames: [String]? { ["test_accuracy", "train_loss", "weight_norm", "steps"] }
 
-    static let phaseKeys = ["dataset", "batch_size", "steps", "epochs", "optimizer", "schedule", "freeze", "precise_bn"]
+    static let phaseKeys = ["dataset", "batch_size", "steps", "epochs", "optimizer", "schedule", "freeze", "inference_stats", "precise_bn"]
     static let modelKeys = ["depth", "width", "kernel", "norm", "norm_position", "conv_bias", "activation", "downsample",
                             "head", "width_growth"]
+
+    /// Every key a `train` cell accepts, with what it means (printed by `normlab describe --spec`).
+    /// Norm options (`model.norm.options.*`) are the method's own: `normlab describe METHOD`.
+    public static let keyDocumentation: [(key: String, meaning: String)] = [
+        ("model.norm", "a method name (or none), or {name, options: {...}}; options are the plugin's (normlab describe METHOD)"),
+        ("model.depth / width / kernel", "conv blocks, channels of the first block, kernel size"),
+        ("model.width_growth", "channel multiplier at each downsampling (default: the dataset preset's)"),
+        ("model.norm_position", "before | after: the norm before the activation (conv-norm-act) or after it (conv-act-norm)"),
+        ("model.conv_bias", "true | false: a bias in each convolution (redundant before a train-mode BN)"),
+        ("model.activation", "relu | sigmoid (FRN with tlu=true replaces it by its TLU)"),
+        ("model.downsample", "max | avg | strided | none, after every block while maps stay >= 2 wide"),
+        ("model.head", "gap | flatten: global average pooling or flattening before the classifier"),
+        ("dataset", "a name (mnist1d, digits, synthetic) or {name, seed, scale, offset, noise, train_examples, as_channels}"),
+        ("dataset.scale / offset / noise", "inputs become scale*x + offset + noise*N(0,1) (seeded by dataset.seed): a shifted task"),
+        ("dataset.train_examples", "keep a seeded subset of this many training examples"),
+        ("dataset.as_channels", "true: every input value becomes a channel of a 1x1 map, so every norm sees 1x1 feature maps"),
+        ("batch_size", "training batch size (default 64)"),
+        ("steps | epochs", "training length (default 10 epochs)"),
+        ("optimizer.lr / momentum / weight_decay / nesterov", "SGD (defaults 0.1, 0.9, 5e-4, false); weight decay on conv and linear weights"),
+        ("optimizer.lr_reference_batch_size", "scale lr linearly with the batch size: effective lr = lr * batch_size / this (Goyal et al. 2017)"),
+        ("schedule.name / warmup_steps", "cosine | step | constant, with linear warm-up (default cosine, 0)"),
+        ("freeze.norm_eval / requires_grad / frozen_stages", "MMDetection's BN freezing: statistics frozen, affine frozen, stem + stages 1..k frozen"),
+        ("inference_stats.estimator", "ema | precise | last_batches: what the norms evaluate with — the running averages, PreciseBN over K fresh batches, or the mean of the last K training batches' statistics (Wu & Johnson 2021)"),
+        ("inference_stats.batches", "K for precise / last_batches (default 100)"),
+        ("precise_bn", "shorthand: K > 0 is inference_stats {estimator: precise, batches: K}"),
+        ("pretrain / finetune", "a two-phase cell: each holds the phase keys above; finetune starts from pretrain's weights with a fresh classifier"),
+        ("metrics", "test_accuracy, test_loss, train_loss, test_accuracy_train_mode, train_eval_gap, train_steps, weight_norm_growth (final/initial conv+linear weight norm), conv_bias_grad_rms (mean over steps of the conv biases' gradient RMS)"),
+        ("curves (per epoch)", "test_accuracy, train_loss, weight_norm, steps (optimizer steps at each point)"),
+    ]
 
     // MARK: - Validation
 
@@ -91,10 +126,15 @@ public struct TrainingRunner: CellRunner {
         metrics["test_accuracy_train_mode"] = r.testAccuracyTrainMode ?? .nan
         metrics["train_eval_gap"] = r.trainEvalAccuracyGap ?? .nan
         metrics["test_loss"] = r.diverged ? .nan : try testLoss(model, data)
+        metrics["weight_norm_growth"] = r.weightNormGrowth
+        if let g = r.convBiasGradientRMS { metrics["conv_bias_grad_rms"] = g }
         var curves: [String: [Double]] = [:]
         let acc = r.history.compactMap(\.testAccuracy)
         if !acc.isEmpty { curves["test_accuracy"] = acc }
         curves["train_loss"] = r.history.map(\.trainLoss)
+        curves["weight_norm"] = r.history.map(\.weightNorm)
+        // the x of every per-epoch point: optimizer steps taken (for "steps to reach")
+        curves["steps"] = r.history.map { Double($0.steps) }
         return CellResult(metrics: metrics, curves: curves, telemetry: telemetry(r), diverged: r.diverged,
                           datasetHash: data.contentHash)
     }
@@ -196,7 +236,8 @@ struct Phase {
     var optimizer: SGDConfig
     var schedule: LRSchedule
     var freeze: FreezeSpec
-    var preciseBN: Int
+    var inferenceStatistics: InferenceStatistics
+    var asChannels: Bool
 
     init(_ c: CellConfig, prefix p: String) throws {
         let dpath = p + "dataset"
@@ -211,7 +252,8 @@ struct Phase {
         noise = isMap ? try c.double(dpath + ".noise", default: 0) : 0
         scale = isMap ? try c.double(dpath + ".scale", default: 1) : 1
         offset = isMap ? try c.double(dpath + ".offset", default: 0) : 0
-        if isMap { for problem in c.unknownKeys(at: dpath, allowed: ["name", "seed", "noise", "scale", "offset", "train_examples"]) { throw problem } }
+        if isMap { for problem in c.unknownKeys(at: dpath, allowed: ["name", "seed", "noise", "scale", "offset", "train_examples", "as_channels"]) { throw problem } }
+        asChannels = isMap ? try c.bool(dpath + ".as_channels", default: false) : false
         trainExamples = isMap && c.contains(dpath + ".train_examples") ? try c.int(dpath + ".train_examples") : nil
         guard noise >= 0 else { throw ConfigProblem(path: dpath + ".noise", message: "must be >= 0") }
         if let t = trainExamples, t < 2 { throw ConfigProblem(path: dpath + ".train_examples", message: "must be at least 2") }
@@ -224,7 +266,14 @@ struct Phase {
         if c.contains(p + "steps") { guard steps >= 1 else { throw ConfigProblem(path: p + "steps", message: "must be >= 1") }; duration = .steps(steps) }
         else if c.contains(p + "epochs") { guard epochs >= 1 else { throw ConfigProblem(path: p + "epochs", message: "must be >= 1") }; duration = .epochs(epochs) }
         else { duration = .epochs(10) }
-        optimizer = SGDConfig(learningRate: try c.double(p + "optimizer.lr", default: 0.1),
+        for problem in c.unknownKeys(at: p + "optimizer", allowed: ["lr", "momentum", "weight_decay", "nesterov", "lr_reference_batch_size"]) { throw problem }
+        var lr = try c.double(p + "optimizer.lr", default: 0.1)
+        if c.contains(p + "optimizer.lr_reference_batch_size") {
+            let reference = try c.int(p + "optimizer.lr_reference_batch_size")
+            guard reference >= 1 else { throw ConfigProblem(path: p + "optimizer.lr_reference_batch_size", message: "must be a positive integer, got \(reference)") }
+            lr *= Double(batchSize) / Double(reference)
+        }
+        optimizer = SGDConfig(learningRate: lr,
                               momentum: try c.double(p + "optimizer.momentum", default: 0.9),
                               weightDecay: try c.double(p + "optimizer.weight_decay", default: 5e-4),
                               nesterov: try c.bool(p + "optimizer.nesterov", default: false))
@@ -239,17 +288,40 @@ struct Phase {
         freeze = FreezeSpec(normEval: try c.bool(p + "freeze.norm_eval", default: false),
                             normRequiresGrad: try c.bool(p + "freeze.requires_grad", default: true),
                             frozenStages: try c.int(p + "freeze.frozen_stages", default: -1))
-        preciseBN = try c.int(p + "precise_bn", default: 0)
+        if c.contains(p + "precise_bn") && c.contains(p + "inference_stats") {
+            throw ConfigProblem(path: p + "precise_bn", message: "give precise_bn or inference_stats, not both")
+        }
+        if c.contains(p + "precise_bn") {
+            let k = try c.int(p + "precise_bn")
+            guard k >= 0 else { throw ConfigProblem(path: p + "precise_bn", message: "must be >= 0, got \(k)") }
+            inferenceStatistics = k > 0 ? .precise(batches: k) : .runningAverage
+        } else {
+            let ipath = p + "inference_stats"
+            for problem in c.unknownKeys(at: ipath, allowed: ["estimator", "batches"]) { throw problem }
+            let name = try c.string(ipath + ".estimator", default: "ema")
+            let k = try c.int(ipath + ".batches", default: 100)
+            do {
+                inferenceStatistics = try InferenceStatistics(name: name, batches: k)
+                try inferenceStatistics.validate()
+            } catch { throw ConfigProblem(path: ipath, message: "\(error)") }
+        }
     }
 
     func training(seed: UInt64) -> TrainingConfig {
         TrainingConfig(batchSize: batchSize, duration: duration, seed: seed, optimizer: optimizer, schedule: schedule,
-                       recordTelemetry: true, evaluateEachEpoch: true, preciseBNBatches: preciseBN)
+                       recordTelemetry: true, evaluateEachEpoch: true, inferenceStatistics: inferenceStatistics)
     }
 
     /// The named data set, shifted by seeded noise and subsampled as configured.
     func loadDataset() throws -> Dataset {
-        let base = try Datasets.load(dataset, seed: dataset == .mnist1d ? 0 : datasetSeed)
+        var base = try Datasets.load(dataset, seed: dataset == .mnist1d ? 0 : datasetSeed)
+        if asChannels {
+            // every value becomes a channel of a 1-wide map: (C, L) -> (C·L, 1), (C, H, W) -> (C·H·W, 1, 1)
+            let shape = [base.sampleShape.product] + Array(repeating: 1, count: base.sampleShape.count - 1)
+            base = Dataset(name: base.name + "+as_channels", trainInputs: base.trainInputs.reshaped([base.trainLabels.count] + shape),
+                           trainLabels: base.trainLabels, testInputs: base.testInputs.reshaped([base.testLabels.count] + shape),
+                           testLabels: base.testLabels, classes: base.classes, contentHash: base.contentHash + "+as_channels")
+        }
         guard noise > 0 || scale != 1 || offset != 0 || trainExamples != nil else { return base }
         var rng = SeededGenerator(seed: 0x5EED ^ datasetSeed)
         func noisy(_ t: Tensor) -> Tensor {

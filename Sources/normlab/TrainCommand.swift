@@ -54,7 +54,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Steps to train (instead of --epochs).") var steps: Int?
     @Option(help: "Run seed (initialization and shuffling).") var seed: UInt64 = 0
     @Option(help: "Threads for the kernels and the split of matrix products; OpenBLAS runs one thread per call (default: all cores).") var threads: Int?
-    @Option(name: .customLong("precise-bn"), help: "Recompute running statistics over K batches after training (PreciseBN).") var preciseBN: Int = 0
+    @Option(name: .customLong("inference-stats"), help: "Statistics the norm layers evaluate with: ema (the running averages, default), precise (PreciseBN over K fresh batches after training) or last_batches (mean of the last K training batches' statistics).") var inferenceStats: String = "ema"
+    @Option(name: .customLong("inference-batches"), help: "K for --inference-stats precise|last_batches.") var inferenceBatches: Int = 100
+    @Option(name: .customLong("precise-bn"), help: "Shorthand for --inference-stats precise --inference-batches K.") var preciseBN: Int?
     @Option(help: "Load parameters and buffers from this .npz before training.") var initFrom: String?
     @Flag(name: .customLong("init-nonstrict"), help: "With --init-from, load matching tensors only and report the rest.") var initNonstrict = false
     @Option(help: "Save parameters and buffers to this .npz after training.") var save: String?
@@ -65,6 +67,7 @@ struct TrainCommand: ParsableCommand {
     func validate() throws {
         if epochs != nil && steps != nil { throw ValidationError("give --epochs or --steps, not both") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if preciseBN != nil && inferenceStats != "ema" { throw ValidationError("give --precise-bn or --inference-stats, not both") }
     }
 
     func run() throws {
@@ -95,7 +98,9 @@ struct TrainCommand: ParsableCommand {
         if let epochs { recipe.duration = .epochs(epochs) }
         if let steps { recipe.duration = .steps(steps) }
         recipe.seed = seed
-        recipe.preciseBNBatches = preciseBN
+        recipe.inferenceStatistics = try preciseBN.map { .precise(batches: $0) }
+            ?? InferenceStatistics(name: inferenceStats, batches: inferenceBatches)
+        try recipe.inferenceStatistics.validate()
         recipe.evaluateEachEpoch = epochEval
 
         let model: Model

@@ -146,10 +146,12 @@ func smallReport(_ dir: TempDir, yaml: String = smallSpecYAML, runner: FakeRunne
         #expect(svg1 == svg2)
     }
 
-    @Test func aPlotOfAMissingCurveFails() throws {
+    @Test func aPlotOfACurveTheRunnerDoesNotRecordIsASpecError() throws {
         let dir = try TempDir(); defer { dir.cleanUp() }
-        let report = try smallReport(dir, yaml: variant("name: acc-curves}", "name: acc-curves}\n    - {kind: curve, metric: test_loss}"))
-        #expect(throws: AblationError.self) { try report.renderFigures(to: dir.file("f")) }
+        let error = #expect(throws: SpecError.self) {
+            try smallReport(dir, yaml: variant("name: acc-curves}", "name: acc-curves}\n    - {kind: curve, metric: test_loss}"))
+        }
+        #expect(error?.description.contains("records no per-epoch curve 'test_loss'") == true)
     }
 
     @Test func notebookValidatesWithNbformat() throws {

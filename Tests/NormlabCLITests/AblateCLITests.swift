@@ -84,7 +84,9 @@ private let studyYAML = """
         let dir = try Scratch(); defer { dir.cleanUp() }
         let run = try ablate(["ablate", "presets"], in: dir.url.path)
         #expect(run.succeeded, "\(run)")
-        #expect(run.stdout.hasPrefix("freeze  BN freezing"))
+        let names = run.stdout.split(separator: "\n").map { $0.split(separator: " ").first.map(String.init) ?? "" }
+        #expect(names == ["batch-size", "freeze", "frn-eps", "inference-stats", "learning-rate", "moving-average-training", "placement"])
+        #expect(run.stdout.contains("BN freezing"))
     }
 
     @Test func presetsFolderCanBeOverridden() throws {

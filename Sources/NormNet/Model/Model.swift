@@ -172,6 +172,31 @@ public final class Model {
     /// Number of learnable scalars.
     public var parameterCount: Int { namedParameters.reduce(0) { $0 + $1.parameter.value.count } }
 
+    /// L2 norm of every convolution and linear weight together (biases and norm affines
+    /// excluded): the quantity whose growth signals a blow-up under normalization with
+    /// statistics outside the gradient (Ioffe 2017, §2).
+    public var weightNorm: Double {
+        var sum = 0.0
+        for (_, layer) in layers where layer is Convolution || layer is Linear {
+            for p in layer.parameters where p.name == "weight" {
+                p.value.withUnsafeBufferPointer { b in for v in b { sum += Double(v) * Double(v) } }
+            }
+        }
+        return sum.squareRoot()
+    }
+
+    /// Root mean square of the convolution biases' current gradients, over every bias element
+    /// of every convolution that has one; nil when none has a bias gradient.
+    public var convBiasGradientRMS: Double? {
+        var sum = 0.0, count = 0
+        for b in blocks {
+            guard let g = b.conv.parameters.first(where: { $0.name == "bias" })?.gradient else { continue }
+            g.withUnsafeBufferPointer { p in for v in p { sum += Double(v) * Double(v) } }
+            count += g.count
+        }
+        return count > 0 ? (sum / Double(count)).squareRoot() : nil
+    }
+
     /// Turns per-layer telemetry recording on or off.
     public func recordTelemetry(_ on: Bool) { for s in normSlots { s.recordsTelemetry = on } }
 }

@@ -41,11 +41,7 @@ public struct PooledMoments: Sendable, Equatable {
 /// statistics, without running statistics, or that do not expose batch statistics are
 /// skipped and reported. BRN's clip counters count these forwards too.
 public enum PreciseBN {
-    public struct Report: Sendable, Equatable {
-        public var updated: [String] = []
-        public var skipped: [String: String] = [:]
-        public var batches = 0
-    }
+    public typealias Report = StatisticsReplacementReport
 
     @discardableResult
     public static func recompute(_ model: Model, batches: [Tensor]) throws -> Report {

@@ -45,7 +45,8 @@ public struct RunReport {
         }
         let history: [JSONValue] = r.history.map { e in
             .object([("epoch", .int(e.epoch)), ("steps", .int(e.steps)), ("train_loss", .number(e.trainLoss)),
-                     ("train_accuracy", .number(e.trainAccuracy)), ("test_accuracy", .optional(e.testAccuracy))])
+                     ("train_accuracy", .number(e.trainAccuracy)), ("test_accuracy", .optional(e.testAccuracy)),
+                     ("weight_norm", .number(e.weightNorm))])
         }
         var fields: [(String, JSONValue)] = [
             ("dataset", .string(dataset.name)),
@@ -87,9 +88,15 @@ public struct RunReport {
             ("norm_telemetry", .array(telemetry)),
             ("history", .array(history)),
         ]
-        if let p = r.preciseBN {
-            fields.append(("precise_bn", .object([("batches", .int(p.batches)), ("updated", .array(p.updated.map(JSONValue.string)))])))
+        fields.append(("weight_norm_initial", .number(r.initialWeightNorm)))
+        fields.append(("weight_norm_final", .number(r.finalWeightNorm)))
+        fields.append(("conv_bias_grad_rms", .optional(r.convBiasGradientRMS)))
+        var inference: [(String, JSONValue)] = [("estimator", .string(config.inferenceStatistics.name)),
+                                                ("batches", .int(config.inferenceStatistics.batches))]
+        if let p = r.inferenceStatistics {
+            inference += [("batches_used", .int(p.batches)), ("updated", .array(p.updated.map(JSONValue.string)))]
         }
+        fields.append(("inference_statistics", .object(inference)))
         return .object(fields)
     }
 }

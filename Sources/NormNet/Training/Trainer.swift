@@ -21,6 +21,8 @@ public struct EpochRecord: Sendable, Equatable {
     public let trainAccuracy: Double
     /// Eval-mode test accuracy when `evaluateEachEpoch` is on.
     public let testAccuracy: Double?
+    /// L2 norm of the convolution and linear weights at the end of the epoch (``Model/weightNorm``).
+    public let weightNorm: Double
 }
 
 /// What a run produced.
@@ -45,7 +47,19 @@ public struct TrainingResult: Sendable {
     public var history: [EpochRecord]
     public var losses: [Double]
     public var normTelemetry: [NormTelemetry]
-    public var preciseBN: PreciseBN.Report?
+    /// What the inference-statistics estimator changed (nil for the running average, or
+    /// when the run diverged).
+    public var inferenceStatistics: StatisticsReplacementReport?
+    /// ``Model/weightNorm`` before the first step and after the last.
+    public var initialWeightNorm: Double
+    public var finalWeightNorm: Double
+    /// Mean over steps of the RMS of the convolution biases' gradients (nil without conv biases).
+    /// Zero in exact arithmetic when every biased convolution feeds a train-mode BN: the mean
+    /// subtraction cancels a per-channel constant.
+    public var convBiasGradientRMS: Double?
+
+    /// Final over initial weight norm.
+    public var weightNormGrowth: Double { finalWeightNorm / initialWeightNorm }
 
     /// Train-mode minus eval-mode test accuracy.
     public var trainEvalAccuracyGap: Double? {
@@ -103,6 +117,12 @@ public final class Trainer {
         var diverged = false, divergedAt: Int?, divergenceLoss: String?
         var lr = config.optimizer.learningRate
         var step = 0
+        let initialWeightNorm = model.weightNorm
+        var biasGradientSum = 0.0, biasGradientSteps = 0
+        // The last-K estimator reads the batch statistics of the final K steps.
+        var lastBatches: LastBatchesAverage?
+        if case .lastBatches = config.inferenceStatistics { lastBatches = LastBatchesAverage(model) }
+        let lastBatchesFrom = total - config.inferenceStatistics.batches
         while step < total {
             lr = config.schedule.rate(at: step, totalSteps: total, base: config.optimizer.learningRate)
             let indices = sampler.next()
@@ -116,7 +136,9 @@ public final class Trainer {
                 divergenceLoss = ce.loss.isNaN ? "nan" : (ce.loss > 0 ? "inf" : "-inf")
                 break
             }
+            if step >= lastBatchesFrom { try lastBatches?.record() }
             try model.backward(ce.gradient)
+            if let rms = model.convBiasGradientRMS { biasGradientSum += rms; biasGradientSteps += 1 }
             optimizer.step(learningRate: lr)
             losses.append(ce.loss); corrects.append(ce.correct); sizes.append(labels.count)
             step += 1
@@ -132,7 +154,8 @@ public final class Trainer {
                 }
                 summary = EpochRecord(epoch: (step + perEpoch - 1) / perEpoch, steps: step,
                                       trainLoss: l.reduce(0, +) / Double(l.count),
-                                      trainAccuracy: Double(c.reduce(0, +)) / Double(s.reduce(0, +)), testAccuracy: test)
+                                      trainAccuracy: Double(c.reduce(0, +)) / Double(s.reduce(0, +)), testAccuracy: test,
+                                      weightNorm: model.weightNorm)
                 history.append(summary!)
             }
             progress?(TrainingProgress(step: step, totalSteps: total, epoch: sampler.epoch, loss: ce.loss,
@@ -141,15 +164,19 @@ public final class Trainer {
         model.recordTelemetry(false)
         let telemetry = model.normSlots.map(NormTelemetry.init(slot:))
 
-        var precise: PreciseBN.Report?
-        if config.preciseBNBatches > 0 && !diverged {
+        var replaced: StatisticsReplacementReport?
+        if !diverged, let lastBatches {
+            lastBatches.apply()
+            replaced = lastBatches.report
+        }
+        if case let .precise(count) = config.inferenceStatistics, !diverged {
             var pbSampler = BatchSampler(count: dataset.trainLabels.count, batchSize: config.batchSize, seed: config.seed ^ 0x5052_4543_4953_45)
             var g = BatchGatherer()
-            let batches = (0..<config.preciseBNBatches).map { _ in
+            let batches = (0..<count).map { _ in
                 let t = g.gather(dataset.trainInputs, pbSampler.next())
                 return Tensor(shape: t.shape, scalars: t.scalars)   // own copy: the gatherer reuses its blocks
             }
-            precise = try PreciseBN.recompute(model, batches: batches)
+            replaced = try PreciseBN.recompute(model, batches: batches)
         }
 
         var testAccuracy: Double?, trainModeAccuracy: Double?
@@ -171,6 +198,8 @@ public final class Trainer {
             trainAccuracy: s.isEmpty ? nil : Double(c.reduce(0, +)) / Double(s.reduce(0, +)),
             steps: step, epochs: Double(step) / Double(perEpoch), seconds: elapsed(),
             diverged: diverged, divergedAtStep: divergedAt, divergenceLoss: divergenceLoss,
-            finalLearningRate: lr, history: history, losses: losses, normTelemetry: telemetry, preciseBN: precise)
+            finalLearningRate: lr, history: history, losses: losses, normTelemetry: telemetry, inferenceStatistics: replaced,
+            initialWeightNorm: initialWeightNorm, finalWeightNorm: model.weightNorm,
+            convBiasGradientRMS: biasGradientSteps > 0 ? biasGradientSum / Double(biasGradientSteps) : nil)
     }
 }

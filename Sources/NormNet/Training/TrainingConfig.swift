@@ -20,13 +20,13 @@ public struct TrainingConfig: Sendable, Equatable {
     public var recordTelemetry: Bool
     /// Evaluate test accuracy (eval mode) after every epoch, for the history.
     public var evaluateEachEpoch: Bool
-    /// When > 0, PreciseBN over this many training batches after training, before evaluation.
-    public var preciseBNBatches: Int
+    /// The statistics the norm layers evaluate with (EMA, PreciseBN, mean of the last K batches).
+    public var inferenceStatistics: InferenceStatistics
 
     public init(batchSize: Int = 128, duration: TrainingDuration = .epochs(30), seed: UInt64 = 0,
                 optimizer: SGDConfig = SGDConfig(), schedule: LRSchedule = LRSchedule(),
                 evalBatchSize: Int = 1000, recordTelemetry: Bool = true, evaluateEachEpoch: Bool = false,
-                preciseBNBatches: Int = 0) {
+                inferenceStatistics: InferenceStatistics = .runningAverage) {
         self.batchSize = batchSize
         self.duration = duration
         self.seed = seed
@@ -35,7 +35,7 @@ public struct TrainingConfig: Sendable, Equatable {
         self.evalBatchSize = evalBatchSize
         self.recordTelemetry = recordTelemetry
         self.evaluateEachEpoch = evaluateEachEpoch
-        self.preciseBNBatches = preciseBNBatches
+        self.inferenceStatistics = inferenceStatistics
     }
 
     public func validate() throws {
@@ -45,7 +45,7 @@ public struct TrainingConfig: Sendable, Equatable {
         case let .epochs(e): guard e >= 1 else { throw NetError("epochs must be at least 1, got \(e)") }
         case let .steps(s): guard s >= 1 else { throw NetError("steps must be at least 1, got \(s)") }
         }
-        guard preciseBNBatches >= 0 else { throw NetError("PreciseBN batches must be >= 0") }
+        try inferenceStatistics.validate()
         try optimizer.validate()
         try schedule.validate()
     }

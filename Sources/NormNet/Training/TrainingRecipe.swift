@@ -26,7 +26,7 @@ public struct TrainingRecipe: Sendable, Equatable {
     public var duration: TrainingDuration?
     /// The run seed: model initialization and shuffling are derived from it.
     public var seed: UInt64 = 0
-    public var preciseBNBatches = 0
+    public var inferenceStatistics = InferenceStatistics.runningAverage
     public var evaluateEachEpoch = true
     public var recordTelemetry = true
 
@@ -73,7 +73,7 @@ public struct TrainingRecipe: Sendable, Equatable {
         if config.optimizer.momentum == 0 && nesterov == nil { config.optimizer.nesterov = false }
         if let schedule { config.schedule.kind = schedule }
         if let warmupSteps { config.schedule.warmupSteps = warmupSteps }
-        config.preciseBNBatches = preciseBNBatches
+        config.inferenceStatistics = inferenceStatistics
         config.evaluateEachEpoch = evaluateEachEpoch
         config.recordTelemetry = recordTelemetry
         return config
