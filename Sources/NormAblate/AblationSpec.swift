@@ -701,12 +701,14 @@ public struct AblationSpec: Sendable {
     public func line(of path: String) -> Int? { located(ConfigProblem(path: path, message: "")).line }
 
     /// Short names of the axis column paths: the shortest dotted suffix that no other column
-    /// path ends with (`norm_eval` for `finetune.freeze.norm_eval`).
+    /// path ends with (`norm_eval` for `finetune.freeze.norm_eval`); a generic last segment
+    /// (`name`, `options`) keeps its parent (`schedule.name`, not `name`).
     public var columnLabels: [String: String] {
         let paths = axes.flatMap(\.paths)
         func short(_ path: String) -> String {
             let parts = ConfigPath.segments(path)
-            for k in 1...parts.count {
+            let generic: Set<String> = ["name", "options", "value", "kind"]
+            for k in (generic.contains(parts.last ?? "") ? min(2, parts.count) : 1)...parts.count {
                 let candidate = parts.suffix(k).joined(separator: ".")
                 if !paths.contains(where: { $0 != path && ($0 == candidate || $0.hasSuffix("." + candidate)) }) { return candidate }
             }

@@ -17,7 +17,7 @@ func smallReport(_ dir: TempDir, yaml: String = smallSpecYAML, runner: FakeRunne
         let md = report.markdownTable()
         let lines = md.split(separator: "\n").map(String.init)
         #expect(lines.count == 2 + 4)
-        #expect(lines[0] == "| name | width | batch_size+lr=2, 0.01 · test_accuracy | batch_size+lr=2, 0.01 · test_loss | batch_size+lr=32, 0.1 · test_accuracy | batch_size+lr=32, 0.1 · test_loss |")
+        #expect(lines[0] == "| norm.name | width | batch_size+lr=2, 0.01 · test_accuracy | batch_size+lr=2, 0.01 · test_loss | batch_size+lr=32, 0.1 · test_accuracy | batch_size+lr=32, 0.1 · test_loss |")
         #expect(lines[1] == "|---|---|---:|---:|---:|---:|")
         #expect(lines[2].hasPrefix("| bn | 8 | "))
         #expect(lines[5].hasPrefix("| gn | 16 | "))
@@ -34,7 +34,7 @@ func smallReport(_ dir: TempDir, yaml: String = smallSpecYAML, runner: FakeRunne
         let std = (xs.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 2).squareRoot()
         #expect(lines[5].contains(String(format: "%.4f ± %.4f (3)", mean, std)))
         let full = report.markdown()
-        #expect(full.hasPrefix("## small\n\nA test study.\n\n| name |"))
+        #expect(full.hasPrefix("## small\n\nA test study.\n\n| norm.name |"))
         #expect(full.contains("24 of 24 runs stored"))
     }
 
@@ -42,7 +42,7 @@ func smallReport(_ dir: TempDir, yaml: String = smallSpecYAML, runner: FakeRunne
         let dir = try TempDir(); defer { dir.cleanUp() }
         let report = try smallReport(dir)
         let lines = report.csv().split(separator: "\n").map(String.init)
-        #expect(lines[0] == "study,cell,cell_hash,name,batch_size+lr,width,metric,mean,std,n,runs,expected,diverged,min,max")
+        #expect(lines[0] == "study,cell,cell_hash,norm.name,batch_size+lr,width,metric,mean,std,n,runs,expected,diverged,min,max")
         #expect(lines.count == 1 + 8 * 2)
         #expect(lines[1].hasPrefix("small,0,\(report.cells[0].cell.hash),bn,\"2, 0.01\",8,test_accuracy,"))
         #expect(lines[1].hasSuffix(",3,3,3,0," + AblationReport.csvNumber(report.cells[0].metrics["test_accuracy"]!.min) + "," + AblationReport.csvNumber(report.cells[0].metrics["test_accuracy"]!.max)))
@@ -51,7 +51,7 @@ func smallReport(_ dir: TempDir, yaml: String = smallSpecYAML, runner: FakeRunne
         // runs.csv: one line per run with every metric and provenance
         let runs = report.runsCSV().split(separator: "\n").map(String.init)
         #expect(runs.count == 1 + 24)
-        #expect(runs[0] == "study,cell,cell_hash,name,batch_size+lr,width,seed,diverged,test_accuracy,test_loss,train_loss,dataset_hash,runner,threads,host,started_at,finished_at,duration_s,git_commit,git_dirty,normlab_version")
+        #expect(runs[0] == "study,cell,cell_hash,norm.name,batch_size+lr,width,seed,diverged,test_accuracy,test_loss,train_loss,dataset_hash,runner,threads,host,started_at,finished_at,duration_s,git_commit,git_dirty,normlab_version")
         #expect(runs[1].hasPrefix("small,0,\(report.cells[0].cell.hash),bn,\"2, 0.01\",8,0,false,"))
     }
 
@@ -172,7 +172,7 @@ func smallReport(_ dir: TempDir, yaml: String = smallSpecYAML, runner: FakeRunne
         }
         #expect(sources.contains { $0.contains("## Spec") && $0.contains("model.norm.name: [bn, gn]") })
         #expect(sources.contains { $0.contains("## Provenance") && $0.contains("fake") })
-        #expect(sources.contains { $0.contains("## Results") && $0.contains("| name | width |") })
+        #expect(sources.contains { $0.contains("## Results") && $0.contains("| norm.name | width |") })
         #expect(cellList.contains { ($0["attachments"] as? [String: Any])?["test_accuracy-bar.png"] != nil })
         #expect(cellList.filter { $0["cell_type"] as? String == "code" }.count == 3)
         #expect(sources.contains { $0.contains("csv.DictReader(open(Path('small.csv')))") })

@@ -20,7 +20,7 @@ func variant(_ old: String, _ new: String) -> String {
         #expect(spec.report.columns == ["batch_size+optimizer.lr"])
         #expect(spec.report.metrics == ["test_accuracy", "test_loss"])
         #expect(spec.report.plots.map(\.name) == ["test_accuracy-bar", "acc-curves"])
-        #expect(spec.axisLabels == ["model.norm.name": "name", "batch_size+optimizer.lr": "batch_size+lr", "model.width": "width"])
+        #expect(spec.axisLabels == ["model.norm.name": "norm.name", "batch_size+optimizer.lr": "batch_size+lr", "model.width": "width"])
         #expect(spec.cellCount == 8)
         #expect(!spec.hasQuick)
     }
