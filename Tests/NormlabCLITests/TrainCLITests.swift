@@ -47,6 +47,25 @@ import NormCore
         #expect(model["norm_position"] as? String == "after" && model["conv_bias"] as? Bool == true && model["kernel"] as? Int == 5)
     }
 
+    @Test func inferenceStatisticsAndDiagnosticsAreReported() throws {
+        let base = ["train", "--dataset", "synthetic", "--steps", "6", "--json", "--threads", "1", "--width", "4", "--depth", "2",
+                    "--batch-size", "16", "--conv-bias"]
+        let last = try object(try normlab(base + ["--inference-stats", "last_batches", "--inference-batches", "3"]))
+        let info = try #require(last["inference_statistics"] as? [String: Any])
+        #expect(info["estimator"] as? String == "last_batches" && info["batches_used"] as? Int == 3)
+        #expect((info["updated"] as? [String])?.count == 2)
+        let precise = try object(try normlab(base + ["--precise-bn", "2"]))
+        #expect((precise["inference_statistics"] as? [String: Any])?["estimator"] as? String == "precise")
+        let ema = try object(try normlab(base))
+        #expect((ema["inference_statistics"] as? [String: Any])?["estimator"] as? String == "ema")
+        // same training, different statistics: identical train loss, different eval accuracy inputs
+        #expect(ema["train_loss"] as? Double == last["train_loss"] as? Double)
+        #expect((ema["conv_bias_grad_rms"] as? Double ?? 1) < 1e-6)
+        #expect((ema["weight_norm_final"] as? Double ?? 0) > 0 && (ema["weight_norm_initial"] as? Double ?? 0) > 0)
+        let running = try normlab(base + ["--norm-set", "train_statistics=running"])
+        #expect(running.succeeded, "\(running)")
+    }
+
     @Test func divergedRunExitsZero() throws {
         let r = try normlab(["train", "--dataset", "synthetic", "--steps", "20", "--json", "--threads", "1", "--norm", "none",
                              "--lr", "1e30", "--width", "4", "--depth", "1"])
@@ -64,7 +83,12 @@ import NormCore
                      ["train", "--dataset", "synthetic", "--norm", "nope", "--steps", "2"],
                      ["train", "--dataset", "synthetic", "--epochs", "1", "--steps", "2"],
                      ["train", "--dataset", "synthetic", "--norm", "gn", "--norm-set", "num_groups=3", "--steps", "2"],
-                     ["train", "--dataset", "synthetic", "--norm", "ln", "--norm-eval", "--steps", "2"]] {
+                     ["train", "--dataset", "synthetic", "--norm", "ln", "--norm-eval", "--steps", "2"],
+                     ["train", "--dataset", "synthetic", "--steps", "2", "--inference-stats", "median"],
+                     ["train", "--dataset", "synthetic", "--steps", "2", "--inference-stats", "precise", "--inference-batches", "0"],
+                     ["train", "--dataset", "synthetic", "--steps", "2", "--inference-stats", "precise", "--precise-bn", "3"],
+                     ["train", "--dataset", "synthetic", "--steps", "2", "--norm-set", "train_statistics=running",
+                      "--norm-set", "track_running_stats=false"]] {
             let r = try normlab(args)
             #expect(r.reason == .exit && r.status != 0, "\(args): \(r)")
             #expect(r.stderrLines.count == 1 && r.stderr.hasPrefix("normlab: error:"), "\(args): \(r)")
