@@ -66,6 +66,14 @@ def _bar(fig, spec):
     ax.grid(axis="y", alpha=0.3)
 
 
+def _legend(ax, lines):
+    """Inside the axes for a few lines; beside them (outside the data) for many."""
+    if lines <= 6:
+        ax.legend(fontsize=6, loc="best")
+    elif lines <= 24:
+        ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5), borderaxespad=0)
+
+
 def _curve(fig, spec):
     ax = fig.add_subplot(1, 1, 1)
     for i, line in enumerate(spec["lines"]):
@@ -85,8 +93,7 @@ def _curve(fig, spec):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(spec["metric"])
     ax.grid(alpha=0.3)
-    if len(spec["lines"]) <= 16:
-        ax.legend(fontsize=6, loc="best")
+    _legend(ax, len(spec["lines"]))
 
 
 def _line(fig, spec):
@@ -111,8 +118,7 @@ def _line(fig, spec):
     ax.set_xlabel(spec.get("xlabel", ""))
     ax.set_ylabel(spec["metric"])
     ax.grid(alpha=0.3)
-    if len(spec["lines"]) <= 16:
-        ax.legend(fontsize=6, loc="best")
+    _legend(ax, len(spec["lines"]))
 
 
 def render_figures(payload_json, out_dir):
@@ -124,6 +130,8 @@ def render_figures(payload_json, out_dir):
         width = 7.0
         if spec["kind"] == "bar":
             width = max(7.0, min(16.0, 1.2 * len(spec["categories"]) * max(1, len(spec["series"])) ** 0.5))
+        elif len(spec.get("lines", [])) > 6:
+            width = 9.5  # room for the legend beside the axes
         fig = Figure(figsize=(spec.get("width", width), spec.get("height", 4.4)), dpi=110)
         FigureCanvasAgg(fig)
         if spec["kind"] == "bar":
@@ -137,8 +145,8 @@ def render_figures(payload_json, out_dir):
         fig.suptitle(spec["title"], fontsize=10)
         fig.tight_layout()
         base = os.path.join(out_dir, spec["name"])
-        fig.savefig(base + ".png", format="png", metadata={"Software": None})
-        fig.savefig(base + ".svg", format="svg", metadata={"Date": None, "Creator": None})
+        fig.savefig(base + ".png", format="png", metadata={"Software": None}, bbox_inches="tight")
+        fig.savefig(base + ".svg", format="svg", metadata={"Date": None, "Creator": None}, bbox_inches="tight")
         written += [base + ".png", base + ".svg"]
     return written
 

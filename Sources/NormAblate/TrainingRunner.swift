@@ -25,7 +25,7 @@ public struct TrainingRunner: CellRunner {
 
     public var name: String { "train" }
     public var metricNames: [String]? {
-        ["test_accuracy", "test_loss", "train_loss", "test_accuracy_train_mode", "train_eval_gap", "train_steps",
+        ["test_accuracy", "test_error", "test_loss", "train_loss", "test_accuracy_train_mode", "train_eval_gap", "train_steps",
          "weight_norm_growth", "conv_bias_grad_rms"]
     }
     public var curveNames: [String]? { ["test_accuracy", "train_loss", "weight_norm", "steps"] }
@@ -59,7 +59,7 @@ public struct TrainingRunner: CellRunner {
         ("inference_stats.batches", "K for precise / last_batches (default 100)"),
         ("precise_bn", "shorthand: K > 0 is inference_stats {estimator: precise, batches: K}"),
         ("pretrain / finetune", "a two-phase cell: each holds the phase keys above; finetune starts from pretrain's weights with a fresh classifier"),
-        ("metrics", "test_accuracy, test_loss, train_loss, test_accuracy_train_mode, train_eval_gap, train_steps, weight_norm_growth (final/initial conv+linear weight norm), conv_bias_grad_rms (mean over steps of the conv biases' gradient RMS)"),
+        ("metrics", "test_accuracy, test_error (1 - accuracy), test_loss, train_loss, test_accuracy_train_mode, train_eval_gap, train_steps, weight_norm_growth (final/initial conv+linear weight norm), conv_bias_grad_rms (mean over steps of the conv biases' gradient RMS)"),
         ("curves (per epoch)", "test_accuracy, train_loss, weight_norm, steps (optimizer steps at each point)"),
     ]
 
@@ -122,6 +122,7 @@ public struct TrainingRunner: CellRunner {
         let r = try Trainer(model: model, dataset: data, config: training).run()
         var metrics: [String: Double] = ["train_steps": Double(r.steps)]
         metrics["test_accuracy"] = r.diverged ? .nan : (r.testAccuracy ?? .nan)
+        metrics["test_error"] = 1 - metrics["test_accuracy"]!
         metrics["train_loss"] = r.trainLoss ?? .nan
         metrics["test_accuracy_train_mode"] = r.testAccuracyTrainMode ?? .nan
         metrics["train_eval_gap"] = r.trainEvalAccuracyGap ?? .nan

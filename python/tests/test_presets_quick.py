@@ -13,7 +13,7 @@ from cli_helpers import run
 
 # preset -> (runs in the quick form, figure stems)
 QUICK = {
-    "batch-size": (8, ["accuracy-vs-batch", "accuracy"]),
+    "batch-size": (8, ["error-vs-batch", "accuracy"]),
     "learning-rate": (4, ["accuracy", "steps-to-baseline", "accuracy-curves"]),
     "moving-average-training": (3, ["accuracy", "weight-norm-growth", "loss-curves", "weight-norm-curves"]),
     "placement": (4, ["accuracy", "bias-gradient"]),
@@ -58,6 +58,8 @@ def test_batch_size_quick(tmp_path):
     # lr scaled with the batch size: the same epochs at batch 4 take 8x the steps of batch 32
     steps = {r["batch_size"]: float(r["train_steps"]) for r in by(runs, norm="bn")}
     assert steps["4"] == 8 * steps["32"]
+    for r in runs:
+        assert abs(float(r["test_error"]) - (1 - float(r["test_accuracy"]))) < 1e-12
 
 
 def test_learning_rate_quick(tmp_path):

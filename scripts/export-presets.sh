@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs the full form of every preset (or of those named) and exports each report into
+# notebooks-export/: <preset>/ (table.md|csv|json, runs.csv, figures/) and <preset>.ipynb
+# with <preset>.csv and <preset>-runs.csv beside it. Resumable: the stores are
+# results/<preset>.sqlite, so rerunning after an interruption runs only what is missing.
+#
+#   scripts/export-presets.sh                      # all presets (about 10 minutes on 2 cores)
+#   scripts/export-presets.sh batch-size frn-eps   # some
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN="${NORMLAB_BIN:-$(swift build -c release --show-bin-path)/normlab}"
+JOBS="${JOBS:-2}"
+presets=("$@")
+if [ ${#presets[@]} -eq 0 ]; then
+    mapfile -t presets < <("$BIN" ablate presets | awk 'NF { print $1 }')
+fi
+mkdir -p results notebooks-export
+for p in "${presets[@]}"; do
+    echo "== $p"
+    "$BIN" ablate --preset "$p" --jobs "$JOBS" --store "results/$p.sqlite"
+    rm -rf "notebooks-export/$p"
+    "$BIN" ablate report --preset "$p" --store "results/$p.sqlite" --out "notebooks-export/$p" \
+        --notebook "notebooks-export/$p.ipynb" > /dev/null
+done
