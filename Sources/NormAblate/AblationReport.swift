@@ -1,4 +1,5 @@
 import Foundation
+import NormCore
 
 /// Statistics of one metric of one cell over its seeds.
 public struct MetricSummary: Sendable, Equatable {

@@ -1,4 +1,5 @@
 import Foundation
+import NormCore
 
 /// One grid axis: a plain axis (one dotted path and its values) or a zip group (several
 /// paths whose value lists move together, e.g. batch size with learning rate).

@@ -1,3 +1,5 @@
+import NormCore
+
 /// Derives the `steps_to_baseline` metric of ``BaselineSpec`` for a report's runs.
 ///
 /// The threshold is the baseline cell's mean (over its non-diverged runs) of the last point

@@ -260,6 +260,7 @@ extension ConfigValue {
         case .null: return .scalar(.init("null"))
         case let .bool(b): return .scalar(.init(b ? "true" : "false"))
         case let .integer(i): return .scalar(.init(String(i)))
+        case let .unsigned(u): return .scalar(.init(String(u)))
         case let .real(d):
             var text = d.isFinite ? "\(d)" : (d.isNaN ? ".nan" : (d > 0 ? ".inf" : "-.inf"))
             if case .integer = YAMLTree.resolvePlain(text) { text += ".0" }

@@ -1,4 +1,5 @@
 import Foundation
+import NormCore
 import Yams
 
 /// One problem in a spec or a configuration, at a YAML path.

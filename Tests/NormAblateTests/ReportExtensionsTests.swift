@@ -1,4 +1,5 @@
 import Foundation
+import NormCore
 import Testing
 @testable import NormAblate
 

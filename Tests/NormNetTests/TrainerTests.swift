@@ -71,9 +71,49 @@ import NormPlugins
     }
 
     @Test func jsonRendering() {
-        let v = JSONValue.object([("a", .number(0.1)), ("b", .number(2)), ("c", .number(.nan)), ("d", .string("x\"\n")),
-                                  ("e", .array([.int(1), .null, .bool(true)]))])
+        let v: ConfigValue = .map([("a", .real(0.1)), ("b", .real(2)), ("c", .real(.nan)), ("d", .string("x\"\n")),
+                                   ("e", .list([.integer(1), .null, .bool(true)]))])
         #expect(v.rendered() == #"{"a": 0.1, "b": 2.0, "c": null, "d": "x\"\n", "e": [1, null, true]}"#)
+        #expect(v.orderedJSON == #"{"a":0.1,"b":2.0,"c":null,"d":"x\"\n","e":[1,null,true]}"#)
+        #expect(ConfigValue.optional(nil as Double?) == .null && ConfigValue.optional(0.5 as Double?) == .real(0.5))
+        #expect(ConfigValue.optional(nil as String?) == .null && ConfigValue.optional("s" as String?) == .string("s"))
+        #expect(ConfigValue.optional(nil as Int?) == .null && ConfigValue.optional(3 as Int?) == .integer(3))
+        #expect(ConfigValue(OptionValue.none) == .null && ConfigValue(OptionValue.text("unbiased")) == .string("unbiased"))
+    }
+
+    @Test func unsignedValuesPrintExactly() {
+        let max = ConfigValue.unsigned(.max)
+        #expect(max.rendered() == "18446744073709551615" && max.canonicalJSON == "18446744073709551615")
+        #expect(max.orderedJSON == "18446744073709551615" && max.description == "18446744073709551615")
+        #expect(max.intValue == nil && max.doubleValue == 1.8446744073709552e19 && max.kindName == "an integer")
+        #expect(ConfigValue.unsigned(7) == .integer(7) && ConfigValue.integer(7) == .unsigned(7) && ConfigValue.unsigned(7).intValue == 7)
+        #expect(ConfigValue.integer(-1) != .unsigned(.max) && ConfigValue.unsigned(1 << 63) != .integer(.min))
+    }
+
+    /// The `normlab train --json` object: the same run twice renders the same text (once
+    /// the wall-clock `seconds` agree), keys in print order, and a `UInt64.max` seed exactly.
+    @Test func runReportRendersIdenticallyAndKeepsLargeSeeds() throws {
+        func report(seed: UInt64) throws -> RunReport {
+            let model = try Model(spec: smallSpec(norm: NormSpec("gn", options: ["num_groups": .integer(4)])), registry: registry, seed: seed)
+            let config = TrainingConfig(batchSize: 32, duration: .steps(3), seed: seed,
+                                        schedule: LRSchedule(.constant), evaluateEachEpoch: true)
+            let result = try Trainer(model: model, dataset: data, config: config).run()
+            return RunReport(dataset: data, model: model, config: config, seed: seed, threads: 1, result: result)
+        }
+        let a = try report(seed: .max)
+        var b = try report(seed: .max)
+        b.result.seconds = a.result.seconds
+        let text = a.json.rendered()
+        #expect(text == b.json.rendered())
+        #expect(!text.contains("\n") && text.hasPrefix(#"{"dataset": "#))
+        #expect(text.contains(#""seed": 18446744073709551615, "threads": 1, "#))
+        #expect(a.json["seed"] == .unsigned(.max))
+        #expect(a.json.mapValue!.prefix(5).map(\.key) == ["dataset", "dataset_hash", "norm", "norm_options", "test_accuracy"])
+        #expect(a.json.value(at: "norm_options.num_groups") == .integer(4))
+        let parsed = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+        #expect(parsed?["norm"] as? String == "group_norm")
+        let small = try report(seed: 3).json
+        #expect(small["seed"] == .integer(3) && small.rendered().contains(#""seed": 3, "#))
     }
 
     @Test func recipeAppliesOverridesOnThePreset() throws {

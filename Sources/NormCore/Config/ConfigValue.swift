@@ -1,17 +1,18 @@
-import NormCore
-import Foundation
-
-/// A typed, ordered tree of YAML values: the form every configuration takes inside the
+/// A typed, ordered tree of JSON/YAML values: the form every configuration takes inside the
 /// ablation driver (a spec's `base`, grid values, a cell's resolved configuration, a run's
-/// telemetry). Maps keep their document order (grid axes are expanded in that order), but
-/// the canonical JSON used for hashing sorts keys, so order never changes a hash.
+/// telemetry) and the object `normlab train --json` prints (`RunReport`). Maps keep their
+/// document order (grid axes are expanded in that order), but the canonical JSON used for
+/// hashing sorts keys, so order never changes a hash.
 ///
-/// Scalars follow the YAML 1.2 core schema (see ``YAMLTree``): `true`/`false` are booleans,
-/// `yes`/`no` are strings; `1` is an ``integer(_:)``, `1.0`, `1e-3` are ``real(_:)``.
+/// Scalars follow the YAML 1.2 core schema (NormAblate's `YAMLTree` reads them): `true`/`false`
+/// are booleans, `yes`/`no` are strings; `1` is an ``integer(_:)``, `1.0`, `1e-3` are ``real(_:)``.
 public indirect enum ConfigValue: Sendable, Equatable, CustomStringConvertible {
     case null
     case bool(Bool)
     case integer(Int)
+    /// An unsigned integer, for values above `Int.max` (a `UInt64` seed); equal to the
+    /// ``integer(_:)`` of the same value and written the same way.
+    case unsigned(UInt64)
     case real(Double)
     case string(String)
     case list([ConfigValue])
@@ -23,6 +24,8 @@ public indirect enum ConfigValue: Sendable, Equatable, CustomStringConvertible {
         case (.null, .null): return true
         case let (.bool(x), .bool(y)): return x == y
         case let (.integer(x), .integer(y)): return x == y
+        case let (.unsigned(x), .unsigned(y)): return x == y
+        case let (.integer(x), .unsigned(y)), let (.unsigned(y), .integer(x)): return UInt64(exactly: x) == y
         case let (.real(x), .real(y)): return x == y || (x.isNaN && y.isNaN)
         case let (.string(x), .string(y)): return x == y
         case let (.list(x), .list(y)): return x == y
@@ -44,6 +47,7 @@ public indirect enum ConfigValue: Sendable, Equatable, CustomStringConvertible {
     public var intValue: Int? {
         switch self {
         case let .integer(i): return i
+        case let .unsigned(u): return Int(exactly: u)
         case let .real(d) where d.rounded() == d && abs(d) < 9.0e15: return Int(d)
         default: return nil
         }
@@ -53,6 +57,7 @@ public indirect enum ConfigValue: Sendable, Equatable, CustomStringConvertible {
     public var doubleValue: Double? {
         switch self {
         case let .integer(i): return Double(i)
+        case let .unsigned(u): return Double(u)
         case let .real(d): return d
         default: return nil
         }
@@ -63,7 +68,7 @@ public indirect enum ConfigValue: Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .null: return "null"
         case .bool: return "a boolean"
-        case .integer: return "an integer"
+        case .integer, .unsigned: return "an integer"
         case .real: return "a number"
         case .string: return "a string"
         case .list: return "a list"
@@ -143,6 +148,7 @@ public indirect enum ConfigValue: Sendable, Equatable, CustomStringConvertible {
         case .null: return "null"
         case let .bool(b): return b ? "true" : "false"
         case let .integer(i): return String(i)
+        case let .unsigned(u): return String(u)
         case let .real(d): return JSONWriter.number(d)
         case let .string(s): return s
         case let .list(items): return "[" + items.map(\.description).joined(separator: ", ") + "]"
@@ -185,8 +191,34 @@ public indirect enum ConfigValue: Sendable, Equatable, CustomStringConvertible {
         return out
     }
 
+    /// One line of JSON in document order with a space after every `,` and `:` (the
+    /// `normlab train --json` line); numbers as in ``orderedJSON``.
+    public func rendered() -> String {
+        var out = ""
+        JSONWriter.write(self, sorted: false, spaced: true, into: &out)
+        return out
+    }
+
     /// The SHA-256 of ``canonicalJSON``, hex.
     public var canonicalHash: String { SHA256.hex(canonicalJSON) }
+}
+
+extension ConfigValue {
+    /// `nil` → ``null``.
+    public static func optional(_ d: Double?) -> ConfigValue { d.map(ConfigValue.real) ?? .null }
+    public static func optional(_ s: String?) -> ConfigValue { s.map(ConfigValue.string) ?? .null }
+    public static func optional(_ i: Int?) -> ConfigValue { i.map(ConfigValue.integer) ?? .null }
+
+    /// A norm option's value (`OptionValue.none` → ``null``).
+    public init(_ option: OptionValue) {
+        switch option {
+        case let .bool(b): self = .bool(b)
+        case let .integer(i): self = .integer(i)
+        case let .real(d): self = .real(d)
+        case let .text(s): self = .string(s)
+        case .none: self = .null
+        }
+    }
 }
 
 extension ConfigValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral,
@@ -200,110 +232,3 @@ extension ConfigValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, 
     public init(nilLiteral: ()) { self = .null }
 }
 
-/// A dotted path (`model.norm.name`) could not be followed because a segment is not a map.
-public struct ConfigPathError: Error, CustomStringConvertible {
-    public let path: String
-    public let found: String
-    public var description: String { "'\(path)' is \(found), not a map" }
-}
-
-/// Dotted configuration paths.
-public enum ConfigPath {
-    public static func segments(_ path: String) -> [String] {
-        path.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
-    }
-
-    /// Whether `path` is made of identifier segments (`[A-Za-z_][A-Za-z0-9_-]*`) joined by dots.
-    public static func isValid(_ path: String) -> Bool {
-        let parts = segments(path)
-        return !parts.isEmpty && parts.allSatisfy(isValidSegment)
-    }
-
-    static func isValidSegment(_ s: String) -> Bool {
-        guard let first = s.unicodeScalars.first else { return false }
-        let letters = CharacterSet.letters.union(CharacterSet(charactersIn: "_"))
-        let rest = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "_-"))
-        return letters.contains(first) && s.unicodeScalars.allSatisfy { rest.contains($0) } && s.allSatisfy(\.isASCII)
-    }
-
-    /// Whether `a` equals `b` or lies inside it (`a` = `model.norm.name`, `b` = `model.norm`).
-    public static func isWithin(_ a: String, _ b: String) -> Bool {
-        a == b || a.hasPrefix(b + ".")
-    }
-
-    /// `base` + `.` + `path`, leaving out empty parts.
-    static func join(_ base: String, _ path: String) -> String {
-        if base.isEmpty { return path }
-        if path.isEmpty { return base }
-        return path.hasPrefix("[") ? base + path : base + "." + path
-    }
-}
-
-/// JSON text for ``ConfigValue`` and plain Swift values.
-public enum JSONWriter {
-    public static func write(_ value: ConfigValue, sorted: Bool, into out: inout String) {
-        switch value {
-        case .null: out += "null"
-        case let .bool(b): out += b ? "true" : "false"
-        case let .integer(i): out += String(i)
-        case let .real(d):
-            if !d.isFinite { out += "null" } else if sorted { out += number(d) } else {
-                // document order keeps a real a real (2.0 stays 2.0) so a stored spec reads back exactly
-                let text = number(d)
-                out += text.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }) ? text : text + ".0"
-            }
-        case let .string(s): string(s, into: &out)
-        case let .list(items):
-            out += "["
-            for (i, item) in items.enumerated() {
-                if i > 0 { out += "," }
-                write(item, sorted: sorted, into: &out)
-            }
-            out += "]"
-        case let .map(pairs):
-            out += "{"
-            let ordered = sorted ? pairs.sorted { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) } : pairs
-            for (i, pair) in ordered.enumerated() {
-                if i > 0 { out += "," }
-                string(pair.key, into: &out)
-                out += ":"
-                write(pair.value, sorted: sorted, into: &out)
-            }
-            out += "}"
-        }
-    }
-
-    /// A finite double in JSON: integral values below 2^53 as integers (`2`), others in
-    /// Swift's shortest round-trip form (`0.1`, `1e-05`).
-    public static func number(_ d: Double) -> String {
-        if d == 0 { return "0" }
-        if d.rounded() == d && abs(d) < 9_007_199_254_740_992 { return String(Int64(d)) }
-        return "\(d)"
-    }
-
-    public static func string(_ s: String, into out: inout String) {
-        out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
-                    out += String(format: "\\u%04x", scalar.value)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        out += "\""
-    }
-
-    public static func quoted(_ s: String) -> String {
-        var out = ""
-        string(s, into: &out)
-        return out
-    }
-}
