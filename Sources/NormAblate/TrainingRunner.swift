@@ -30,7 +30,7 @@ public struct TrainingRunner: CellRunner {
     }
     public var curveNames: [String]? { ["test_accuracy", "train_loss", "weight_norm", "steps"] }
 
-    static let phaseKeys = ["dataset", "batch_size", "steps", "epochs", "optimizer", "schedule", "freeze", "inference_stats", "precise_bn"]
+    static let phaseKeys = ["dataset", "batch_size", "steps", "epochs", "optimizer", "schedule", "freeze", "inference_stats", "precise_bn", "renorm_schedule"]
     static let modelKeys = ["depth", "width", "kernel", "norm", "norm_position", "conv_bias", "activation", "downsample",
                             "head", "width_growth"]
 
@@ -58,6 +58,7 @@ public struct TrainingRunner: CellRunner {
         ("inference_stats.estimator", "ema | precise | last_batches: what the norms evaluate with — the running averages, PreciseBN over K fresh batches, or the mean of the last K training batches' statistics (Wu & Johnson 2021)"),
         ("inference_stats.batches", "K for precise / last_batches (default 100)"),
         ("precise_bn", "shorthand: K > 0 is inference_stats {estimator: precise, batches: K}"),
+        ("renorm_schedule.hold_steps / ramp_steps", "BRN warm-up (Ioffe 2017): r_max=1, d_max=0 (BN) for hold_steps, then linear to the layer's r_max/d_max over ramp_steps"),
         ("pretrain / finetune", "a two-phase cell: each holds the phase keys above; finetune starts from pretrain's weights with a fresh classifier"),
         ("metrics", "test_accuracy, test_error (1 - accuracy), test_loss, train_loss, test_accuracy_train_mode, train_eval_gap, train_steps, weight_norm_growth (final/initial conv+linear weight norm), conv_bias_grad_rms (mean over steps of the conv biases' gradient RMS)"),
         ("curves (per epoch)", "test_accuracy, train_loss, weight_norm, steps (optimizer steps at each point)"),
@@ -238,6 +239,7 @@ struct Phase {
     var schedule: LRSchedule
     var freeze: FreezeSpec
     var inferenceStatistics: InferenceStatistics
+    var renormSchedule: RenormSchedule?
     var asChannels: Bool
 
     init(_ c: CellConfig, prefix p: String) throws {
@@ -306,11 +308,22 @@ struct Phase {
                 try inferenceStatistics.validate()
             } catch { throw ConfigProblem(path: ipath, message: "\(error)") }
         }
+        let rpath = p + "renorm_schedule"
+        if c.contains(rpath) {
+            for problem in c.unknownKeys(at: rpath, allowed: ["hold_steps", "ramp_steps"]) { throw problem }
+            let schedule = RenormSchedule(holdSteps: try c.int(rpath + ".hold_steps", default: 0),
+                                          rampSteps: try c.int(rpath + ".ramp_steps", default: 0))
+            do { try schedule.validate() } catch { throw ConfigProblem(path: rpath, message: "\(error)") }
+            renormSchedule = schedule
+        } else {
+            renormSchedule = nil
+        }
     }
 
     func training(seed: UInt64) -> TrainingConfig {
         TrainingConfig(batchSize: batchSize, duration: duration, seed: seed, optimizer: optimizer, schedule: schedule,
-                       recordTelemetry: true, evaluateEachEpoch: true, inferenceStatistics: inferenceStatistics)
+                       recordTelemetry: true, evaluateEachEpoch: true, inferenceStatistics: inferenceStatistics,
+                       renormSchedule: renormSchedule)
     }
 
     /// The named data set, shifted by seeded noise and subsampled as configured.

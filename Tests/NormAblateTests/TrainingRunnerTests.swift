@@ -71,3 +71,16 @@ import NormNet
         }
     }
 }
+
+@Suite struct RenormScheduleKeyTests {
+    let runner = TrainingRunner(registry: Builtins.registry)
+
+    @Test func renormScheduleKeys() throws {
+        func cell(_ yaml: String) throws -> CellConfig { CellConfig(try YAMLTree(text: yaml, source: "cell.yaml").root) }
+        #expect(try Phase(try cell("renorm_schedule: {hold_steps: 5, ramp_steps: 50}"), prefix: "").renormSchedule
+                == RenormSchedule(holdSteps: 5, rampSteps: 50))
+        #expect(try Phase(try cell("batch_size: 4"), prefix: "").renormSchedule == nil)
+        #expect(runner.validate(try cell("renorm_schedule: {hold_steps: -2}")).contains { $0.path == "renorm_schedule" })
+        #expect(runner.validate(try cell("renorm_schedule: {hold: 2}")).contains { $0.path == "renorm_schedule.hold" })
+    }
+}

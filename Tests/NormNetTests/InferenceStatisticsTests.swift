@@ -122,3 +122,36 @@ import NormPlugins
         #expect(try Trainer(model: noBias, dataset: data, config: TrainingConfig(batchSize: 32, duration: .steps(2))).run().convBiasGradientRMS == nil)
     }
 }
+
+/// Batch Renormalization's r_max / d_max warm-up (Ioffe 2017, §4).
+@Suite struct RenormScheduleTests {
+    let registry = Builtins.registry
+    let data = subset(syntheticData, train: 256, test: 64)
+
+    @Test func limitsHoldAtBNThenRampLinearly() throws {
+        let s = RenormSchedule(holdSteps: 10, rampSteps: 20), target = RenormLimits(rMax: 3, dMax: 5)
+        #expect(s.limits(at: 0, target: target) == RenormLimits(rMax: 1, dMax: 0))
+        #expect(s.limits(at: 9, target: target) == RenormLimits(rMax: 1, dMax: 0))
+        #expect(s.limits(at: 20, target: target) == RenormLimits(rMax: 2, dMax: 2.5))
+        #expect(s.limits(at: 30, target: target) == target && s.limits(at: 1000, target: target) == target)
+        #expect(RenormSchedule(holdSteps: 3, rampSteps: 0).progress(at: 3) == 1)
+        #expect(throws: NetError.self) { try RenormSchedule(holdSteps: -1, rampSteps: 0).validate() }
+    }
+
+    /// Held at r_max = 1, d_max = 0, BRN is BN: the same run gives the same losses.
+    @Test func heldRenormTrainsLikeBatchNorm() throws {
+        var config = TrainingConfig(batchSize: 16, duration: .steps(12), seed: 3)
+        let bn = try Trainer(model: try Model(spec: smallSpec(norm: NormSpec("bn")), registry: registry, seed: 8),
+                             dataset: data, config: config).run()
+        config.renormSchedule = RenormSchedule(holdSteps: 12, rampSteps: 0)
+        let model = try Model(spec: smallSpec(norm: NormSpec("brn")), registry: registry, seed: 8)
+        let held = try Trainer(model: model, dataset: data, config: config).run()
+        #expect(relativeError(bn.losses, held.losses) < 1e-6)
+        // the configured limits are back after training
+        #expect(model.normSlots.allSatisfy { ($0.layer.plugin as! BatchRenorm).limits == RenormLimits(rMax: 3, dMax: 5) })
+        config.renormSchedule = nil
+        let free = try Trainer(model: try Model(spec: smallSpec(norm: NormSpec("brn")), registry: registry, seed: 8),
+                               dataset: data, config: config).run()
+        #expect(relativeError(bn.losses, free.losses) > 1e-6)
+    }
+}

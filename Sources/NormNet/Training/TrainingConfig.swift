@@ -22,11 +22,13 @@ public struct TrainingConfig: Sendable, Equatable {
     public var evaluateEachEpoch: Bool
     /// The statistics the norm layers evaluate with (EMA, PreciseBN, mean of the last K batches).
     public var inferenceStatistics: InferenceStatistics
+    /// Warm-up of Batch Renormalization's r_max / d_max (nil: the configured limits throughout).
+    public var renormSchedule: RenormSchedule?
 
     public init(batchSize: Int = 128, duration: TrainingDuration = .epochs(30), seed: UInt64 = 0,
                 optimizer: SGDConfig = SGDConfig(), schedule: LRSchedule = LRSchedule(),
                 evalBatchSize: Int = 1000, recordTelemetry: Bool = true, evaluateEachEpoch: Bool = false,
-                inferenceStatistics: InferenceStatistics = .runningAverage) {
+                inferenceStatistics: InferenceStatistics = .runningAverage, renormSchedule: RenormSchedule? = nil) {
         self.batchSize = batchSize
         self.duration = duration
         self.seed = seed
@@ -36,6 +38,7 @@ public struct TrainingConfig: Sendable, Equatable {
         self.recordTelemetry = recordTelemetry
         self.evaluateEachEpoch = evaluateEachEpoch
         self.inferenceStatistics = inferenceStatistics
+        self.renormSchedule = renormSchedule
     }
 
     public func validate() throws {
@@ -46,6 +49,7 @@ public struct TrainingConfig: Sendable, Equatable {
         case let .steps(s): guard s >= 1 else { throw NetError("steps must be at least 1, got \(s)") }
         }
         try inferenceStatistics.validate()
+        try renormSchedule?.validate()
         try optimizer.validate()
         try schedule.validate()
     }
