@@ -57,6 +57,8 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("inference-stats"), help: "Statistics the norm layers evaluate with: ema (the running averages, default), precise (PreciseBN over K fresh batches after training) or last_batches (mean of the last K training batches' statistics).") var inferenceStats: String = "ema"
     @Option(name: .customLong("inference-batches"), help: "K for --inference-stats precise|last_batches.") var inferenceBatches: Int = 100
     @Option(name: .customLong("precise-bn"), help: "Shorthand for --inference-stats precise --inference-batches K.") var preciseBN: Int?
+    @Option(name: .customLong("renorm-hold"), help: "BRN warm-up: steps at r_max=1, d_max=0 (BN) before the ramp.") var renormHold: Int?
+    @Option(name: .customLong("renorm-ramp"), help: "BRN warm-up: steps of the linear ramp to the layer's r_max/d_max.") var renormRamp: Int?
     @Option(help: "Load parameters and buffers from this .npz before training.") var initFrom: String?
     @Flag(name: .customLong("init-nonstrict"), help: "With --init-from, load matching tensors only and report the rest.") var initNonstrict = false
     @Option(help: "Save parameters and buffers to this .npz after training.") var save: String?
@@ -101,6 +103,10 @@ struct TrainCommand: ParsableCommand {
         recipe.inferenceStatistics = try preciseBN.map { .precise(batches: $0) }
             ?? InferenceStatistics(name: inferenceStats, batches: inferenceBatches)
         try recipe.inferenceStatistics.validate()
+        if renormHold != nil || renormRamp != nil {
+            recipe.renormSchedule = RenormSchedule(holdSteps: renormHold ?? 0, rampSteps: renormRamp ?? 0)
+            try recipe.renormSchedule?.validate()
+        }
         recipe.evaluateEachEpoch = epochEval
 
         let model: Model

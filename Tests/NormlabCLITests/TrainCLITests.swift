@@ -64,6 +64,10 @@ import NormCore
         #expect((ema["weight_norm_final"] as? Double ?? 0) > 0 && (ema["weight_norm_initial"] as? Double ?? 0) > 0)
         let running = try normlab(base + ["--norm-set", "train_statistics=running"])
         #expect(running.succeeded, "\(running)")
+        let warm = try normlab(base + ["--norm", "brn", "--renorm-hold", "2", "--renorm-ramp", "3"])
+        #expect(warm.succeeded, "\(warm)")
+        let badWarm = try normlab(base + ["--norm", "brn", "--renorm-hold", "-1"])
+        #expect(!badWarm.succeeded && badWarm.stderrLines.count == 1, "\(badWarm)")
     }
 
     @Test func divergedRunExitsZero() throws {

@@ -27,6 +27,7 @@ public struct TrainingRecipe: Sendable, Equatable {
     /// The run seed: model initialization and shuffling are derived from it.
     public var seed: UInt64 = 0
     public var inferenceStatistics = InferenceStatistics.runningAverage
+    public var renormSchedule: RenormSchedule?
     public var evaluateEachEpoch = true
     public var recordTelemetry = true
 
@@ -74,6 +75,7 @@ public struct TrainingRecipe: Sendable, Equatable {
         if let schedule { config.schedule.kind = schedule }
         if let warmupSteps { config.schedule.warmupSteps = warmupSteps }
         config.inferenceStatistics = inferenceStatistics
+        config.renormSchedule = renormSchedule
         config.evaluateEachEpoch = evaluateEachEpoch
         config.recordTelemetry = recordTelemetry
         return config
