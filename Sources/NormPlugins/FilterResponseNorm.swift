@@ -30,7 +30,8 @@ public final class FilterResponseNorm: NormalizationPlugin {
     /// Learnable eps, when `learnable_eps=true`.
     public let learnedEps: Parameter?
     let fixedEps: Double
-    private var cache: (x: Tensor, invr: [Double], scale: [Float], shift: [Float], floor: [Float], eps: Double)?
+    /// What backward needs: the input, per-plane 1/√(ν² + |eps|), scale and shift, τ and eps as used.
+    private var cache: (x: Tensor, invr: [Double], scale: [Float], shift: [Float], tau: Tensor?, eps: Double)?
     private var output = ReusableStorage()
     private var gradInput = ReusableStorage()
 
@@ -57,62 +58,67 @@ public final class FilterResponseNorm: NormalizationPlugin {
         let planes = x.shape[0] * channels, s = x.spatialCount
         let eps = self.eps, absEps = abs(eps)
         var invr = [Double](repeating: 0, count: planes)
-        x.withUnsafeBufferPointer { xb in
-            invr.withUnsafeMutableBufferPointer { ib in
-                Parallel.forEach(planes, work: planes * s) { range in
-                    for p in range {
-                        let nu2 = Reductions.sumOfSquares(xb.baseAddress! + p * s, length: s) / Double(s)
-                        ib[p] = 1 / (nu2 + absEps).squareRoot()
-                    }
+        var scale = [Float](repeating: 0, count: planes), shift = scale
+        // The mean square and the output fused per plane (the plane is re-read from cache).
+        let y = output.tensor(shape: x.shape) { yb in
+            x.withUnsafeBufferPointer { xb in
+                withParameterPointers { w, b, t in
+                    ThresholdKernels.forward(x: xb.baseAddress!, y: yb.baseAddress!, planes: planes, length: s, channels: channels,
+                                             absEps: absEps, weight: w, bias: b, tau: t,
+                                             invr: &invr, scale: &scale, shift: &shift)
                 }
             }
         }
-        let w = affine?.weight.value.scalars, b = affine?.bias.value.scalars, t = tau?.value.scalars
-        var scale = [Float](repeating: 0, count: planes), shift = scale
-        var floor = [Float](repeating: -.infinity, count: planes)
-        for p in 0..<planes {
-            let c = p % channels
-            scale[p] = Float(invr[p] * Double(w?[c] ?? 1))
-            shift[p] = b?[c] ?? 0
-            if let t { floor[p] = t[c] }
-        }
-        let zeros = [Float](repeating: 0, count: planes)
-        let y = output.tensor(shape: x.shape) { yb in
-            x.withUnsafeBufferPointer { xb in
-                PlaneKernels.affine(x: xb.baseAddress!, y: yb.baseAddress!, planes: planes, length: s,
-                                    mu: zeros, scale: scale, shift: shift, floor: tau == nil ? nil : floor)
-            }
-        }
-        cache = (x, invr, scale, shift, floor, eps)
+        cache = (x, invr, scale, shift, tau?.value, eps)
         return y
+    }
+
+    /// The weight, bias and tau values (nil when absent); `tau` replaces the current τ.
+    private func withParameterPointers<R>(tau: Tensor?? = nil,
+                                          _ body: (UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?) -> R) -> R {
+        func with(_ t: Tensor?, _ f: (UnsafePointer<Float>?) -> R) -> R {
+            guard let t else { return f(nil) }
+            return t.withUnsafeBufferPointer { f($0.baseAddress) }
+        }
+        let t = tau ?? self.tau?.value
+        return with(affine?.weight.value) { w in with(affine?.bias.value) { b in with(t) { t in body(w, b, t) } } }
     }
 
     public func backward(_ gradOutput: Tensor) throws -> Tensor {
         let x = try InputValidation.checkGradient(gradOutput, cache?.x, Self.descriptor)
         let c = cache!, planes = x.shape[0] * channels, s = x.spatialCount
-        let (passG, passGX, sumG) = x.withUnsafeBufferPointer { xb in gradOutput.withUnsafeBufferPointer { gb in
-            ThresholdKernels.gradientSums(x: xb.baseAddress!, g: gb.baseAddress!, planes: planes, length: s,
-                                          scale: c.scale, shift: c.shift, floor: c.floor)
-        }}
-        let w = affine?.weight.value.scalars
-        var gw = [Double](repeating: 0, count: channels), gb = gw, gt = gw
-        var gEps = 0.0
-        var a = [Float](repeating: 0, count: planes), bCoef = a
-        let signEps: Double = c.eps > 0 ? 1 : (c.eps < 0 ? -1 : 0)
-        for p in 0..<planes {
-            let ch = p % channels, inv = c.invr[p], wc = Double(w?[ch] ?? 1)
-            gw[ch] += inv * passGX[p]
-            gb[ch] += passG[p]
-            gt[ch] += sumG[p] - passG[p]
-            gEps += -0.5 * signEps * inv * inv * inv * wc * passGX[p]
-            a[p] = Float(inv * wc)
-            bCoef[p] = Float(-wc * inv * inv * inv * passGX[p] / Double(s))
-        }
+        var passG = [Double](repeating: 0, count: planes), passGX = passG, sumG = passG
+        // The per-plane sums and dL/dx fused per plane; the parameter gradients from the sums.
         let gx = gradInput.tensor(shape: x.shape) { ob in
             x.withUnsafeBufferPointer { xb in gradOutput.withUnsafeBufferPointer { gbuf in
-                ThresholdKernels.maskedLinear(x: xb.baseAddress!, g: gbuf.baseAddress!, out: ob.baseAddress!, planes: planes, length: s,
-                                              scale: c.scale, shift: c.shift, floor: c.floor, a: a, b: bCoef)
+                withParameterPointers(tau: c.tau) { w, _, t in
+                    ThresholdKernels.backward(x: xb.baseAddress!, g: gbuf.baseAddress!, gx: ob.baseAddress!, planes: planes, length: s,
+                                              channels: channels, invr: c.invr, scale: c.scale, shift: c.shift, tau: t, weight: w,
+                                              passG: &passG, passGX: &passGX, sumG: &sumG)
+                }
             }}
+        }
+        var gw = [Double](repeating: 0, count: channels), gb = gw, gt = gw
+        var gEps = 0.0
+        let signEps: Double = c.eps > 0 ? 1 : (c.eps < 0 ? -1 : 0)
+        // Plain pointer loop: array accesses here would retain and check uniqueness per plane.
+        withParameterPointers(tau: c.tau) { w, _, _ in
+            c.invr.withUnsafeBufferPointer { invr in
+                passG.withUnsafeBufferPointer { pg in passGX.withUnsafeBufferPointer { pgx in sumG.withUnsafeBufferPointer { sg in
+                    gw.withUnsafeMutableBufferPointer { gw in gb.withUnsafeMutableBufferPointer { gb in gt.withUnsafeMutableBufferPointer { gt in
+                        var ch = 0
+                        for p in 0..<planes {
+                            let inv = invr[p], wc = Double(w?[ch] ?? 1)
+                            gw[ch] += inv * pgx[p]
+                            gb[ch] += pg[p]
+                            gt[ch] += sg[p] - pg[p]
+                            gEps += -0.5 * signEps * inv * inv * inv * wc * pgx[p]
+                            ch += 1
+                            if ch == channels { ch = 0 }
+                        }
+                    }}}
+                }}}
+            }
         }
         if let affine {
             affine.weight.gradient = affine.weight.requiresGrad ? Tensor(shape: [channels], doubles: gw) : nil

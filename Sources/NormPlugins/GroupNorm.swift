@@ -49,11 +49,10 @@ public final class GroupNorm: NormalizationPlugin {
             throw NormError.singleValueReduction(method: Self.descriptor.name,
                 reason: "each group holds a single value (C/num_groups = \(channels / groups), spatial size \(layout.s)) for input of shape \(x.shape.shapeText)")
         }
-        let (mean, variance) = layout.batchMoments(x)
-        let invstd = variance.map { 1 / ($0 + eps).squareRoot() }
-        let (y, st) = PlaneNormalizer.forward(x, layout: layout, groupMean: mean, groupInvstd: invstd,
-                                              weight: affine?.weight.value, bias: affine?.bias.value,
-                                              batchStatistics: true, output: &output)
+        // Each group is a contiguous run: statistics and output fused per group.
+        let (y, st, _) = PlaneNormalizer.forwardWithBatchStatistics(x, layout: layout, eps: eps,
+                                                                    weight: affine?.weight.value, bias: affine?.bias.value,
+                                                                    output: &output)
         state = st
         return y
     }

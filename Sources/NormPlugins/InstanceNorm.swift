@@ -53,25 +53,29 @@ public final class InstanceNorm: NormalizationPlugin, RunningStatisticsProviding
         try InputValidation.check(x, Self.descriptor, channels: channels)
         var layout = PlaneLayout(x, .byPlane)
         let useBatch = mode == .train || running == nil
-        var planeMean = [Double](repeating: 0, count: layout.planes), planeInvstd = planeMean
-        var instanceVar: [Double] = []
+        let y: Tensor, st: PlaneForwardState
+        var planeMean: [Double] = [], instanceVar: [Double] = []
         if useBatch {
             guard layout.s > 1 else {
                 throw NormError.singleValueReduction(method: Self.descriptor.name,
                     reason: "expected more than 1 spatial value per instance, got input of shape \(x.shape.shapeText)")
             }
-            (planeMean, instanceVar) = layout.batchMoments(x)
+            // Each plane is a contiguous run: statistics and output fused per plane.
+            (y, st, instanceVar) = PlaneNormalizer.forwardWithBatchStatistics(x, layout: layout, eps: eps,
+                                                                              weight: affine?.weight.value, bias: affine?.bias.value,
+                                                                              output: &output)
+            planeMean = st.groupMean
             lastInstanceStatistics = (planeMean, instanceVar, layout.s)
-            for p in 0..<layout.planes { planeInvstd[p] = 1 / (instanceVar[p] + eps).squareRoot() }
-        } else if let running {
+        } else {
             // Running statistics are per channel: normalize by channel.
+            let running = running!
             layout = PlaneLayout(x, .byChannel)
-            planeMean = running.mean.value.scalars.map(Double.init)
-            planeInvstd = running.variance.value.scalars.map { 1 / (Double($0) + eps).squareRoot() }
-        }
-        let (y, st) = PlaneNormalizer.forward(x, layout: layout, groupMean: planeMean, groupInvstd: planeInvstd,
+            let mean = running.mean.value.scalars.map(Double.init)
+            let invstd = running.variance.value.scalars.map { 1 / (Double($0) + eps).squareRoot() }
+            (y, st) = PlaneNormalizer.forward(x, layout: layout, groupMean: mean, groupInvstd: invstd,
                                               weight: affine?.weight.value, bias: affine?.bias.value,
-                                              batchStatistics: useBatch, output: &output)
+                                              batchStatistics: false, output: &output)
+        }
         if mode == .train, let running {
             var meanC = [Double](repeating: 0, count: channels), varC = meanC
             for p in 0..<layout.planes { meanC[p % channels] += planeMean[p]; varC[p % channels] += instanceVar[p] }

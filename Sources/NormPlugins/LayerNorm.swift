@@ -24,6 +24,9 @@ public final class LayerNorm: NormalizationPlugin {
     private var cache: (x: Tensor, head: [Float], inv: [Float], k: [Float])?
     private var output = ReusableStorage()
     private var gradInput = ReusableStorage()
+    /// Two blocks each: the optimizer may still hold the previous step's gradient.
+    private var weightGradient = ReusableStorage(slots: 2)
+    private var biasGradient = ReusableStorage(slots: 2)
 
     public init(shape: FeatureShape, options: NormOptions) throws {
         guard let perSample = shape.perSampleShape else {
@@ -54,18 +57,15 @@ public final class LayerNorm: NormalizationPlugin {
                 reason: "each sample holds a single value, input of shape \(x.shape.shapeText)")
         }
         var head = [Float](repeating: 0, count: rows), inv = head, k = head
-        let (means, m2s) = x.withUnsafeBufferPointer { RowKernels.moments(x: $0.baseAddress!, rows: rows, length: m) }
-        for n in 0..<rows {
-            let mean = means[n]
-            let invstd = 1 / (m2s[n] / Double(m) + eps).squareRoot()
-            head[n] = Float(mean); inv[n] = Float(invstd)
-            k[n] = Float((mean - Double(head[n])) * invstd)
-        }
+        let eps = self.eps
+        // Statistics and output in one pass over each row (the row is re-read from cache).
         let y = output.tensor(shape: x.shape) { yb in
             x.withUnsafeBufferPointer { xb in
                 withAffine { w, b in
-                    RowKernels.normalize(x: xb.baseAddress!, y: yb.baseAddress!, rows: rows, length: m,
-                                         head: head, inv: inv, k: k, w: w, b: b)
+                    head.withUnsafeMutableBufferPointer { h in inv.withUnsafeMutableBufferPointer { iv in k.withUnsafeMutableBufferPointer { kk in
+                        RowKernels.normalizeRuns(x: xb.baseAddress!, y: yb.baseAddress!, rows: rows, length: m, segments: 1, eps: eps,
+                                                 w: w, b: b, head: h.baseAddress!, inv: iv.baseAddress!, k: kk.baseAddress!)
+                    }}}
                 }
             }
         }
@@ -80,24 +80,34 @@ public final class LayerNorm: NormalizationPlugin {
         }
     }
 
+    private func withOutputPointer<R>(_ t: Tensor?, _ body: (UnsafeMutablePointer<Float>?) -> R) -> R {
+        guard let t else { return body(nil) }
+        return t.withUnsafeOutputBuffer { body($0.baseAddress) }
+    }
+
     public func backward(_ gradOutput: Tensor) throws -> Tensor {
         let x = try InputValidation.checkGradient(gradOutput, cache?.x, Self.descriptor)
         let c = cache!, rows = x.shape[0], m = normalizedShape.product
         let wantW = affine?.weight.requiresGrad ?? false, wantB = affine?.bias.requiresGrad ?? false
-        var gw = [Double](repeating: 0, count: wantW ? m : 0), gb = [Double](repeating: 0, count: wantB ? m : 0)
+        // Parameter gradients (m values each) are written into reusable blocks as well: a fresh
+        // block per call would cost page faults comparable to the kernel itself.
+        let gw: Tensor? = wantW ? weightGradient.tensor(shape: normalizedShape) : nil
+        let gb: Tensor? = wantB ? biasGradient.tensor(shape: normalizedShape) : nil
         let gx = gradInput.tensor(shape: x.shape) { ob in
             x.withUnsafeBufferPointer { xb in gradOutput.withUnsafeBufferPointer { gbuf in
-                gw.withUnsafeMutableBufferPointer { gwb in gb.withUnsafeMutableBufferPointer { gbb in
-                    withAffine { w, _ in
-                        RowKernels.backward(x: xb.baseAddress!, g: gbuf.baseAddress!, gx: ob.baseAddress!, rows: rows, length: m,
-                                            head: c.head, inv: c.inv, k: c.k, w: w,
-                                            gradW: wantW ? gwb.baseAddress : nil, gradB: wantB ? gbb.baseAddress : nil)
-                    }
+                withOutputPointer(gw) { gwp in withOutputPointer(gb) { gbp in
+                    c.head.withUnsafeBufferPointer { h in c.inv.withUnsafeBufferPointer { iv in c.k.withUnsafeBufferPointer { kk in
+                        withAffine { w, _ in
+                            RowKernels.backwardRuns(x: xb.baseAddress!, g: gbuf.baseAddress!, gx: ob.baseAddress!, rows: rows, length: m,
+                                                    segments: 1, head: h.baseAddress!, inv: iv.baseAddress!, k: kk.baseAddress!, w: w,
+                                                    gradW: gwp, gradB: gbp)
+                        }
+                    }}}
                 }}
             }}
         }
-        affine?.weight.gradient = wantW ? Tensor(shape: normalizedShape, doubles: gw) : nil
-        affine?.bias.gradient = wantB ? Tensor(shape: normalizedShape, doubles: gb) : nil
+        affine?.weight.gradient = gw
+        affine?.bias.gradient = gb
         return gx
     }
 }

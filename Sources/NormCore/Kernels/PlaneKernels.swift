@@ -84,6 +84,168 @@ public enum PlaneKernels {
         }
     }
 
+    /// Most runs in a block of the fused kernels.
+    @usableFromInline static let maxBlockRuns = 32
+
+    /// Runs per block of the fused kernels: a block's reductions are taken first (independent
+    /// chains the CPU overlaps), then its per-run float64 terms (divisions, square roots, also
+    /// independent), then its outputs, while its values are still in the L1/L2 cache.
+    @inline(__always)
+    static func runsPerBlock(_ length: Int, budget: Int = 4096) -> Int { max(1, min(maxBlockRuns, budget / max(length, 1))) }
+
+    /// Calls `body(r0, r1, scratch)` for consecutive blocks of runs (`block` runs each), blocks
+    /// split across threads; `scratch` holds `4 · maxBlockRuns` doubles for the block's terms.
+    @inline(__always)
+    static func forEachBlock(_ runs: Int, block: Int, work: Int, _ body: (Int, Int, UnsafeMutablePointer<Double>) -> Void) {
+        Parallel.forEach(runs, work: work) { range in
+            withUnsafeTemporaryAllocation(of: Double.self, capacity: 4 * maxBlockRuns) { tmp in
+                let t = tmp.baseAddress!
+                var r0 = range.lowerBound
+                while r0 < range.upperBound {
+                    let r1 = min(r0 + block, range.upperBound)
+                    body(r0, r1, t)
+                    r0 = r1
+                }
+            }
+        }
+    }
+
+    /// Mean and M2 (``Reductions/contiguousMoments(_:length:)``, the same arithmetic) of the
+    /// runs `r0..<r1` of `length` values at `x + r·length` into `t[i]`, `t[maxBlockRuns + i]`:
+    /// all the block's sums first, then the divisions.
+    @inline(__always)
+    static func blockMoments(_ x: UnsafePointer<Float>, _ r0: Int, _ r1: Int, _ length: Int, _ t: UnsafeMutablePointer<Double>) {
+        let nb = r1 - r0, S = maxBlockRuns
+        if length <= Reductions.block {
+            for i in 0..<nb {
+                let (k, s1, s2) = Reductions.runSums(x + (r0 + i) * length, length: length)
+                t[i] = Double(k); t[S + i] = s1; t[2 * S + i] = s2
+            }
+            let n = Reductions.Divisor(Double(length))
+            for i in 0..<nb {
+                let (m, m2) = Reductions.finishMoments(pilot: Float(t[i]), s1: t[S + i], s2: t[2 * S + i], count: n)
+                t[i] = m; t[S + i] = m2
+            }
+        } else {
+            for i in 0..<nb {
+                let (m, m2) = Reductions.moments(x + (r0 + i) * length, segments: 1, stride: 0, length: length)
+                t[i] = m; t[S + i] = m2
+            }
+        }
+    }
+
+    /// Fused forward with statistics of the input (GroupNorm, InstanceNorm): `runs` contiguous
+    /// runs of `length` values, each normalized with its own mean and biased variance, each
+    /// made of `length / segment` segments of `segment` values with per-channel affine
+    /// coefficients (segment `j` of run `r` is channel `(r·length/segment + j) % channels`).
+    ///
+    /// For every block of runs (blocks split across threads): the shifted-data moments
+    /// (``Reductions/contiguousMoments(_:length:)``), `mean[r]`, `variance[r] = M2/length`,
+    /// `invstd[r] = 1/√(variance + eps)`; then, while the runs are cached,
+    /// `y = (x − head)·scale + shift` per segment with `head = Float(mean)`,
+    /// `scale = invstd·w_c` and `shift = b_c − (mean − head)·scale` (`w = 1`, `b = 0` when absent).
+    public static func normalizeRuns(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, runs: Int, length: Int,
+                                     segment: Int, channels: Int, eps: Double,
+                                     weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?,
+                                     mean: UnsafeMutablePointer<Double>, variance: UnsafeMutablePointer<Double>,
+                                     invstd: UnsafeMutablePointer<Double>) {
+        let segs = length / segment, size = Reductions.Divisor(Double(length)), S = maxBlockRuns
+        forEachBlock(runs, block: runsPerBlock(length), work: runs * length) { r0, r1, t in
+            blockMoments(x, r0, r1, length, t)
+            for r in r0..<r1 {
+                let v = size.divide(t[S + r - r0])
+                mean[r] = t[r - r0]; variance[r] = v; invstd[r] = 1 / (v + eps).squareRoot()
+            }
+            var c = (r0 * segs) % channels
+            var off = r0 * length
+            for r in r0..<r1 {
+                let mu = mean[r], iv = invstd[r]
+                let head = Float(mu), tail = mu - Double(head)
+                for _ in 0..<segs {
+                    let sc = iv * (weight.map { Double($0[c]) } ?? 1)
+                    let b = bias.map { Double($0[c]) } ?? 0
+                    affinePlane(x + off, y + off, segment, head, Float(sc), Float(b - tail * sc), nil)
+                    off += segment
+                    c += 1
+                    if c == channels { c = 0 }
+                }
+            }
+        }
+    }
+
+    /// Backward of ``normalizeRuns(x:y:runs:length:segment:channels:eps:weight:bias:mean:variance:invstd:)``
+    /// (batch statistics, gradient through them), fused per block of runs: every segment's
+    /// `Σ g` → `sumG[p]` and `Σ g·(x − mean)` → `sumGX[p]` (taken about `head = Float(mean)`,
+    /// then corrected by the tail), the run's `s1 = Σ w_c·Σg`, `s2 = Σ w_c·invstd·Σg(x − mean)`,
+    /// and, while the runs are cached, `dL/dx = a·g + b·(x − head) + c` with `a = invstd·w_c`,
+    /// `b = −invstd²·s2/length`, `c = −invstd·s1/length − b·(mean − head)`.
+    /// `p = r·length/segment + j` indexes segments; the per-channel parameter gradients are
+    /// left to the caller (sums over `sumG`, `sumGX` in a fixed order).
+    public static func normalizeRunsBackward(x: UnsafePointer<Float>, g: UnsafePointer<Float>, gx: UnsafeMutablePointer<Float>,
+                                             runs: Int, length: Int, segment: Int, channels: Int,
+                                             mean: UnsafePointer<Double>, invstd: UnsafePointer<Double>,
+                                             weight: UnsafePointer<Float>?,
+                                             sumG: UnsafeMutablePointer<Double>, sumGX: UnsafeMutablePointer<Double>) {
+        let segs = length / segment, size = Reductions.Divisor(Double(length)), S = maxBlockRuns
+        forEachBlock(runs, block: runsPerBlock(length, budget: 2048), work: 2 * runs * length) { r0, r1, t in
+            var c = (r0 * segs) % channels
+            var p = r0 * segs
+            for r in r0..<r1 {
+                let mu = mean[r], iv = invstd[r]
+                let head = Float(mu), tail = mu - Double(head)
+                var s1 = 0.0, s2 = 0.0
+                for _ in 0..<segs {
+                    let off = p * segment
+                    let (a, b) = Reductions.runGradientSums(x: x + off, g: g + off, length: segment, mu: head)
+                    let bc = b - tail * a
+                    sumG[p] = a; sumGX[p] = bc
+                    let gain = weight.map { Double($0[c]) } ?? 1
+                    s1 += gain * a
+                    s2 += gain * iv * bc
+                    p += 1; c += 1
+                    if c == channels { c = 0 }
+                }
+                t[r - r0] = s1; t[S + r - r0] = s2
+            }
+            for r in r0..<r1 {
+                let mu = mean[r], iv = invstd[r]
+                let tail = mu - Double(Float(mu))
+                let bb = size.divide(-iv * iv * t[S + r - r0])
+                t[2 * S + r - r0] = Double(Float(size.divide(-iv * t[r - r0]) - bb * tail))
+                t[3 * S + r - r0] = Double(Float(bb))
+            }
+            c = (r0 * segs) % channels
+            p = r0 * segs
+            for r in r0..<r1 {
+                let iv = invstd[r], head = Float(mean[r])
+                let cc = Float(t[2 * S + r - r0]), bv = Float(t[3 * S + r - r0])
+                for _ in 0..<segs {
+                    let av = Float(iv * (weight.map { Double($0[c]) } ?? 1))
+                    let off = p * segment
+                    linearPlane(x + off, g + off, gx + off, segment, head, av, bv, cc)
+                    p += 1; c += 1
+                    if c == channels { c = 0 }
+                }
+            }
+        }
+    }
+
+    /// `out = a·g + b·(x − mu) + c` over one plane.
+    @inline(__always)
+    static func linearPlane(_ xp: UnsafePointer<Float>, _ gp: UnsafePointer<Float>, _ op: UnsafeMutablePointer<Float>, _ n: Int,
+                            _ m: Float, _ av: Float, _ bv: Float, _ cv: Float) {
+        let mv = SIMD16<Float>(repeating: m), aa = SIMD16<Float>(repeating: av)
+        let bb = SIMD16<Float>(repeating: bv), cc = SIMD16<Float>(repeating: cv)
+        var i = 0
+        while i + 16 <= n {
+            let gv = UnsafeRawPointer(gp + i).loadUnaligned(as: SIMD16<Float>.self)
+            let xv = UnsafeRawPointer(xp + i).loadUnaligned(as: SIMD16<Float>.self) - mv
+            UnsafeMutableRawPointer(op + i).storeBytes(of: aa * gv + bb * xv + cc, as: SIMD16<Float>.self)
+            i += 16
+        }
+        while i < n { op[i] = av * gp[i] + bv * (xp[i] - m) + cv; i += 1 }
+    }
+
     /// Per plane `(Σ g, Σ g·(x − mu[p]))`.
     public static func gradientSums(x: UnsafePointer<Float>, g: UnsafePointer<Float>, planes: Int, length: Int,
                                     mu: [Float]) -> (sumG: [Double], sumGX: [Double]) {

@@ -74,6 +74,23 @@ public enum Reductions {
     /// many short runs of GroupNorm / InstanceNorm / FRN planes.
     @inlinable @inline(__always)
     public static func runMoments(_ p: UnsafePointer<Float>, length: Int) -> (mean: Double, m2: Double) {
+        let (k, s1, s2) = runSums(p, length: length)
+        return finishMoments(pilot: k, s1: s1, s2: s2, count: Double(length))
+    }
+
+    /// ``moments(_:segments:stride:length:)`` of one contiguous run of any length, inlined
+    /// into the caller (the fused per-run kernels call it once per run).
+    @inlinable @inline(__always)
+    public static func contiguousMoments(_ p: UnsafePointer<Float>, length: Int) -> (mean: Double, m2: Double) {
+        length <= block ? runMoments(p, length: length) : moments(p, segments: 1, stride: 0, length: length)
+    }
+
+    /// The raw sums of ``runMoments(_:length:)`` (run of at most ``block`` values): the pilot
+    /// `k = p[0]`, `Σ (x − k)` and `Σ (x − k)²`; ``finishMoments(pilot:s1:s2:count:)`` turns
+    /// them into the mean and M2. Split so that a kernel can take the sums of several runs
+    /// before the divisions (independent chains, overlapped by the CPU).
+    @inlinable @inline(__always)
+    public static func runSums(_ p: UnsafePointer<Float>, length: Int) -> (pilot: Float, s1: Double, s2: Double) {
         let k = p[0]
         let kv = SIMD8<Float>(repeating: k)
         var a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), b1 = SIMD8<Float>(), b2 = SIMD8<Float>()
@@ -88,8 +105,45 @@ public enum Reductions {
         var s1 = 0.0, s2 = 0.0
         while i < length { let u = Double(p[i] - k); s1 += u; s2 += u * u; i += 1 }
         s1 += Double(hsum(a1 + b1)); s2 += Double(hsum(a2 + b2))
-        let meanShift = s1 / Double(length)
+        return (k, s1, s2)
+    }
+
+    /// Mean and M2 from ``runSums(_:length:)`` over `count` values (the end of
+    /// ``runMoments(_:length:)``: the same result).
+    @inlinable @inline(__always)
+    public static func finishMoments(pilot k: Float, s1: Double, s2: Double, count: Double) -> (mean: Double, m2: Double) {
+        finishMoments(pilot: k, s1: s1, s2: s2, count: Divisor(count))
+    }
+
+    /// ``finishMoments(pilot:s1:s2:count:)`` with the count as a ``Divisor``.
+    @inlinable @inline(__always)
+    public static func finishMoments(pilot k: Float, s1: Double, s2: Double, count: Divisor) -> (mean: Double, m2: Double) {
+        let meanShift = count.divide(s1)
         return (Double(k) + meanShift, max(s2 - s1 * meanShift, 0))
+    }
+
+    /// Division by a fixed positive count, taken as a multiplication when the count is a power
+    /// of two: `x · 2⁻ᵏ` and `x / 2ᵏ` are both the correctly rounded value of the same real
+    /// number, so the result is the same, without the divider's latency (the run lengths of
+    /// many small planes, 32 or 64, are powers of two).
+    public struct Divisor: Sendable {
+        public let value: Double
+        @usableFromInline let reciprocal: Double
+
+        @inlinable
+        public init(_ value: Double) {
+            self.value = value
+            let exact = value > 0 && value.isNormal && value.significandBitPattern == 0 && (1 / value).isNormal
+            reciprocal = exact ? 1 / value : 0
+        }
+
+        /// `x / value`.
+        @inlinable @inline(__always)
+        public func divide(_ x: Double) -> Double { reciprocal != 0 ? x * reciprocal : Self.quotient(x, value) }
+
+        /// The division, out of line: inlined, the compiler computes both branches and selects.
+        @inline(never) @usableFromInline
+        static func quotient(_ x: Double, _ d: Double) -> Double { x / d }
     }
 
     /// Sum of squares over `length` floats (no shift: FRN's second moment about zero).
@@ -121,6 +175,29 @@ public enum Reductions {
     @inlinable
     public static func gradientSums(x: UnsafePointer<Float>, g: UnsafePointer<Float>, length: Int, mu: Float) -> (Double, Double) {
         gradientSums(x: x, g: g, segments: 1, stride: 0, length: length, mu: mu)
+    }
+
+    /// ``gradientSums(x:g:length:mu:)`` inlined into the caller: the same arithmetic (one
+    /// float32 block for runs of at most ``block`` values, tails in `Double`).
+    @inlinable @inline(__always)
+    public static func runGradientSums(x: UnsafePointer<Float>, g: UnsafePointer<Float>, length: Int, mu: Float) -> (Double, Double) {
+        guard length <= block else { return gradientSums(x: x, g: g, segments: 1, stride: 0, length: length, mu: mu) }
+        let mv = SIMD8<Float>(repeating: mu)
+        var sg = 0.0, sgx = 0.0
+        var a1 = SIMD8<Float>(), b1 = SIMD8<Float>(), a2 = SIMD8<Float>(), b2 = SIMD8<Float>()
+        var i = 0
+        while i + 16 <= length {
+            let g1 = UnsafeRawPointer(g + i).loadUnaligned(as: SIMD8<Float>.self)
+            let g2 = UnsafeRawPointer(g + i + 8).loadUnaligned(as: SIMD8<Float>.self)
+            let x1 = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self) - mv
+            let x2 = UnsafeRawPointer(x + i + 8).loadUnaligned(as: SIMD8<Float>.self) - mv
+            a1 += g1; b1 += g1 * x1
+            a2 += g2; b2 += g2 * x2
+            i += 16
+        }
+        while i < length { sg += Double(g[i]); sgx += Double(g[i]) * Double(x[i] - mu); i += 1 }
+        sg += Double(hsum(a1 + a2)); sgx += Double(hsum(b1 + b2))
+        return (sg, sgx)
     }
 
     /// `(Σ g, Σ g·(x − mu))` over `segments` runs of `length` elements, `stride` apart (the

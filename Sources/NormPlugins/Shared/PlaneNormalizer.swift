@@ -40,6 +40,45 @@ enum PlaneNormalizer {
         }
     }
 
+    /// Forward with the statistics of `x` for GroupNorm / InstanceNorm layouts (`.byGroup`,
+    /// `.byPlane`: every group is one contiguous run of `groupSize` values): statistics and
+    /// output fused per group (``PlaneKernels/normalizeRuns(x:y:runs:length:segment:channels:eps:weight:bias:mean:variance:invstd:)``,
+    /// or ``RowKernels/normalizeRuns(x:y:rows:length:segments:eps:w:b:head:inv:k:mean:variance:invstd:)``
+    /// for group rows), with the same arithmetic as ``PlaneLayout/batchMoments(_:)`` followed
+    /// by ``forward(_:layout:groupMean:groupInvstd:weight:bias:r:d:batchStatistics:output:)``
+    /// with `invstd = 1/√(variance + eps)`. Also returns the per-group biased variance.
+    static func forwardWithBatchStatistics(_ x: Tensor, layout: PlaneLayout, eps: Double, weight: Tensor?, bias: Tensor?,
+                                           output: inout ReusableStorage) -> (Tensor, PlaneForwardState, variance: [Double]) {
+        precondition(layout.grouping != .byChannel, "per-channel statistics are strided, not runs")
+        let groups = layout.groupCount, size = layout.groupSize
+        var mean = [Double](repeating: 0, count: groups), invstd = mean, variance = mean
+        let y: Tensor = mean.withUnsafeMutableBufferPointer { mb in invstd.withUnsafeMutableBufferPointer { ib in
+            variance.withUnsafeMutableBufferPointer { vb in
+                output.tensor(shape: x.shape) { yb in
+                    x.withUnsafeBufferPointer { xb in
+                        withOptionalPointers(weight, bias) { w, b in
+                            if layout.usesGroupRows, case let .byGroup(g) = layout.grouping {
+                                let runs = layout.n * g
+                                var head = [Float](repeating: 0, count: runs), inv = head, k = head
+                                RowKernels.normalizeRuns(x: xb.baseAddress!, y: yb.baseAddress!, rows: layout.n, length: layout.c,
+                                                         segments: g, eps: eps, w: w, b: b,
+                                                         head: &head, inv: &inv, k: &k, mean: mb.baseAddress!,
+                                                         variance: vb.baseAddress!, invstd: ib.baseAddress!)
+                            } else {
+                                PlaneKernels.normalizeRuns(x: xb.baseAddress!, y: yb.baseAddress!, runs: groups, length: size,
+                                                           segment: layout.s, channels: layout.c, eps: eps, weight: w, bias: b,
+                                                           mean: mb.baseAddress!, variance: vb.baseAddress!, invstd: ib.baseAddress!)
+                            }
+                        }
+                    }
+                }
+            }
+        }}
+        let state = PlaneForwardState(x: x, layout: layout, groupMean: mean, groupInvstd: invstd,
+                                      batchStatistics: true, r: nil, d: nil)
+        return (y, state, variance)
+    }
+
     static func forward(_ x: Tensor, layout: PlaneLayout, groupMean: [Double], groupInvstd: [Double],
                         weight: Tensor?, bias: Tensor?, r: [Double]? = nil, d: [Double]? = nil,
                         batchStatistics: Bool, output: inout ReusableStorage) -> (Tensor, PlaneForwardState) {
@@ -145,25 +184,66 @@ enum PlaneNormalizer {
         }
     }
 
+    /// Backward for GroupNorm / InstanceNorm layouts with batch statistics: dL/dx fused per
+    /// group (``PlaneKernels/normalizeRunsBackward(x:g:gx:runs:length:segment:channels:mean:invstd:weight:sumG:sumGX:)``),
+    /// then the per-channel parameter gradients from the per-plane sums, in plane order (the
+    /// arithmetic of the general path with `r = 1`, `d = 0`).
+    private static func fusedRunsBackward(_ g: Tensor, state st: PlaneForwardState, weight: Tensor?,
+                                          wantWeight: Bool, wantBias: Bool, output: inout ReusableStorage) -> (Tensor, Tensor?, Tensor?) {
+        let layout = st.layout, c = layout.c, planes = layout.planes
+        var sumG = [Double](repeating: 0, count: planes), sumGX = sumG
+        let gx = output.tensor(shape: g.shape) { ob in
+            st.x.withUnsafeBufferPointer { xb in g.withUnsafeBufferPointer { gb in
+                sumG.withUnsafeMutableBufferPointer { sg in sumGX.withUnsafeMutableBufferPointer { sgx in
+                    withOptionalPointers(weight, nil) { w, _ in
+                        PlaneKernels.normalizeRunsBackward(x: xb.baseAddress!, g: gb.baseAddress!, gx: ob.baseAddress!,
+                                                           runs: layout.groupCount, length: layout.groupSize, segment: layout.s,
+                                                           channels: c, mean: st.groupMean, invstd: st.groupInvstd, weight: w,
+                                                           sumG: sg.baseAddress!, sumGX: sgx.baseAddress!)
+                    }
+                }}
+            }}
+        }
+        guard wantWeight || wantBias else { return (gx, nil, nil) }
+        var gradW = [Double](repeating: 0, count: c), gradB = gradW
+        let perGroup = layout.groupSize / layout.s
+        sumG.withUnsafeBufferPointer { sg in sumGX.withUnsafeBufferPointer { sgx in st.groupInvstd.withUnsafeBufferPointer { inv in
+            gradW.withUnsafeMutableBufferPointer { gw in gradB.withUnsafeMutableBufferPointer { gbias in
+                var ch = 0
+                for p in 0..<planes {
+                    let iv = inv[p / perGroup]
+                    gbias[ch] += sg[p]
+                    gw[ch] += iv * sgx[p]
+                    ch += 1
+                    if ch == c { ch = 0 }
+                }
+            }}
+        }}}
+        return (gx, wantWeight ? Tensor(shape: [c], doubles: gradW) : nil, wantBias ? Tensor(shape: [c], doubles: gradB) : nil)
+    }
+
     /// Returns dL/dx and, when asked, the per-channel dL/dweight and dL/dbias.
     static func backward(_ g: Tensor, state st: PlaneForwardState, weight: Tensor?,
                          wantWeight: Bool, wantBias: Bool, output: inout ReusableStorage) -> (Tensor, Tensor?, Tensor?) {
         let layout = st.layout, c = layout.c, s = layout.s
         if layout.usesGroupRows, case let .byGroup(groups) = layout.grouping {
             let (head, inv, k) = rowTerms(st.groupMean, st.groupInvstd)
-            var gradW = [Double](repeating: 0, count: wantWeight ? c : 0), gradB = [Double](repeating: 0, count: wantBias ? c : 0)
+            var gradW = [Float](repeating: 0, count: wantWeight ? c : 0), gradB = [Float](repeating: 0, count: wantBias ? c : 0)
             let gx = output.tensor(shape: g.shape) { ob in
                 st.x.withUnsafeBufferPointer { xb in g.withUnsafeBufferPointer { gb in
                     gradW.withUnsafeMutableBufferPointer { gw in gradB.withUnsafeMutableBufferPointer { gbias in
                         withOptionalPointers(weight, nil) { w, _ in
-                            RowKernels.backward(x: xb.baseAddress!, g: gb.baseAddress!, gx: ob.baseAddress!, rows: layout.n, length: c,
-                                                segments: groups, head: head, inv: inv, k: k, w: w,
-                                                gradW: wantWeight ? gw.baseAddress : nil, gradB: wantBias ? gbias.baseAddress : nil)
+                            RowKernels.backwardRuns(x: xb.baseAddress!, g: gb.baseAddress!, gx: ob.baseAddress!, rows: layout.n, length: c,
+                                                    segments: groups, head: head, inv: inv, k: k, w: w,
+                                                    gradW: wantWeight ? gw.baseAddress : nil, gradB: wantBias ? gbias.baseAddress : nil)
                         }
                     }}
                 }}
             }
-            return (gx, wantWeight ? Tensor(shape: [c], doubles: gradW) : nil, wantBias ? Tensor(shape: [c], doubles: gradB) : nil)
+            return (gx, wantWeight ? Tensor(shape: [c], scalars: gradW) : nil, wantBias ? Tensor(shape: [c], scalars: gradB) : nil)
+        }
+        if st.batchStatistics, layout.grouping != .byChannel, st.r == nil, st.d == nil {
+            return fusedRunsBackward(g, state: st, weight: weight, wantWeight: wantWeight, wantBias: wantBias, output: &output)
         }
 
         let t = ChannelTerms(c: c, weight: weight, bias: nil, r: st.r, d: st.d)
