@@ -1,6 +1,17 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+/// Release flags of the kernel targets (NormCore, NormPlugins): no overflow or bounds checks
+/// and, on x86-64, code for Haswell-class CPUs (AVX2, FMA, BMI2 — every x86-64 server of the
+/// last decade, the AMD EPYC CI machine included): 256-bit vectors make the cache-resident
+/// kernels 20–40 % faster (issue #7). Results are bit-identical to a generic x86-64 build (Swift
+/// forms no fused multiply-adds); for a CPU without AVX2, drop the two `-target-cpu` arguments.
+#if arch(x86_64)
+let kernelFlags = ["-Ounchecked", "-target-cpu", "haswell"]
+#else
+let kernelFlags = ["-Ounchecked"]
+#endif
+
 let package = Package(
     name: "normlab",
     products: [
@@ -30,12 +41,12 @@ let package = Package(
         .target(
             name: "NormCore",
             dependencies: ["CBLAS"],
-            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+            swiftSettings: [.unsafeFlags(kernelFlags, .when(configuration: .release))]
         ),
         .target(
             name: "NormPlugins",
             dependencies: ["NormCore"],
-            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+            swiftSettings: [.unsafeFlags(kernelFlags, .when(configuration: .release))]
         ),
         .target(
             name: "NormParity",

@@ -117,9 +117,17 @@ public enum PlaneKernels {
     static func blockMoments(_ x: UnsafePointer<Float>, _ r0: Int, _ r1: Int, _ length: Int, _ t: UnsafeMutablePointer<Double>) {
         let nb = r1 - r0, S = maxBlockRuns
         if length <= Reductions.block {
-            for i in 0..<nb {
-                let (k, s1, s2) = Reductions.runSums(x + (r0 + i) * length, length: length)
-                t[i] = Double(k); t[S + i] = s1; t[2 * S + i] = s2
+            // The path chosen once per block, so each loop holds one kind of summation.
+            if length <= Reductions.shortRun {
+                for i in 0..<nb {
+                    let (k, s1, s2) = Reductions.shortRunSums(x + (r0 + i) * length, length: length)
+                    t[i] = Double(k); t[S + i] = s1; t[2 * S + i] = s2
+                }
+            } else {
+                for i in 0..<nb {
+                    let (k, s1, s2) = Reductions.longRunSums(x + (r0 + i) * length, length: length)
+                    t[i] = Double(k); t[S + i] = s1; t[2 * S + i] = s2
+                }
             }
             let n = Reductions.Divisor(Double(length))
             for i in 0..<nb {

@@ -29,6 +29,21 @@ public enum Reductions {
         return (q[0] + q[2]) + (q[1] + q[3])
     }
 
+    /// ``hsum(_:)`` for 4 lanes: `(q0 + q2) + (q1 + q3)`.
+    ///
+    /// The compiler turns a horizontal sum into scalar additions of every lane of the vectors
+    /// it is built from (all the way up to the loop's accumulators), so for short runs the
+    /// kernels accumulate in a single 4-lane vector per sum (``shortRun``).
+    @inlinable @inline(__always)
+    public static func hsum(_ q: SIMD4<Float>) -> Float {
+        (q[0] + q[2]) + (q[1] + q[3])
+    }
+
+    /// Runs up to this long are summed in one 4-lane float32 vector per sum (at most 64 values
+    /// per lane, as the longer path's 2048-value blocks in 16 lanes put 128 in each): the
+    /// horizontal sums that end a short run cost as much as the run itself in 16 lanes.
+    @usableFromInline static let shortRun = 256
+
     /// Mean and sum of squared deviations (M2) over `segments` runs of `length` floats,
     /// `stride` apart, starting at `base`.
     @inlinable
@@ -91,6 +106,30 @@ public enum Reductions {
     /// before the divisions (independent chains, overlapped by the CPU).
     @inlinable @inline(__always)
     public static func runSums(_ p: UnsafePointer<Float>, length: Int) -> (pilot: Float, s1: Double, s2: Double) {
+        length <= shortRun ? shortRunSums(p, length: length) : longRunSums(p, length: length)
+    }
+
+    /// ``runSums(_:length:)`` of a run of at most ``shortRun`` values: one 4-lane accumulator per sum.
+    @inlinable @inline(__always)
+    public static func shortRunSums(_ p: UnsafePointer<Float>, length: Int) -> (pilot: Float, s1: Double, s2: Double) {
+        let k = p[0]
+        let kv = SIMD4<Float>(repeating: k)
+        var a = SIMD4<Float>(), b = SIMD4<Float>()
+        var i = 0
+        while i + 4 <= length {
+            let u = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD4<Float>.self) - kv
+            a += u; b += u * u
+            i += 4
+        }
+        var s1 = 0.0, s2 = 0.0
+        while i < length { let u = Double(p[i] - k); s1 += u; s2 += u * u; i += 1 }
+        s1 += Double(hsum(a)); s2 += Double(hsum(b))
+        return (k, s1, s2)
+    }
+
+    /// ``runSums(_:length:)`` of a run of ``shortRun`` to ``block`` values: 16 lanes.
+    @inlinable @inline(__always)
+    public static func longRunSums(_ p: UnsafePointer<Float>, length: Int) -> (pilot: Float, s1: Double, s2: Double) {
         let k = p[0]
         let kv = SIMD8<Float>(repeating: k)
         var a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), b1 = SIMD8<Float>(), b2 = SIMD8<Float>()
@@ -149,6 +188,18 @@ public enum Reductions {
     /// Sum of squares over `length` floats (no shift: FRN's second moment about zero).
     @inlinable
     public static func sumOfSquares(_ p: UnsafePointer<Float>, length: Int) -> Double {
+        if length <= shortRun {
+            var a = SIMD4<Float>()
+            var i = 0
+            while i + 4 <= length {
+                let u = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD4<Float>.self)
+                a += u * u
+                i += 4
+            }
+            var t = Double(hsum(a))
+            while i < length { t += Double(p[i]) * Double(p[i]); i += 1 }
+            return t
+        }
         var total = 0.0
         var start = 0
         while start < length {
@@ -182,6 +233,20 @@ public enum Reductions {
     @inlinable @inline(__always)
     public static func runGradientSums(x: UnsafePointer<Float>, g: UnsafePointer<Float>, length: Int, mu: Float) -> (Double, Double) {
         guard length <= block else { return gradientSums(x: x, g: g, segments: 1, stride: 0, length: length, mu: mu) }
+        if length <= shortRun {
+            let mv = SIMD4<Float>(repeating: mu)
+            var a = SIMD4<Float>(), b = SIMD4<Float>()
+            var i = 0
+            while i + 4 <= length {
+                let gv = UnsafeRawPointer(g + i).loadUnaligned(as: SIMD4<Float>.self)
+                a += gv; b += gv * (UnsafeRawPointer(x + i).loadUnaligned(as: SIMD4<Float>.self) - mv)
+                i += 4
+            }
+            var sg = 0.0, sgx = 0.0
+            while i < length { sg += Double(g[i]); sgx += Double(g[i]) * Double(x[i] - mu); i += 1 }
+            sg += Double(hsum(a)); sgx += Double(hsum(b))
+            return (sg, sgx)
+        }
         let mv = SIMD8<Float>(repeating: mu)
         var sg = 0.0, sgx = 0.0
         var a1 = SIMD8<Float>(), b1 = SIMD8<Float>(), a2 = SIMD8<Float>(), b2 = SIMD8<Float>()

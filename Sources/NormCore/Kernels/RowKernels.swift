@@ -218,19 +218,32 @@ public enum RowKernels {
                             (ab + c0).update(repeating: 0, count: c1 - c0)
                         }
                         let s0 = k0 / perRun, j0 = k0 % perRun
-                        for n in r0..<r1 {
+                        // Rows in pairs from the unit's first row (fixed by the shape): one update
+                        // of the column accumulators per pair.
+                        var n = r0
+                        while n < r1 {
+                            let pair = wantParams && n + 1 < r1
                             let xr = x + n * m, gr = g + n * m
                             let out = pp + 2 * n * perRow
                             // Chunk `bi` is chunk `j` of segment `s` (no divisions in the loop).
                             var s = s0, j = j0, ri = n * segments + s0
                             for bi in k0..<k1 {
                                 let start = s * len + j * chunk, end = min(start + chunk, (s + 1) * len)
-                                let sums = blockSums(xr, gr, start, end, head[ri], inv[ri], k[ri], w, aw, ab)
-                                out[2 * bi] = sums.0
-                                out[2 * bi + 1] = sums.1
+                                if pair, let aw, let ab {
+                                    let r2 = ri + segments
+                                    let (u, v) = pairBlockSums(xr, gr, xr + m, gr + m, start, end, head[ri], inv[ri], k[ri],
+                                                               head[r2], inv[r2], k[r2], w, aw, ab)
+                                    out[2 * bi] = u.0; out[2 * bi + 1] = u.1
+                                    out[2 * perRow + 2 * bi] = v.0; out[2 * perRow + 2 * bi + 1] = v.1
+                                } else {
+                                    let sums = blockSums(xr, gr, start, end, head[ri], inv[ri], k[ri], w, aw, ab)
+                                    out[2 * bi] = sums.0
+                                    out[2 * bi + 1] = sums.1
+                                }
                                 j += 1
                                 if j == perRun { j = 0; s += 1; ri += 1 }
                             }
+                            n += pair ? 2 : 1
                         }
                     }
                 }
@@ -281,6 +294,7 @@ public enum RowKernels {
     static func blockSums(_ xp: UnsafePointer<Float>, _ gp: UnsafePointer<Float>, _ start: Int, _ end: Int,
                           _ h: Float, _ iv: Float, _ kk: Float, _ w: UnsafePointer<Float>?,
                           _ accW: UnsafeMutablePointer<Float>?, _ accB: UnsafeMutablePointer<Float>?) -> (Double, Double) {
+        if end - start <= Reductions.shortRun { return shortBlockSums(xp, gp, start, end, h, iv, kk, w, accW, accB) }
         let hv = SIMD8<Float>(repeating: h), ivv = SIMD8<Float>(repeating: iv), kv = SIMD8<Float>(repeating: kk)
         var a = SIMD8<Float>(), c = SIMD8<Float>()
         var i = start
@@ -297,6 +311,130 @@ public enum RowKernels {
                 UnsafeMutableRawPointer(accB + i).storeBytes(of: cb + graw, as: SIMD8<Float>.self)
             }
             i += 8
+        }
+        var t1 = Double(Reductions.hsum(a)), t2 = Double(Reductions.hsum(c))
+        while i < end {
+            let graw = gp[i]
+            let gv = graw * (w?[i] ?? 1)
+            let xh = (xp[i] - h) * iv - kk
+            t1 += Double(gv); t2 += Double(gv * xh)
+            if let accW, let accB { accW[i] += graw * xh; accB[i] += graw }
+            i += 1
+        }
+        return (t1, t2)
+    }
+
+    /// ``blockSums(_:_:_:_:_:_:_:_:_:_:)`` of two rows (`x0`, `g0` and `x1`, `g1`, each with its
+    /// own terms): each row's sums exactly as for one row; the accumulators get
+    /// `g0·x̂0 + g1·x̂1` and `g0 + g1` in one update.
+    @inline(__always)
+    static func pairBlockSums(_ x0: UnsafePointer<Float>, _ g0: UnsafePointer<Float>, _ x1: UnsafePointer<Float>, _ g1: UnsafePointer<Float>,
+                              _ start: Int, _ end: Int, _ h0: Float, _ iv0: Float, _ kk0: Float, _ h1: Float, _ iv1: Float, _ kk1: Float,
+                              _ w: UnsafePointer<Float>?, _ accW: UnsafeMutablePointer<Float>, _ accB: UnsafeMutablePointer<Float>)
+        -> ((Double, Double), (Double, Double)) {
+        if end - start <= Reductions.shortRun {
+            return shortPairBlockSums(x0, g0, x1, g1, start, end, h0, iv0, kk0, h1, iv1, kk1, w, accW, accB)
+        }
+        let hv0 = SIMD8<Float>(repeating: h0), ivv0 = SIMD8<Float>(repeating: iv0), kv0 = SIMD8<Float>(repeating: kk0)
+        let hv1 = SIMD8<Float>(repeating: h1), ivv1 = SIMD8<Float>(repeating: iv1), kv1 = SIMD8<Float>(repeating: kk1)
+        var a0 = SIMD8<Float>(), c0 = SIMD8<Float>(), a1 = SIMD8<Float>(), c1 = SIMD8<Float>()
+        var i = start
+        while i + 8 <= end {
+            let gr0 = UnsafeRawPointer(g0 + i).loadUnaligned(as: SIMD8<Float>.self)
+            let gr1 = UnsafeRawPointer(g1 + i).loadUnaligned(as: SIMD8<Float>.self)
+            var gv0 = gr0, gv1 = gr1
+            if let w {
+                let wv = UnsafeRawPointer(w + i).loadUnaligned(as: SIMD8<Float>.self)
+                gv0 *= wv; gv1 *= wv
+            }
+            let xh0 = (UnsafeRawPointer(x0 + i).loadUnaligned(as: SIMD8<Float>.self) - hv0) * ivv0 - kv0
+            let xh1 = (UnsafeRawPointer(x1 + i).loadUnaligned(as: SIMD8<Float>.self) - hv1) * ivv1 - kv1
+            a0 += gv0; c0 += gv0 * xh0
+            a1 += gv1; c1 += gv1 * xh1
+            let cw = UnsafeRawPointer(accW + i).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(accW + i).storeBytes(of: cw + (gr0 * xh0 + gr1 * xh1), as: SIMD8<Float>.self)
+            let cb = UnsafeRawPointer(accB + i).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(accB + i).storeBytes(of: cb + (gr0 + gr1), as: SIMD8<Float>.self)
+            i += 8
+        }
+        var t01 = Double(Reductions.hsum(a0)), t02 = Double(Reductions.hsum(c0))
+        var t11 = Double(Reductions.hsum(a1)), t12 = Double(Reductions.hsum(c1))
+        while i < end {
+            let gr0 = g0[i], gr1 = g1[i], wi = w?[i] ?? 1
+            let gv0 = gr0 * wi, gv1 = gr1 * wi
+            let xh0 = (x0[i] - h0) * iv0 - kk0, xh1 = (x1[i] - h1) * iv1 - kk1
+            t01 += Double(gv0); t02 += Double(gv0 * xh0)
+            t11 += Double(gv1); t12 += Double(gv1 * xh1)
+            accW[i] += gr0 * xh0 + gr1 * xh1; accB[i] += gr0 + gr1
+            i += 1
+        }
+        return ((t01, t02), (t11, t12))
+    }
+
+    /// ``pairBlockSums(_:_:_:_:_:_:_:_:_:_:_:_:_:_:_:)`` in 4-lane vectors.
+    @inline(__always)
+    static func shortPairBlockSums(_ x0: UnsafePointer<Float>, _ g0: UnsafePointer<Float>, _ x1: UnsafePointer<Float>, _ g1: UnsafePointer<Float>,
+                                   _ start: Int, _ end: Int, _ h0: Float, _ iv0: Float, _ kk0: Float, _ h1: Float, _ iv1: Float, _ kk1: Float,
+                                   _ w: UnsafePointer<Float>?, _ accW: UnsafeMutablePointer<Float>, _ accB: UnsafeMutablePointer<Float>)
+        -> ((Double, Double), (Double, Double)) {
+        let hv0 = SIMD4<Float>(repeating: h0), ivv0 = SIMD4<Float>(repeating: iv0), kv0 = SIMD4<Float>(repeating: kk0)
+        let hv1 = SIMD4<Float>(repeating: h1), ivv1 = SIMD4<Float>(repeating: iv1), kv1 = SIMD4<Float>(repeating: kk1)
+        var a0 = SIMD4<Float>(), c0 = SIMD4<Float>(), a1 = SIMD4<Float>(), c1 = SIMD4<Float>()
+        var i = start
+        while i + 4 <= end {
+            let gr0 = UnsafeRawPointer(g0 + i).loadUnaligned(as: SIMD4<Float>.self)
+            let gr1 = UnsafeRawPointer(g1 + i).loadUnaligned(as: SIMD4<Float>.self)
+            var gv0 = gr0, gv1 = gr1
+            if let w {
+                let wv = UnsafeRawPointer(w + i).loadUnaligned(as: SIMD4<Float>.self)
+                gv0 *= wv; gv1 *= wv
+            }
+            let xh0 = (UnsafeRawPointer(x0 + i).loadUnaligned(as: SIMD4<Float>.self) - hv0) * ivv0 - kv0
+            let xh1 = (UnsafeRawPointer(x1 + i).loadUnaligned(as: SIMD4<Float>.self) - hv1) * ivv1 - kv1
+            a0 += gv0; c0 += gv0 * xh0
+            a1 += gv1; c1 += gv1 * xh1
+            let cw = UnsafeRawPointer(accW + i).loadUnaligned(as: SIMD4<Float>.self)
+            UnsafeMutableRawPointer(accW + i).storeBytes(of: cw + (gr0 * xh0 + gr1 * xh1), as: SIMD4<Float>.self)
+            let cb = UnsafeRawPointer(accB + i).loadUnaligned(as: SIMD4<Float>.self)
+            UnsafeMutableRawPointer(accB + i).storeBytes(of: cb + (gr0 + gr1), as: SIMD4<Float>.self)
+            i += 4
+        }
+        var t01 = Double(Reductions.hsum(a0)), t02 = Double(Reductions.hsum(c0))
+        var t11 = Double(Reductions.hsum(a1)), t12 = Double(Reductions.hsum(c1))
+        while i < end {
+            let gr0 = g0[i], gr1 = g1[i], wi = w?[i] ?? 1
+            let gv0 = gr0 * wi, gv1 = gr1 * wi
+            let xh0 = (x0[i] - h0) * iv0 - kk0, xh1 = (x1[i] - h1) * iv1 - kk1
+            t01 += Double(gv0); t02 += Double(gv0 * xh0)
+            t11 += Double(gv1); t12 += Double(gv1 * xh1)
+            accW[i] += gr0 * xh0 + gr1 * xh1; accB[i] += gr0 + gr1
+            i += 1
+        }
+        return ((t01, t02), (t11, t12))
+    }
+
+    /// ``blockSums(_:_:_:_:_:_:_:_:_:_:)`` in 4-lane vectors (chunks of short runs, see
+    /// ``Reductions/shortRun``).
+    @inline(__always)
+    static func shortBlockSums(_ xp: UnsafePointer<Float>, _ gp: UnsafePointer<Float>, _ start: Int, _ end: Int,
+                               _ h: Float, _ iv: Float, _ kk: Float, _ w: UnsafePointer<Float>?,
+                               _ accW: UnsafeMutablePointer<Float>?, _ accB: UnsafeMutablePointer<Float>?) -> (Double, Double) {
+        let hv = SIMD4<Float>(repeating: h), ivv = SIMD4<Float>(repeating: iv), kv = SIMD4<Float>(repeating: kk)
+        var a = SIMD4<Float>(), c = SIMD4<Float>()
+        var i = start
+        while i + 4 <= end {
+            let graw = UnsafeRawPointer(gp + i).loadUnaligned(as: SIMD4<Float>.self)
+            var gv = graw
+            if let w { gv *= UnsafeRawPointer(w + i).loadUnaligned(as: SIMD4<Float>.self) }
+            let xh = (UnsafeRawPointer(xp + i).loadUnaligned(as: SIMD4<Float>.self) - hv) * ivv - kv
+            a += gv; c += gv * xh
+            if let accW, let accB {
+                let cw = UnsafeRawPointer(accW + i).loadUnaligned(as: SIMD4<Float>.self)
+                UnsafeMutableRawPointer(accW + i).storeBytes(of: cw + graw * xh, as: SIMD4<Float>.self)
+                let cb = UnsafeRawPointer(accB + i).loadUnaligned(as: SIMD4<Float>.self)
+                UnsafeMutableRawPointer(accB + i).storeBytes(of: cb + graw, as: SIMD4<Float>.self)
+            }
+            i += 4
         }
         var t1 = Double(Reductions.hsum(a)), t2 = Double(Reductions.hsum(c))
         while i < end {

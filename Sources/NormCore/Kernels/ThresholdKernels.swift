@@ -98,6 +98,26 @@ public enum ThresholdKernels {
     @inline(__always)
     static func planeSums(_ xp: UnsafePointer<Float>, _ gp: UnsafePointer<Float>, _ length: Int,
                           _ s: Float, _ t: Float, _ f: Float) -> (Double, Double, Double) {
+        if length <= Reductions.shortRun {
+            let sv = SIMD4<Float>(repeating: s), tv = SIMD4<Float>(repeating: t), fv = SIMD4<Float>(repeating: f)
+            var b1 = SIMD4<Float>(), b2 = SIMD4<Float>(), b3 = SIMD4<Float>()
+            var i = 0
+            while i + 4 <= length {
+                let xv = UnsafeRawPointer(xp + i).loadUnaligned(as: SIMD4<Float>.self)
+                let gv = UnsafeRawPointer(gp + i).loadUnaligned(as: SIMD4<Float>.self)
+                let gm = SIMD4<Float>(repeating: 0).replacing(with: gv, where: (xv * sv + tv) .>= fv)
+                b1 += gm; b2 += gm * xv; b3 += gv
+                i += 4
+            }
+            var t1 = Double(Reductions.hsum(b1)), t2 = Double(Reductions.hsum(b2)), t3 = Double(Reductions.hsum(b3))
+            while i < length {
+                let gv = gp[i]
+                if xp[i] * s + t >= f { t1 += Double(gv); t2 += Double(gv * xp[i]) }
+                t3 += Double(gv)
+                i += 1
+            }
+            return (t1, t2, t3)
+        }
         // 8-lane vectors: three accumulators, three constants and two loads fit in 16 SSE registers.
         let sv = SIMD8<Float>(repeating: s), tv = SIMD8<Float>(repeating: t), fv = SIMD8<Float>(repeating: f)
         var a1 = 0.0, a2 = 0.0, a3 = 0.0

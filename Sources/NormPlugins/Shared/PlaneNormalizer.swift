@@ -12,6 +12,9 @@ struct PlaneForwardState {
     /// Batch Renormalization's per-channel correction (constants for the gradient).
     let r: [Double]?
     let d: [Double]?
+    /// The group-row terms (``RowKernels``: float32 head, 1/σ and folded tail per group) the
+    /// forward normalized with, when it took the group-row path; else recomputed when needed.
+    var rowTerms: (head: [Float], inv: [Float], k: [Float])? = nil
 }
 
 /// The shared forward/backward of BatchNorm, BatchRenorm, GroupNorm and InstanceNorm:
@@ -52,6 +55,7 @@ enum PlaneNormalizer {
         precondition(layout.grouping != .byChannel, "per-channel statistics are strided, not runs")
         let groups = layout.groupCount, size = layout.groupSize
         var mean = [Double](repeating: 0, count: groups), invstd = mean, variance = mean
+        var terms: (head: [Float], inv: [Float], k: [Float])? = nil
         let y: Tensor = mean.withUnsafeMutableBufferPointer { mb in invstd.withUnsafeMutableBufferPointer { ib in
             variance.withUnsafeMutableBufferPointer { vb in
                 output.tensor(shape: x.shape) { yb in
@@ -64,6 +68,7 @@ enum PlaneNormalizer {
                                                          segments: g, eps: eps, w: w, b: b,
                                                          head: &head, inv: &inv, k: &k, mean: mb.baseAddress!,
                                                          variance: vb.baseAddress!, invstd: ib.baseAddress!)
+                                terms = (head, inv, k)
                             } else {
                                 PlaneKernels.normalizeRuns(x: xb.baseAddress!, y: yb.baseAddress!, runs: groups, length: size,
                                                            segment: layout.s, channels: layout.c, eps: eps, weight: w, bias: b,
@@ -75,7 +80,7 @@ enum PlaneNormalizer {
             }
         }}
         let state = PlaneForwardState(x: x, layout: layout, groupMean: mean, groupInvstd: invstd,
-                                      batchStatistics: true, r: nil, d: nil)
+                                      batchStatistics: true, r: nil, d: nil, rowTerms: terms)
         return (y, state, variance)
     }
 
@@ -227,7 +232,7 @@ enum PlaneNormalizer {
                          wantWeight: Bool, wantBias: Bool, output: inout ReusableStorage) -> (Tensor, Tensor?, Tensor?) {
         let layout = st.layout, c = layout.c, s = layout.s
         if layout.usesGroupRows, case let .byGroup(groups) = layout.grouping {
-            let (head, inv, k) = rowTerms(st.groupMean, st.groupInvstd)
+            let (head, inv, k) = st.rowTerms ?? rowTerms(st.groupMean, st.groupInvstd)
             var gradW = [Float](repeating: 0, count: wantWeight ? c : 0), gradB = [Float](repeating: 0, count: wantBias ? c : 0)
             let gx = output.tensor(shape: g.shape) { ob in
                 st.x.withUnsafeBufferPointer { xb in g.withUnsafeBufferPointer { gb in
