@@ -49,7 +49,8 @@ private func relError(_ a: [Double], _ b: [Double]) -> Double {
 ///
 /// Sizes: every case above `Parallel.serialThreshold` runs split across threads; runs shorter
 /// than 16 (scalar tails), longer than `Reductions.block` (blocked moments), several segments
-/// per run, and LayerNorm rows past the 2 MB panel (panels inside a 16-row block).
+/// per run, and LayerNorm rows past the 4 MB panel (panels inside a 16-row block) and long
+/// enough to be normalized in pairs.
 @Suite("Fused kernels", .serialized)
 struct FusedKernelTests {
     struct RunCase: Sendable, CustomTestStringConvertible {
@@ -145,7 +146,8 @@ struct FusedKernelTests {
     static let rowCases: [RowCase] = [
         RowCase(rows: 8, length: 6272, segments: 1, affine: true, wantW: true, wantB: true),      // one row block, direct gradients
         RowCase(rows: 40, length: 1024, segments: 32, affine: true, wantW: true, wantB: true),    // GroupNorm rows, 3 row blocks
-        RowCase(rows: 37, length: 20_000, segments: 1, affine: true, wantW: false, wantB: true),  // panels of 8 rows (> 2 MB)
+        RowCase(rows: 37, length: 20_000, segments: 1, affine: true, wantW: false, wantB: true),  // panels of 16 rows (> 4 MB)
+        RowCase(rows: 21, length: 70_000, segments: 1, affine: true, wantW: true, wantB: true),   // panels of 4 rows; rows in pairs
         RowCase(rows: 3, length: 2500, segments: 5, affine: false, wantW: false, wantB: false),   // no affine, chunk tails
         RowCase(rows: 18, length: 3000, segments: 2, affine: true, wantW: true, wantB: false),    // runs past one chunk
     ]

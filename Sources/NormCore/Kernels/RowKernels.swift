@@ -34,13 +34,20 @@ public enum RowKernels {
                                      mean: UnsafeMutablePointer<Double>? = nil, variance: UnsafeMutablePointer<Double>? = nil,
                                      invstd: UnsafeMutablePointer<Double>? = nil) {
         let runs = rows * segments, len = m / segments, size = Reductions.Divisor(Double(len)), S = PlaneKernels.maxBlockRuns
-        PlaneKernels.forEachBlock(runs, block: PlaneKernels.runsPerBlock(len), work: runs * len) { r0, r1, t in
+        // Long LayerNorm rows go in pairs: both rows' statistics, then one pass over the
+        // (row-sized) weight and bias for the two outputs.
+        let pairs = segments == 1 && len >= pairedRowLength && w != nil && b != nil
+        PlaneKernels.forEachBlock(runs, block: pairs ? 2 : PlaneKernels.runsPerBlock(len), work: runs * len) { r0, r1, t in
             PlaneKernels.blockMoments(x, r0, r1, len, t)
             for r in r0..<r1 {
                 let mu = t[r - r0], v = size.divide(t[S + r - r0]), iv = 1 / (v + eps).squareRoot()
                 let h = Float(mu)
                 head[r] = h; inv[r] = Float(iv); k[r] = Float((mu - Double(h)) * iv)
                 mean?[r] = mu; variance?[r] = v; invstd?[r] = iv
+            }
+            if pairs, r1 - r0 == 2, let w, let b {
+                normalizeRowPair(x + r0 * len, y + r0 * len, len, head[r0], inv[r0], k[r0], head[r0 + 1], inv[r0 + 1], k[r0 + 1], w, b)
+                return
             }
             var seg = r0 % segments
             for r in r0..<r1 {
@@ -49,6 +56,34 @@ public enum RowKernels {
                 seg += 1
                 if seg == segments { seg = 0 }
             }
+        }
+    }
+
+    /// Rows at least this long (LayerNorm without segments) are normalized in pairs.
+    @usableFromInline static let pairedRowLength = 1 << 16
+
+    /// ``normalizeRun(_:_:_:_:_:_:_:_:)`` of two consecutive rows (`x`, `x + len`) with one read of `w`, `b`.
+    @inline(__always)
+    static func normalizeRowPair(_ xp: UnsafePointer<Float>, _ yp: UnsafeMutablePointer<Float>, _ len: Int,
+                                 _ h0: Float, _ iv0: Float, _ k0: Float, _ h1: Float, _ iv1: Float, _ k1: Float,
+                                 _ wp: UnsafePointer<Float>, _ bp: UnsafePointer<Float>) {
+        let hv0 = SIMD8<Float>(repeating: h0), ivv0 = SIMD8<Float>(repeating: iv0), kv0 = SIMD8<Float>(repeating: k0)
+        let hv1 = SIMD8<Float>(repeating: h1), ivv1 = SIMD8<Float>(repeating: iv1), kv1 = SIMD8<Float>(repeating: k1)
+        let xq = xp + len, yq = yp + len
+        var i = 0
+        while i + 8 <= len {
+            let wv = UnsafeRawPointer(wp + i).loadUnaligned(as: SIMD8<Float>.self)
+            let bv = UnsafeRawPointer(bp + i).loadUnaligned(as: SIMD8<Float>.self)
+            let v0 = ((UnsafeRawPointer(xp + i).loadUnaligned(as: SIMD8<Float>.self) - hv0) * ivv0 - kv0) * wv + bv
+            let v1 = ((UnsafeRawPointer(xq + i).loadUnaligned(as: SIMD8<Float>.self) - hv1) * ivv1 - kv1) * wv + bv
+            UnsafeMutableRawPointer(yp + i).storeBytes(of: v0, as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(yq + i).storeBytes(of: v1, as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < len {
+            yp[i] = ((xp[i] - h0) * iv0 - k0) * wp[i] + bp[i]
+            yq[i] = ((xq[i] - h1) * iv1 - k1) * wp[i] + bp[i]
+            i += 1
         }
     }
 
@@ -145,8 +180,10 @@ public enum RowKernels {
     @usableFromInline static let writeColumns = 16384
     /// Bytes of `x` and `dL/dy` a panel of rows may span: each panel's rows are reduced, then
     /// written back while they are still in the last-level cache. Small, because that cache is
-    /// shared (a 2 MB panel measured 30 % faster than 8 MB on the benchmark machine).
-    @usableFromInline static let panelBytes = 2 << 20
+    /// shared with other processes and machines: on the benchmark machine 2–4 MB panels were
+    /// 20–30 % faster than 8 MB or unpanelled (4 MB lets two LayerNorm rows of (64, 56, 56)
+    /// share one update of the column accumulators).
+    @usableFromInline static let panelBytes = 4 << 20
 
     /// Backward with batch statistics, `segments` runs per row: writes dL/dx and, when given,
     /// dL/dw and dL/db (length `m`, float32).
