@@ -31,6 +31,12 @@ struct PlaneForwardState {
 ///   extent, `(N, C)` above all: vectorized across channels, per-channel coefficients;
 /// - group rows (``RowKernels`` with `G` runs per row) for GroupNorm without spatial extent,
 ///   normalizing as `((x − head)·inv − k)·w + b` like LayerNorm.
+///
+/// GroupNorm and InstanceNorm with the statistics of their input take the fused path
+/// (``forwardWithBatchStatistics(_:layout:eps:weight:bias:output:)``, and the matching branch
+/// of ``backward(_:state:weight:wantWeight:wantBias:output:)``): every group is a contiguous
+/// run, so its statistics and its output (or its gradient sums and dL/dx) are computed in one
+/// visit, blocks of runs per thread, with the same arithmetic as the per-plane path.
 enum PlaneNormalizer {
     /// Per-channel `w`, `b`, `r`, `d` as float64 (defaults 1, 0, 1, 0).
     private struct ChannelTerms {
