@@ -15,9 +15,13 @@ if [ ${#presets[@]} -eq 0 ]; then
     mapfile -t presets < <("$BIN" ablate presets | awk 'NF { print $1 }')
 fi
 mkdir -p results notebooks-export
+# every study first, then the exports: the runs' provenance (git commit, clean or dirty) must
+# not see this script's own changes to notebooks-export/
 for p in "${presets[@]}"; do
     echo "== $p"
     "$BIN" ablate --preset "$p" --jobs "$JOBS" --store "results/$p.sqlite"
+done
+for p in "${presets[@]}"; do
     rm -rf "notebooks-export/$p"
     "$BIN" ablate report --preset "$p" --store "results/$p.sqlite" --out "notebooks-export/$p" \
         --notebook "notebooks-export/$p.ipynb" > /dev/null
