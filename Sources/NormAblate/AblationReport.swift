@@ -20,9 +20,13 @@ public struct MetricSummary: Sendable, Equatable {
     public let diverged: Int
     public let min: Double?
     public let max: Double?
+    /// Stored runs that reported the metric at all (a runner may record a metric only where
+    /// it applies, e.g. the conv-bias gradient of a model with conv biases).
+    public let recorded: Int
 
     init(runs stored: [StoredRun], metric: String, expected: Int) {
         values = stored.map { $0.result.metrics[metric] ?? .nan }
+        recorded = stored.filter { $0.result.metrics[metric] != nil }.count
         seeds = stored.map(\.key.seed)
         let used = zip(stored, values).filter { !$0.0.result.diverged && $0.1.isFinite }.map(\.1)
         n = used.count
@@ -210,6 +214,7 @@ public struct AblationReport: Sendable {
     /// `0.9123 ± 0.0041 (3)`, `0.9000 ± 0.0100 (2/3, 1† diverged)`, `—`.
     public static func cellText(_ m: MetricSummary) -> String {
         if m.runs == 0 { return "—" }
+        if m.recorded == 0 { return "n/a" }
         var count = m.n == m.expected ? "\(m.n)" : "\(m.n)/\(m.expected)"
         if m.diverged > 0 { count += ", \(m.diverged)† diverged" }
         guard let mean = m.mean else { return "no finite value (\(count))" }
@@ -267,6 +272,9 @@ public struct AblationReport: Sendable {
         var text = "Mean ± sample std over seeds (in parentheses: runs in the mean, of \(spec.seeds.count) seed\(spec.seeds.count == 1 ? "" : "s")). "
         text += "\(storedRuns) of \(expectedRuns) runs stored"
         if divergedRuns > 0 { text += "; † diverged runs (\(divergedRuns)) are excluded from mean and std" }
+        if cells.contains(where: { c in c.metrics.values.contains { $0.runs > 0 && $0.recorded == 0 } }) {
+            text += "; n/a: the metric does not apply to the cell (no run recorded it)"
+        }
         text += ". Study `\(study.name)`, spec \(spec.hash.prefix(12)), store `\(storePath)`."
         if let baselineNote { text += " " + baselineNote }
         return text
