@@ -99,7 +99,7 @@ def test_frn_eps_quick(tmp_path):
 def test_inference_stats_quick(tmp_path):
     runs = quick_runs(tmp_path, "inference-stats")
     assert {r["estimator"] for r in runs} == {"ema", "precise", "last_batches"}
-    assert {r["schedule"] for r in runs} == {"constant"}
+    assert {r["schedule.name"] for r in runs} == {"constant"}
     # only the statistics differ: the same training, so train-mode accuracy is identical
     assert len({r["test_accuracy_train_mode"] for r in runs}) == 1
     assert len({r["test_loss"] for r in runs}) == 3
