@@ -2,26 +2,6 @@ import Foundation
 import Testing
 import NormCore
 
-/// Deterministic samples for this file (SplitMix64 + Box–Muller).
-private struct FusedRNG {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func uniform() -> Double { Double(next() >> 11) * 0x1.0p-53 }
-    mutating func normal() -> Double {
-        let u1 = max(uniform(), 1e-300), u2 = uniform()
-        return (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
-    }
-    mutating func floats(_ n: Int, mean: Double = 0, std: Double = 1) -> [Float] {
-        (0..<n).map { _ in Float(mean + std * normal()) }
-    }
-}
 
 /// Runs `body` with `Parallel.threadCount = threads`, restoring it after.
 private func withThreads<R>(_ threads: Int, _ body: () throws -> R) rethrows -> R {
@@ -79,7 +59,7 @@ struct FusedKernelTests {
 
     @Test("PlaneKernels.normalizeRuns and its backward match float64; 1 and 2 threads bit-identical", arguments: runCases)
     func planeRuns(_ c: RunCase) {
-        var rng = FusedRNG(seed: UInt64(c.runs * 7 + c.length))
+        var rng = KernelRNG(seed: UInt64(c.runs * 7 + c.length))
         let n = c.runs * c.length, eps = 1e-5, segs = c.length / c.segment
         let x = rng.floats(n, mean: c.offset, std: 1.5), g = rng.floats(n)
         let w: [Float]? = c.affine ? rng.floats(c.channels, mean: 1, std: 0.3) : nil
@@ -154,7 +134,7 @@ struct FusedKernelTests {
 
     @Test("RowKernels.normalizeRuns and backwardRuns match float64; 1 and 2 threads bit-identical", arguments: rowCases)
     func rowRuns(_ c: RowCase) {
-        var rng = FusedRNG(seed: UInt64(c.rows * 31 + c.length))
+        var rng = KernelRNG(seed: UInt64(c.rows * 31 + c.length))
         let n = c.rows * c.length, eps = 1e-5, len = c.length / c.segments, runs = c.rows * c.segments
         let x = rng.floats(n, mean: 4, std: 2), g = rng.floats(n)
         let w: [Float]? = c.affine ? rng.floats(c.length, mean: 1, std: 0.3) : nil
@@ -211,7 +191,7 @@ struct FusedKernelTests {
     @Test("ThresholdKernels.forward and backward (FRN + TLU) match float64; 1 and 2 threads bit-identical",
           arguments: [(2048, 64, 32), (64, 3000, 16), (1500, 9, 5)])
     func frn(planes: Int, length: Int, channels: Int) {
-        var rng = FusedRNG(seed: UInt64(planes + length))
+        var rng = KernelRNG(seed: UInt64(planes + length))
         let n = planes * length, absEps = 1e-6
         let x = rng.floats(n, mean: 0.5, std: 1), g = rng.floats(n)
         let w = rng.floats(channels, mean: 1, std: 0.3), b = rng.floats(channels, std: 0.3), tau = rng.floats(channels, std: 0.3)
@@ -263,7 +243,7 @@ struct FusedKernelTests {
 
     @Test("Reductions.Divisor divides exactly like `/`, powers of two included")
     func divisor() {
-        var rng = FusedRNG(seed: 5)
+        var rng = KernelRNG(seed: 5)
         for d in [1.0, 2, 3, 32, 64, 196, 1024, 3136, 50176, 0.5, 0.25, 1e300] {
             let q = Reductions.Divisor(d)
             for _ in 0..<200 {
