@@ -41,3 +41,31 @@ extension InstanceNorm: BatchStatisticsSource {
         lastInstanceStatistics.map { BatchMoments(mean: $0.mean, variance: $0.variance, count: $0.count, perInstance: true) }
     }
 }
+
+/// A norm layer whose running statistics an estimator may replace (PreciseBN, the mean of the
+/// last K batches): it tracks `running_mean`/`running_var`, its statistics are not frozen
+/// (`norm_eval`), and it exposes its batch statistics.
+struct ReplaceableStatistics {
+    let slot: NormSlot
+    let source: BatchStatisticsSource
+    let mean: Buffer
+    let variance: Buffer
+
+    /// The eligible layers of `model`, and why each other layer was skipped.
+    static func find(in model: Model) -> (targets: [ReplaceableStatistics], skipped: [String: String]) {
+        var targets: [ReplaceableStatistics] = [], skipped: [String: String] = [:]
+        for slot in model.normSlots {
+            let plugin = slot.layer.plugin
+            guard plugin.tracksRunningStatistics, let rm = plugin.buffer(named: "running_mean"),
+                  let rv = plugin.buffer(named: "running_var") else {
+                skipped[slot.name] = "no running statistics"; continue
+            }
+            guard !slot.freeze.freezesStatistics else { skipped[slot.name] = "statistics frozen (norm_eval)"; continue }
+            guard let source = plugin as? BatchStatisticsSource else {
+                skipped[slot.name] = "plugin does not expose batch statistics"; continue
+            }
+            targets.append(ReplaceableStatistics(slot: slot, source: source, mean: rm, variance: rv))
+        }
+        return (targets, skipped)
+    }
+}

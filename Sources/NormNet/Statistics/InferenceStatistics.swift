@@ -89,19 +89,12 @@ public final class LastBatchesAverage {
     public private(set) var report = StatisticsReplacementReport()
 
     public init(_ model: Model) {
-        for slot in model.normSlots {
-            let plugin = slot.layer.plugin
-            guard plugin.tracksRunningStatistics, let rm = plugin.buffer(named: "running_mean"),
-                  let rv = plugin.buffer(named: "running_var") else {
-                report.skipped[slot.name] = "no running statistics"; continue
-            }
-            guard !slot.freeze.freezesStatistics else { report.skipped[slot.name] = "statistics frozen (norm_eval)"; continue }
-            guard let source = plugin as? BatchStatisticsSource else {
-                report.skipped[slot.name] = "plugin does not expose batch statistics"; continue
-            }
-            let c = rm.value.count
-            targets.append(Target(slot: slot, source: source, mean: rm, variance: rv,
-                                  meanSum: Array(repeating: 0, count: c), varianceSum: Array(repeating: 0, count: c)))
+        let eligible = ReplaceableStatistics.find(in: model)
+        report.skipped = eligible.skipped
+        targets = eligible.targets.map { e in
+            let c = e.mean.value.count
+            return Target(slot: e.slot, source: e.source, mean: e.mean, variance: e.variance,
+                          meanSum: Array(repeating: 0, count: c), varianceSum: Array(repeating: 0, count: c))
         }
     }
 

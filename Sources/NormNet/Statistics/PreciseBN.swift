@@ -49,18 +49,13 @@ public enum PreciseBN {
         struct Target { let slot: NormSlot; let source: BatchStatisticsSource; let mean: Buffer; let variance: Buffer
                         let savedMean: Tensor; let savedVar: Tensor; var pooled: [PooledMoments]; var instanceMean: [Double]
                         var instanceVar: [Double]; var instances: Int }
-        var targets: [Target] = []
-        for slot in model.normSlots {
-            let plugin = slot.layer.plugin
-            guard plugin.tracksRunningStatistics, let rm = plugin.buffer(named: "running_mean"), let rv = plugin.buffer(named: "running_var") else {
-                report.skipped[slot.name] = "no running statistics"; continue
-            }
-            guard !slot.freeze.freezesStatistics else { report.skipped[slot.name] = "statistics frozen (norm_eval)"; continue }
-            guard let source = plugin as? BatchStatisticsSource else { report.skipped[slot.name] = "plugin does not expose batch statistics"; continue }
-            let c = rm.value.count
-            targets.append(Target(slot: slot, source: source, mean: rm, variance: rv, savedMean: rm.value, savedVar: rv.value,
-                                  pooled: Array(repeating: PooledMoments(), count: c),
-                                  instanceMean: Array(repeating: 0, count: c), instanceVar: Array(repeating: 0, count: c), instances: 0))
+        let eligible = ReplaceableStatistics.find(in: model)
+        report.skipped = eligible.skipped
+        var targets: [Target] = eligible.targets.map { e in
+            let c = e.mean.value.count
+            return Target(slot: e.slot, source: e.source, mean: e.mean, variance: e.variance, savedMean: e.mean.value,
+                          savedVar: e.variance.value, pooled: Array(repeating: PooledMoments(), count: c),
+                          instanceMean: Array(repeating: 0, count: c), instanceVar: Array(repeating: 0, count: c), instances: 0)
         }
         guard !targets.isEmpty, !batches.isEmpty else { return report }
         let savedBuffers = model.namedBuffers.map { ($0.buffer, $0.buffer.value) }
