@@ -3,102 +3,132 @@
 /// per-channel coefficients repeated `S` times), where the per-plane loops would run over
 /// planes of one element. Vectorized across columns with `SIMD16<Float>`.
 ///
-/// Reductions split the columns across threads (each column's sum is taken by one thread,
-/// over the rows in order); elementwise passes split the rows. Every value is therefore
-/// computed by one thread in a fixed order: bit-identical results for any thread count.
+/// Reductions cut the matrix into tiles of ``rowBlock`` rows (and, when there are few of
+/// them, slabs of columns): each tile's float32 column sums are taken by one thread,
+/// over its rows in order, and the tiles' sums are added in row order in float64. Elementwise
+/// passes split the rows. Every value is therefore computed in a fixed order: bit-identical
+/// results for any thread count.
 public enum ChannelKernels {
     /// Rows per float32 block of a column reduction before it is flushed to float64 (each
     /// float32 accumulator adds at most this many values, as ``Reductions`` does per lane).
     @usableFromInline static let rowBlock = 64
 
-    /// Column chunks of 16 (one `SIMD16`) for the parallel split of reductions.
-    @inline(__always)
-    static func forEachColumnChunk(_ cols: Int, work: Int, _ body: (Int, Int) -> Void) {
-        let chunks = (cols + 15) / 16
-        Parallel.forEach(chunks, work: work) { range in
-            body(range.lowerBound * 16, min(range.upperBound * 16, cols))
-        }
-    }
-
     /// Per column `Σ (x − k[c])` and `Σ (x − k[c])²` over the rows (shifted data, float32
     /// blocks of ``rowBlock`` rows flushed to float64), into `s1`, `s2` (length `cols`).
     public static func shiftedSums(x: UnsafePointer<Float>, rows: Int, cols: Int, pilot k: UnsafePointer<Float>,
                                    s1: UnsafeMutablePointer<Double>, s2: UnsafeMutablePointer<Double>) {
-        forEachColumnChunk(cols, work: rows * cols) { c0, c1 in
-            var c = c0
-            while c + 16 <= c1 {
-                let kv = UnsafeRawPointer(k + c).loadUnaligned(as: SIMD16<Float>.self)
-                var t1 = SIMD16<Double>(), t2 = SIMD16<Double>()
-                var n0 = 0
-                while n0 < rows {
-                    let n1 = min(n0 + rowBlock, rows)
-                    var a1 = SIMD16<Float>(), a2 = SIMD16<Float>()
-                    for n in n0..<n1 {
-                        let u = UnsafeRawPointer(x + n * cols + c).loadUnaligned(as: SIMD16<Float>.self) - kv
-                        a1 += u; a2 += u * u
-                    }
-                    t1 += widen(a1); t2 += widen(a2)
-                    n0 = n1
-                }
-                storeDoubles(t1, s1 + c); storeDoubles(t2, s2 + c)
-                c += 16
-            }
-            while c < c1 {
-                let kc = k[c]
-                var t1 = 0.0, t2 = 0.0
-                var n0 = 0
-                while n0 < rows {
-                    let n1 = min(n0 + rowBlock, rows)
-                    var a1: Float = 0, a2: Float = 0
-                    for n in n0..<n1 { let u = x[n * cols + c] - kc; a1 += u; a2 += u * u }
-                    t1 += Double(a1); t2 += Double(a2)
-                    n0 = n1
-                }
-                s1[c] = t1; s2[c] = t2
-                c += 1
-            }
-        }
+        pairedSums(rows: rows, cols: cols, work: rows * cols, sumA: s1, sumAB: s2, terms: ShiftedTerms(x: x, k: k))
     }
 
     /// Per column `Σ g` and `Σ g·(x − mu[c])` over the rows (the backward's two reductions in
     /// one pass), into `sumG`, `sumGX`.
     public static func gradientSums(x: UnsafePointer<Float>, g: UnsafePointer<Float>, rows: Int, cols: Int,
                                     mu: UnsafePointer<Float>, sumG: UnsafeMutablePointer<Double>, sumGX: UnsafeMutablePointer<Double>) {
-        forEachColumnChunk(cols, work: 2 * rows * cols) { c0, c1 in
-            var c = c0
-            while c + 16 <= c1 {
-                let mv = UnsafeRawPointer(mu + c).loadUnaligned(as: SIMD16<Float>.self)
-                var t1 = SIMD16<Double>(), t2 = SIMD16<Double>()
-                var n0 = 0
-                while n0 < rows {
-                    let n1 = min(n0 + rowBlock, rows)
-                    var a1 = SIMD16<Float>(), a2 = SIMD16<Float>()
-                    for n in n0..<n1 {
-                        let gv = UnsafeRawPointer(g + n * cols + c).loadUnaligned(as: SIMD16<Float>.self)
-                        let xv = UnsafeRawPointer(x + n * cols + c).loadUnaligned(as: SIMD16<Float>.self) - mv
-                        a1 += gv; a2 += gv * xv
+        pairedSums(rows: rows, cols: cols, work: 2 * rows * cols, sumA: sumG, sumAB: sumGX, terms: GradientTerms(x: x, g: g, mu: mu))
+    }
+
+    /// The `(a, b)` terms of a paired column reduction at flat index `i` of column `c`
+    /// (a generic parameter, not a closure: the kernel is specialized for each).
+    protocol PairedTerms {
+        func vector(_ i: Int, _ c: Int) -> (SIMD16<Float>, SIMD16<Float>)
+        func scalar(_ i: Int, _ c: Int) -> (Float, Float)
+    }
+
+    /// `a = b = x − k[c]` (shifted moments).
+    struct ShiftedTerms: PairedTerms {
+        let x: UnsafePointer<Float>, k: UnsafePointer<Float>
+        @inline(__always) func vector(_ i: Int, _ c: Int) -> (SIMD16<Float>, SIMD16<Float>) {
+            let u = load(x + i) - load(k + c)
+            return (u, u)
+        }
+        @inline(__always) func scalar(_ i: Int, _ c: Int) -> (Float, Float) {
+            let u = x[i] - k[c]
+            return (u, u)
+        }
+    }
+
+    /// `a = g`, `b = x − mu[c]` (the backward's sums).
+    struct GradientTerms: PairedTerms {
+        let x: UnsafePointer<Float>, g: UnsafePointer<Float>, mu: UnsafePointer<Float>
+        @inline(__always) func vector(_ i: Int, _ c: Int) -> (SIMD16<Float>, SIMD16<Float>) {
+            (load(g + i), load(x + i) - load(mu + c))
+        }
+        @inline(__always) func scalar(_ i: Int, _ c: Int) -> (Float, Float) { (g[i], x[i] - mu[c]) }
+    }
+
+    /// Rows visited together before moving to the next columns in ``pairedSums(rows:cols:work:sumA:sumAB:terms:)``:
+    /// that many sequential streams through memory, and that long a chain of adds per chunk.
+    @usableFromInline static let rowPanel = 4
+
+    /// Per column `Σ a` and `Σ a·b` over the rows, where `terms.vector(i, c)` gives `(a, b)` for
+    /// the 16 values at flat index `i` of column `c` (`terms.scalar`: one value). Each column is summed
+    /// over the rows in order, float32 blocks of ``rowBlock`` rows flushed to float64 in order.
+    ///
+    /// Tiles of ``rowBlock`` rows (by slabs of columns when the blocks are few) go to the threads; a tile's rows are
+    /// read in panels of ``rowPanel`` that sweep its columns left to right (sequential streams
+    /// the prefetcher follows, not one column chunk down all rows at a stride of a row), with
+    /// the float32 sums kept in the tile's row of a scratch block between panels.
+    @inline(__always)
+    static func pairedSums<Terms: PairedTerms>(rows: Int, cols: Int, work: Int,
+                                               sumA: UnsafeMutablePointer<Double>, sumAB: UnsafeMutablePointer<Double>,
+                                               terms: Terms) {
+        // Full-width row blocks are the best streams; columns are cut into slabs only when
+        // there are too few blocks to occupy the threads (which thread sums which column of
+        // a block never changes a result).
+        let blocks = (rows + rowBlock - 1) / rowBlock
+        let chunks = (cols + 15) / 16
+        let slabs = min(chunks, max(1, (2 * Parallel.threadCount + blocks - 1) / blocks))
+        let slabWidth = (chunks + slabs - 1) / slabs * 16
+        ScratchBuffers.withBuffer(of: Float.self, count: 2 * blocks * cols) { partial in
+            Parallel.forEach(blocks * slabs, work: work) { tiles in
+                for tile in tiles {
+                    let block = tile / slabs, c0 = (tile % slabs) * slabWidth, c1 = min(c0 + slabWidth, cols)
+                    let n0 = block * rowBlock, n1 = min(n0 + rowBlock, rows)
+                    let accA = partial + 2 * block * cols, accAB = accA + cols
+                    (accA + c0).update(repeating: 0, count: c1 - c0)
+                    (accAB + c0).update(repeating: 0, count: c1 - c0)
+                    var r0 = n0
+                    while r0 < n1 {
+                        let r1 = min(r0 + rowPanel, n1)
+                        var c = c0
+                        while c + 16 <= c1 {
+                            var a1 = load(accA + c), a2 = load(accAB + c)
+                            for n in r0..<r1 {
+                                let (p, q) = terms.vector(n * cols + c, c)
+                                a1 += p; a2 += p * q
+                            }
+                            store(a1, accA + c); store(a2, accAB + c)
+                            c += 16
+                        }
+                        while c < c1 {
+                            var a1 = accA[c], a2 = accAB[c]
+                            for n in r0..<r1 { let (p, q) = terms.scalar(n * cols + c, c); a1 += p; a2 += p * q }
+                            accA[c] = a1; accAB[c] = a2
+                            c += 1
+                        }
+                        r0 = r1
                     }
-                    t1 += widen(a1); t2 += widen(a2)
-                    n0 = n1
                 }
-                storeDoubles(t1, sumG + c); storeDoubles(t2, sumGX + c)
-                c += 16
             }
-            while c < c1 {
-                let m = mu[c]
-                var t1 = 0.0, t2 = 0.0
-                var n0 = 0
-                while n0 < rows {
-                    let n1 = min(n0 + rowBlock, rows)
-                    var a1: Float = 0, a2: Float = 0
-                    for n in n0..<n1 { let gv = g[n * cols + c]; a1 += gv; a2 += gv * (x[n * cols + c] - m) }
-                    t1 += Double(a1); t2 += Double(a2)
-                    n0 = n1
+            sumA.update(repeating: 0, count: cols)
+            sumAB.update(repeating: 0, count: cols)
+            for block in 0..<blocks {
+                let accA = partial + 2 * block * cols, accAB = accA + cols
+                for c in 0..<cols {
+                    sumA[c] += Double(accA[c]); sumAB[c] += Double(accAB[c])
                 }
-                sumG[c] = t1; sumGX[c] = t2
-                c += 1
             }
         }
+    }
+
+    @inline(__always)
+    static func store(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
+    }
+
+    @inline(__always)
+    static func load(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
     }
 
     /// `y[n, c] = (x[n, c] − mu[c])·scale[c] + shift[c]`.
@@ -139,17 +169,5 @@ public enum ChannelKernels {
                 while c < cols { op[c] = a[c] * gp[c] + b[c] * (xp[c] - mu[c]) + cc[c]; c += 1 }
             }
         }
-    }
-
-    @inline(__always)
-    static func widen(_ v: SIMD16<Float>) -> SIMD16<Double> {
-        var d = SIMD16<Double>()
-        for i in 0..<16 { d[i] = Double(v[i]) }
-        return d
-    }
-
-    @inline(__always)
-    static func storeDoubles(_ v: SIMD16<Double>, _ p: UnsafeMutablePointer<Double>) {
-        for i in 0..<16 { p[i] = v[i] }
     }
 }

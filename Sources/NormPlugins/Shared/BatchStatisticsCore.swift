@@ -90,22 +90,24 @@ final class BatchStatisticsCore {
             (batchMean, batchVar) = layout.batchMoments(x)
             lastBatchStatistics = (batchMean, batchVar, layout.groupSize)
         }
-        if normalizeWithBatch {
-            for c in 0..<channels {
-                channelMean[c] = batchMean[c]
-                channelInvstd[c] = 1 / (batchVar[c] + eps).squareRoot()
+        channelMean.withUnsafeMutableBufferPointer { mean in channelInvstd.withUnsafeMutableBufferPointer { invstd in
+            let mean = mean.baseAddress!, invstd = invstd.baseAddress!
+            if normalizeWithBatch {
+                mean.update(from: batchMean, count: channels)
+                ChannelMath.inverseStandardDeviation(batchVar, eps: eps, count: channels, into: invstd)
+            } else if let running {
+                // Eval, or train with train_statistics=running: the running statistics as they
+                // are before this step's update (read here; the update comes after the kernel).
+                running.mean.value.withUnsafeBufferPointer { rm in
+                    for c in 0..<channels { mean[c] = Double(rm[c]) }
+                }
+                running.variance.value.withUnsafeBufferPointer { rv in
+                    ChannelMath.inverseStandardDeviation(rv.baseAddress!, eps: eps, count: channels, into: invstd)
+                }
             }
-            if let renorm, mode == .train, let running {
-                (r, d) = correction(batchMean, batchVar, running, renorm)
-            }
-        } else if let running {
-            // Eval, or train with train_statistics=running: the running statistics as they
-            // are before this step's update (read here; the update comes after the kernel).
-            let rm = running.mean.value.scalars, rv = running.variance.value.scalars
-            for c in 0..<channels {
-                channelMean[c] = Double(rm[c])
-                channelInvstd[c] = 1 / (Double(rv[c]) + eps).squareRoot()
-            }
+        }}
+        if normalizeWithBatch, let renorm, mode == .train, let running {
+            (r, d) = correction(batchMean, batchVar, running, renorm)
         }
         let (y, st) = PlaneNormalizer.forward(x, layout: layout, groupMean: channelMean, groupInvstd: channelInvstd,
                                               weight: affine?.weight.value, bias: affine?.bias.value, r: r, d: d,
@@ -117,21 +119,37 @@ final class BatchStatisticsCore {
         return y
     }
 
-    /// Ioffe (2017), Algorithm 1: r and d from the running statistics before this step's update.
+    /// Ioffe (2017), Algorithm 1: r and d from the running statistics before this step's update
+    /// (`r = clip(σ_B/σ, 1/r_max, r_max)`, `d = clip((μ_B − μ)/σ, −d_max, d_max)`, with
+    /// `σ = √(running var + eps)`), four channels per step (``ChannelMath``).
     private func correction(_ mean: [Double], _ variance: [Double], _ running: RunningStatistics,
                             _ limits: RenormLimits) -> ([Double], [Double]) {
-        let rm = running.mean.value.scalars, rv = running.variance.value.scalars
         var r = [Double](repeating: 1, count: channels), d = [Double](repeating: 0, count: channels)
         var rClipped = 0, dClipped = 0
-        for c in 0..<channels {
-            let sigma = (Double(rv[c]) + eps).squareRoot()
-            let rawR = (variance[c] + eps).squareRoot() / sigma
-            let rawD = (mean[c] - Double(rm[c])) / sigma
-            r[c] = min(max(rawR, 1 / limits.rMax), limits.rMax)
-            d[c] = min(max(rawD, -limits.dMax), limits.dMax)
-            if r[c] != rawR { rClipped += 1 }
-            if d[c] != rawD { dClipped += 1 }
-        }
+        let eps = eps, channels = channels
+        let rLow = SIMD4<Double>(repeating: 1 / limits.rMax), rHigh = SIMD4<Double>(repeating: limits.rMax)
+        let dLow = SIMD4<Double>(repeating: -limits.dMax), dHigh = SIMD4<Double>(repeating: limits.dMax)
+        running.mean.value.withUnsafeBufferPointer { rm in running.variance.value.withUnsafeBufferPointer { rv in
+            r.withUnsafeMutableBufferPointer { r in d.withUnsafeMutableBufferPointer { d in
+                ChannelMath.forEachStep(channels) { i, lanes in
+                    let sigma = (ChannelMath.load(rv.baseAddress!, i, lanes) + eps).squareRoot()
+                    let rawR = (ChannelMath.load(variance, i, lanes) + eps).squareRoot() / sigma
+                    let rawD = (ChannelMath.load(mean, i, lanes) - ChannelMath.load(rm.baseAddress!, i, lanes)) / sigma
+                    // min(max(v, low), high) exactly as the scalar functions: max(v, low) is
+                    // `low >= v ? low : v`, min(m, high) is `high < m ? high : m`.
+                    var rv = rawR.replacing(with: rLow, where: rLow .>= rawR)
+                    rv = rv.replacing(with: rHigh, where: rHigh .< rv)
+                    var dv = rawD.replacing(with: dLow, where: dLow .>= rawD)
+                    dv = dv.replacing(with: dHigh, where: dHigh .< dv)
+                    ChannelMath.store(rv, r.baseAddress!, i, lanes)
+                    ChannelMath.store(dv, d.baseAddress!, i, lanes)
+                    for l in 0..<lanes {
+                        if rv[l] != rawR[l] { rClipped += 1 }
+                        if dv[l] != rawD[l] { dClipped += 1 }
+                    }
+                }
+            }}
+        }}
         lastRClipFraction = Double(rClipped) / Double(channels)
         lastDClipFraction = Double(dClipped) / Double(channels)
         clipObservations += channels; rClips += rClipped; dClips += dClipped

@@ -38,14 +38,31 @@ struct PlaneForwardState {
 /// run, so its statistics and its output (or its gradient sums and dL/dx) are computed in one
 /// visit, blocks of runs per thread, with the same arithmetic as the per-plane path.
 enum PlaneNormalizer {
-    /// Per-channel `w`, `b`, `r`, `d` as float64 (defaults 1, 0, 1, 0).
-    private struct ChannelTerms {
-        var w: [Double], b: [Double], r: [Double], d: [Double]
+    /// Per-channel `w`, `b`, `r`, `d` as float64 (defaults 1, 0, 1, 0), in one block read
+    /// through plain pointers (no per-element array checks in the per-unit loops).
+    private final class ChannelTerms {
+        let w: UnsafeMutablePointer<Double>, b: UnsafeMutablePointer<Double>
+        let r: UnsafeMutablePointer<Double>, d: UnsafeMutablePointer<Double>
+
         init(c: Int, weight: Tensor?, bias: Tensor?, r: [Double]?, d: [Double]?) {
-            w = weight.map { $0.scalars.map(Double.init) } ?? [Double](repeating: 1, count: c)
-            b = bias.map { $0.scalars.map(Double.init) } ?? [Double](repeating: 0, count: c)
-            self.r = r ?? [Double](repeating: 1, count: c)
-            self.d = d ?? [Double](repeating: 0, count: c)
+            w = .allocate(capacity: 4 * max(c, 1))
+            b = w + c; self.r = b + c; self.d = self.r + c
+            Self.fill(w, c, from: weight, default: 1)
+            Self.fill(b, c, from: bias, default: 0)
+            Self.fill(self.r, c, from: r, default: 1)
+            Self.fill(self.d, c, from: d, default: 0)
+        }
+
+        deinit { w.deallocate() }
+
+        private static func fill(_ p: UnsafeMutablePointer<Double>, _ c: Int, from t: Tensor?, default value: Double) {
+            guard let t else { p.update(repeating: value, count: c); return }
+            t.withUnsafeBufferPointer { v in for i in 0..<c { p[i] = Double(v[i]) } }
+        }
+
+        private static func fill(_ p: UnsafeMutablePointer<Double>, _ c: Int, from a: [Double]?, default value: Double) {
+            guard let a else { p.update(repeating: value, count: c); return }
+            a.withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: c) }
         }
     }
 
@@ -113,21 +130,26 @@ enum PlaneNormalizer {
         let perChannel = layout.grouping == .byChannel
         let units = perChannel ? c : layout.planes
         var mu = [Float](repeating: 0, count: units), scale = mu, shift = mu
-        let (unitGroup, unitChannel) = unitMaps(layout)
-        for u in 0..<units {
-            let gi = unitGroup[u], ch = unitChannel[u]
-            let sc = groupInvstd[gi] * t.r[ch] * t.w[ch]
-            let head = Float(groupMean[gi])
-            let tail = groupMean[gi] - Double(head)
-            mu[u] = head; scale[u] = Float(sc); shift[u] = Float(t.w[ch] * t.d[ch] + t.b[ch] - tail * sc)
-        }
+        // Per channel, unit u is channel u (no maps to build).
+        let maps = perChannel ? nil : unitMaps(layout)
+        mu.withUnsafeMutableBufferPointer { mu in scale.withUnsafeMutableBufferPointer { scale in
+            shift.withUnsafeMutableBufferPointer { shift in
+                for u in 0..<units {
+                    let gi = maps?.group[u] ?? u, ch = maps?.channel[u] ?? u
+                    let sc = groupInvstd[gi] * t.r[ch] * t.w[ch]
+                    let head = Float(groupMean[gi])
+                    let tail = groupMean[gi] - Double(head)
+                    mu[u] = head; scale[u] = Float(sc); shift[u] = Float(t.w[ch] * t.d[ch] + t.b[ch] - tail * sc)
+                }
+            }
+        }}
         if layout.usesChannelRows {
             let cols = c * s
-            let expanded = [mu, scale, shift].map { repeatEach($0, s) }
+            let (mu, scale, shift) = s == 1 ? (mu, scale, shift) : (repeatEach(mu, s), repeatEach(scale, s), repeatEach(shift, s))
             let y = output.tensor(shape: x.shape) { yb in
                 x.withUnsafeBufferPointer { xb in
                     ChannelKernels.affine(x: xb.baseAddress!, y: yb.baseAddress!, rows: layout.n, cols: cols,
-                                          mu: expanded[0], scale: expanded[1], shift: expanded[2])
+                                          mu: mu, scale: scale, shift: shift)
                 }
             }
             return (y, state)
@@ -311,7 +333,7 @@ enum PlaneNormalizer {
         gradW.withUnsafeMutableBufferPointer { gw in gradB.withUnsafeMutableBufferPointer { gbias in
         s1.withUnsafeMutableBufferPointer { s1 in s2.withUnsafeMutableBufferPointer { s2 in
         a.withUnsafeMutableBufferPointer { a in b.withUnsafeMutableBufferPointer { b in cc.withUnsafeMutableBufferPointer { cc in
-        t.w.withUnsafeBufferPointer { w in t.r.withUnsafeBufferPointer { r in t.d.withUnsafeBufferPointer { d in
+        withExtendedLifetime(t) { let w = t.w, r = t.r, d = t.d
             for u in 0..<units {
                 let gi = ug[u], ch = uc[u]
                 let mu = mean[gi], head = Float(mu)
@@ -338,7 +360,7 @@ enum PlaneNormalizer {
                     a[u] = Float(iv * w[ch] * r[ch])
                 }
             }
-        }}}}}}}}}}}}}}}}
+        }}}}}}}}}}}}}}
         let gx: Tensor
         if channelRows {
             let cols = c * s
