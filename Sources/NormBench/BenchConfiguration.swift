@@ -14,6 +14,8 @@ public struct BenchConfiguration: Sendable, Equatable {
     /// Untimed calls before the timed ones.
     public var warmup: Int
     /// Timed calls: at least `minReps` and at least `minSeconds` in total, at most `maxReps`.
+    /// The full run's cap is high enough that even a 20 µs op is sampled over `minSeconds`:
+    /// a median over a few milliseconds follows whatever else the machine did in them.
     public var minReps: Int
     public var maxReps: Int
     public var minSeconds: Double
@@ -41,10 +43,10 @@ public struct BenchConfiguration: Sendable, Equatable {
         return n == 1 ? [1] : [1, n]
     }
 
-    /// The full run (about two minutes in a release build on 2 cores).
+    /// The full run (about three minutes in a release build on 2 cores).
     public static func standard() -> BenchConfiguration {
         BenchConfiguration(methods: nil, shapes: standardShapes, threads: defaultThreads, quick: false,
-                           warmup: 3, minReps: 15, maxReps: 400, minSeconds: 0.3,
+                           warmup: 10, minReps: 15, maxReps: 20_000, minSeconds: 0.3,
                            numpyMinReps: 5, numpyMinSeconds: 0.3,
                            streamElements: max(4 * MachineInfo.lastLevelCacheBytes / 4, 16 << 20),
                            numpy: true, seed: 7, tolerance: 1e-4)

@@ -7,7 +7,7 @@ import NormCore
 ///
 /// Shapes: several 64-row blocks with a partial last one (tiles across threads), a single block
 /// cut into column slabs, column counts that are not a multiple of 16 (scalar tails), fewer
-/// than 16 columns, one row — all above `Parallel.serialThreshold` so 2 threads split them.
+/// than 16 columns, one row — all but the smallest above `Parallel.serialThreshold`, so 2 threads split them.
 @Suite("Channel kernels", .serialized)
 struct ChannelKernelTests {
     struct Shape: Sendable, CustomTestStringConvertible {
@@ -21,6 +21,7 @@ struct ChannelKernelTests {
         Shape(rows: 700, cols: 50),     // 11 blocks (the last partial), 2-column tail
         Shape(rows: 3000, cols: 12),    // no full 16-column chunk
         Shape(rows: 1, cols: 40_000),   // a single row
+        Shape(rows: 5, cols: 80),       // 5 chunks in slabs of 2 (the last one short); serial
     ]
 
     /// The documented order: per column, float32 sums over each block of 64 rows in row order,

@@ -77,8 +77,9 @@ public enum ChannelKernels {
         // a block never changes a result).
         let blocks = (rows + rowBlock - 1) / rowBlock
         let chunks = (cols + 15) / 16
-        let slabs = min(chunks, max(1, (2 * Parallel.threadCount + blocks - 1) / blocks))
-        let slabWidth = (chunks + slabs - 1) / slabs * 16
+        let wanted = min(chunks, max(1, (2 * Parallel.threadCount + blocks - 1) / blocks))
+        let chunksPerSlab = (chunks + wanted - 1) / wanted
+        let slabs = (chunks + chunksPerSlab - 1) / chunksPerSlab, slabWidth = chunksPerSlab * 16
         ScratchBuffers.withBuffer(of: Float.self, count: 2 * blocks * cols) { partial in
             Parallel.forEach(blocks * slabs, work: work) { tiles in
                 for tile in tiles {

@@ -119,7 +119,15 @@ public enum PlaneKernels {
         if length <= Reductions.block {
             // The path chosen once per block, so each loop holds one kind of summation.
             if length <= Reductions.shortRun {
-                for i in 0..<nb {
+                var i = 0
+                while i + 2 <= nb {
+                    let p = x + (r0 + i) * length
+                    let (u, v) = Reductions.shortRunSumsPair(p, p + length, length: length)
+                    t[i] = Double(u.pilot); t[S + i] = u.s1; t[2 * S + i] = u.s2
+                    t[i + 1] = Double(v.pilot); t[S + i + 1] = v.s1; t[2 * S + i + 1] = v.s2
+                    i += 2
+                }
+                if i < nb {
                     let (k, s1, s2) = Reductions.shortRunSums(x + (r0 + i) * length, length: length)
                     t[i] = Double(k); t[S + i] = s1; t[2 * S + i] = s2
                 }

@@ -127,6 +127,33 @@ public enum Reductions {
         return (k, s1, s2)
     }
 
+    /// ``shortRunSums(_:length:)`` of two runs in one loop (two independent chains of adds
+    /// the CPU overlaps): each run's result is the same as on its own.
+    @inlinable @inline(__always)
+    public static func shortRunSumsPair(_ p: UnsafePointer<Float>, _ q: UnsafePointer<Float>, length: Int)
+        -> (first: (pilot: Float, s1: Double, s2: Double), second: (pilot: Float, s1: Double, s2: Double)) {
+        let kp = p[0], kq = q[0]
+        let kvp = SIMD4<Float>(repeating: kp), kvq = SIMD4<Float>(repeating: kq)
+        var a = SIMD4<Float>(), b = a, c = a, d = a
+        var i = 0
+        while i + 4 <= length {
+            let u = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD4<Float>.self) - kvp
+            let v = UnsafeRawPointer(q + i).loadUnaligned(as: SIMD4<Float>.self) - kvq
+            a += u; b += u * u
+            c += v; d += v * v
+            i += 4
+        }
+        var s1 = 0.0, s2 = 0.0, t1 = 0.0, t2 = 0.0
+        while i < length {
+            let u = Double(p[i] - kp); s1 += u; s2 += u * u
+            let v = Double(q[i] - kq); t1 += v; t2 += v * v
+            i += 1
+        }
+        s1 += Double(hsum(a)); s2 += Double(hsum(b))
+        t1 += Double(hsum(c)); t2 += Double(hsum(d))
+        return ((kp, s1, s2), (kq, t1, t2))
+    }
+
     /// ``runSums(_:length:)`` of a run of ``shortRun`` to ``block`` values: 16 lanes.
     @inlinable @inline(__always)
     public static func longRunSums(_ p: UnsafePointer<Float>, length: Int) -> (pilot: Float, s1: Double, s2: Double) {
