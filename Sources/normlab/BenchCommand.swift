@@ -21,6 +21,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Comma-separated thread counts (default: 1 and every core).") var threads: String?
     @Flag(help: "Small shapes and few repetitions (seconds, not minutes).") var quick = false
     @Flag(help: "Print the report as JSON (one record per method x op x shape x threads) instead of a table.") var json = false
+    @Option(name: .customLong("save-json"),
+            help: "Also write the JSON report to this file (written whole or not at all), so one run gives both the table and the records.")
+    var saveJSON: String?
     @Flag(name: .customLong("no-numpy"), help: "Skip the numpy timings.") var noNumpy = false
     @Flag(help: "No progress lines on stderr.") var quiet = false
     @OptionGroup var plugins: PluginOptions
@@ -41,8 +44,24 @@ struct BenchCommand: ParsableCommand {
             if !quiet { FileHandle.standardError.write((line + "\n").data(using: .utf8)!) }
         })
         _ = try runner.selectedEntries()   // unknown names fail before anything runs
+        let saveURL = try saveJSON.map { path -> URL in
+            let url = URL(fileURLWithPath: path)
+            var isDirectory: ObjCBool = false
+            let parent = url.deletingLastPathComponent().path
+            guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw CLIError("--save-json: directory '\(parent)' does not exist")
+            }
+            return url
+        }
         runner.attachPython()
         let report = try runner.run()
+        if let saveURL {
+            do {
+                try report.json().write(to: saveURL, options: .atomic)
+            } catch {
+                throw CLIError("--save-json: cannot write '\(saveURL.path)': \(error.localizedDescription)")
+            }
+        }
         if json {
             FileHandle.standardOutput.write(try report.json())
             print()

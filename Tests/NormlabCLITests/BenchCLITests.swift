@@ -39,6 +39,35 @@ struct BenchCLITests {
         #expect(run.stdout.split(separator: "\n").filter { $0.hasPrefix("layer_norm") }.count == 6)
     }
 
+    @Test("--save-json writes the JSON report of the run whose table is printed")
+    func saveJSON() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("normlab-bench-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("bench.json")
+        let run = try normlab(["bench", "--quick", "--quiet", "--methods", "ln", "--shapes", "4x8x8", "--threads", "1",
+                               "--no-numpy", "--save-json", file.path])
+        #expect(run.succeeded, "\(run)")
+        #expect(run.stdout.contains("Targets:"))
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as? [String: Any]
+        let records = json?["records"] as? [[String: Any]] ?? []
+        #expect(records.count == 3 && records.allSatisfy { $0["method"] as? String == "layer_norm" })
+        // Each record's time appears in the printed table (same run, not a second one).
+        for r in records {
+            let ms = try #require(r["ms_median"] as? Double)
+            let shown = String(format: ms >= 100 ? "%.1f" : ms >= 1 ? "%.3f" : "%.4f", ms)
+            #expect(run.stdout.contains(shown), "\(shown) ms not in the table")
+        }
+    }
+
+    @Test("--save-json into a missing directory fails before running, in one line")
+    func saveJSONMissingDirectory() throws {
+        let run = try normlab(["bench", "--quick", "--quiet", "--methods", "ln", "--save-json", "/no/such/dir/bench.json"])
+        #expect(!run.succeeded)
+        #expect(run.stderrLines.count == 1 && run.stderrLines[0].contains("/no/such/dir"), "\(run)")
+        #expect(run.stdout.isEmpty)
+    }
+
     @Test("Bad selections are one line on stderr and a non-zero exit", arguments: [
         ["--shapes", "32x"], ["--threads", "0"], ["--methods", "no_such_norm"],
     ])
