@@ -37,6 +37,19 @@ struct CoreKernelTests {
         #expect(m2 >= 0)
     }
 
+    @Test("Reductions.shortRunSumsPair gives each run exactly its shortRunSums", arguments: [1, 3, 4, 7, 32, 33, 255, 256])
+    func shortRunPair(length: Int) {
+        var rng = KernelRNG(seed: UInt64(length) + 11)
+        let x = rng.floats(2 * length, mean: 40, std: 2)
+        x.withUnsafeBufferPointer { xb in
+            let p = xb.baseAddress!, q = p + length
+            let (first, second) = Reductions.shortRunSumsPair(p, q, length: length)
+            let a = Reductions.shortRunSums(p, length: length), b = Reductions.shortRunSums(q, length: length)
+            #expect(first.pilot == a.pilot && first.s1 == a.s1 && first.s2 == a.s2, "first run")
+            #expect(second.pilot == b.pilot && second.s1 == b.s1 && second.s2 == b.s2, "second run")
+        }
+    }
+
     @Test("Reductions.moments of nothing is NaN; of constants is exactly 0")
     func momentsEdgeCases() {
         let empty: [Float] = [0]

@@ -137,15 +137,15 @@ final class BatchStatisticsCore {
                     let rawD = (ChannelMath.load(mean, i, lanes) - ChannelMath.load(rm.baseAddress!, i, lanes)) / sigma
                     // min(max(v, low), high) exactly as the scalar functions: max(v, low) is
                     // `low >= v ? low : v`, min(m, high) is `high < m ? high : m`.
-                    var rv = rawR.replacing(with: rLow, where: rLow .>= rawR)
-                    rv = rv.replacing(with: rHigh, where: rHigh .< rv)
-                    var dv = rawD.replacing(with: dLow, where: dLow .>= rawD)
-                    dv = dv.replacing(with: dHigh, where: dHigh .< dv)
-                    ChannelMath.store(rv, r.baseAddress!, i, lanes)
-                    ChannelMath.store(dv, d.baseAddress!, i, lanes)
+                    var clippedR = rawR.replacing(with: rLow, where: rLow .>= rawR)
+                    clippedR = clippedR.replacing(with: rHigh, where: rHigh .< clippedR)
+                    var clippedD = rawD.replacing(with: dLow, where: dLow .>= rawD)
+                    clippedD = clippedD.replacing(with: dHigh, where: dHigh .< clippedD)
+                    ChannelMath.store(clippedR, r.baseAddress!, i, lanes)
+                    ChannelMath.store(clippedD, d.baseAddress!, i, lanes)
                     for l in 0..<lanes {
-                        if rv[l] != rawR[l] { rClipped += 1 }
-                        if dv[l] != rawD[l] { dClipped += 1 }
+                        if clippedR[l] != rawR[l] { rClipped += 1 }
+                        if clippedD[l] != rawD[l] { dClipped += 1 }
                     }
                 }
             }}

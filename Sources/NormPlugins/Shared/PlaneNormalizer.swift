@@ -38,31 +38,14 @@ struct PlaneForwardState {
 /// run, so its statistics and its output (or its gradient sums and dL/dx) are computed in one
 /// visit, blocks of runs per thread, with the same arithmetic as the per-plane path.
 enum PlaneNormalizer {
-    /// Per-channel `w`, `b`, `r`, `d` as float64 (defaults 1, 0, 1, 0), in one block read
-    /// through plain pointers (no per-element array checks in the per-unit loops).
-    private final class ChannelTerms {
-        let w: UnsafeMutablePointer<Double>, b: UnsafeMutablePointer<Double>
-        let r: UnsafeMutablePointer<Double>, d: UnsafeMutablePointer<Double>
-
+    /// Per-channel `w`, `b`, `r`, `d` as float64 (defaults 1, 0, 1, 0).
+    private struct ChannelTerms {
+        var w: [Double], b: [Double], r: [Double], d: [Double]
         init(c: Int, weight: Tensor?, bias: Tensor?, r: [Double]?, d: [Double]?) {
-            w = .allocate(capacity: 4 * max(c, 1))
-            b = w + c; self.r = b + c; self.d = self.r + c
-            Self.fill(w, c, from: weight, default: 1)
-            Self.fill(b, c, from: bias, default: 0)
-            Self.fill(self.r, c, from: r, default: 1)
-            Self.fill(self.d, c, from: d, default: 0)
-        }
-
-        deinit { w.deallocate() }
-
-        private static func fill(_ p: UnsafeMutablePointer<Double>, _ c: Int, from t: Tensor?, default value: Double) {
-            guard let t else { p.update(repeating: value, count: c); return }
-            t.withUnsafeBufferPointer { v in for i in 0..<c { p[i] = Double(v[i]) } }
-        }
-
-        private static func fill(_ p: UnsafeMutablePointer<Double>, _ c: Int, from a: [Double]?, default value: Double) {
-            guard let a else { p.update(repeating: value, count: c); return }
-            a.withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: c) }
+            w = weight.map { $0.scalars.map(Double.init) } ?? [Double](repeating: 1, count: c)
+            b = bias.map { $0.scalars.map(Double.init) } ?? [Double](repeating: 0, count: c)
+            self.r = r ?? [Double](repeating: 1, count: c)
+            self.d = d ?? [Double](repeating: 0, count: c)
         }
     }
 
@@ -145,7 +128,7 @@ enum PlaneNormalizer {
         }}
         if layout.usesChannelRows {
             let cols = c * s
-            let (mu, scale, shift) = s == 1 ? (mu, scale, shift) : (repeatEach(mu, s), repeatEach(scale, s), repeatEach(shift, s))
+            let (mu, scale, shift) = (repeatEach(mu, s), repeatEach(scale, s), repeatEach(shift, s))
             let y = output.tensor(shape: x.shape) { yb in
                 x.withUnsafeBufferPointer { xb in
                     ChannelKernels.affine(x: xb.baseAddress!, y: yb.baseAddress!, rows: layout.n, cols: cols,
@@ -333,7 +316,7 @@ enum PlaneNormalizer {
         gradW.withUnsafeMutableBufferPointer { gw in gradB.withUnsafeMutableBufferPointer { gbias in
         s1.withUnsafeMutableBufferPointer { s1 in s2.withUnsafeMutableBufferPointer { s2 in
         a.withUnsafeMutableBufferPointer { a in b.withUnsafeMutableBufferPointer { b in cc.withUnsafeMutableBufferPointer { cc in
-        withExtendedLifetime(t) { let w = t.w, r = t.r, d = t.d
+        t.w.withUnsafeBufferPointer { w in t.r.withUnsafeBufferPointer { r in t.d.withUnsafeBufferPointer { d in
             for u in 0..<units {
                 let gi = ug[u], ch = uc[u]
                 let mu = mean[gi], head = Float(mu)
@@ -360,7 +343,7 @@ enum PlaneNormalizer {
                     a[u] = Float(iv * w[ch] * r[ch])
                 }
             }
-        }}}}}}}}}}}}}}
+        }}}}}}}}}}}}}}}}
         let gx: Tensor
         if channelRows {
             let cols = c * s
