@@ -59,6 +59,10 @@ public enum RowKernels {
         }
     }
 
+    /// Chunks of at most this many values take the backward's sums in 4-lane vectors, longer
+    /// ones in 8 lanes (GroupNorm's groups of 32 channels: half the steps of 4 lanes).
+    @usableFromInline static let shortGradientChunk = 16
+
     /// Rows at least this long (LayerNorm without segments) are normalized in pairs.
     @usableFromInline static let pairedRowLength = 1 << 16
 
@@ -195,6 +199,8 @@ public enum RowKernels {
     /// float32 column accumulators of the row block (``paramRowBlock`` rows, in row order).
     /// Pass 2 (rows × column ranges, in the reverse order, so it starts with what pass 1 read
     /// last) sums each run's chunks in order and writes `dL/dx = inv·(ĝ − mean ĝ − x̂·mean(ĝ·x̂))`.
+    /// Runs of at most one chunk skip pass 2: pass 1 writes each run's dL/dx right after its
+    /// sums, from the first-level cache (the same values as pass 2 would write).
     /// Last, each column's row-block accumulators are added in float64 in row-block order.
     /// Chunks, row blocks and every sum's order are fixed by the shape alone, so the result
     /// does not depend on the thread count.
@@ -212,8 +218,11 @@ public enum RowKernels {
         let rb = paramRowBlock
         let rowBlocks = (rows + rb - 1) / rb
         let wantParams = gradW != nil || gradB != nil
+        // Runs of one chunk are finished as soon as their sums are taken: the run is still in
+        // the first-level cache, and no second pass or partial sums are needed.
+        let fused = perRun == 1
         var panel = rows
-        if rows * m * 8 > panelBytes {
+        if !fused && rows * m * 8 > panelBytes {
             panel = rb
             while panel > 1 && panel * m * 8 > panelBytes { panel /= 2 }
         }
@@ -221,7 +230,7 @@ public enum RowKernels {
         let count = Reductions.Divisor(Double(len))
         // Scratch: chunk partials (2 doubles per chunk), then the float32 accumulators (W and B,
         // `m` each per row block; a single row block accumulates straight into the outputs).
-        let partialCount = 2 * rows * perRow
+        let partialCount = fused ? 0 : 2 * rows * perRow
         let direct = rowBlocks == 1
         let paramCount = wantParams ? 2 * m * rowBlocks : 0
         let partialBytes = (partialCount * 8 + 63) & ~63
@@ -261,6 +270,13 @@ public enum RowKernels {
                         while n < r1 {
                             let pair = wantParams && n + 1 < r1
                             let xr = x + n * m, gr = g + n * m
+                            if fused {
+                                let ri = n * segments
+                                backwardShortRuns(xr, gr, gx + n * m, m, len, k0..<k1, pair,
+                                                  head + ri, inv + ri, k + ri, w, aw, ab, count)
+                                n += pair ? 2 : 1
+                                continue
+                            }
                             let out = pp + 2 * n * perRow
                             // Chunk `bi` is chunk `j` of segment `s` (no divisions in the loop).
                             var s = s0, j = j0, ri = n * segments + s0
@@ -284,6 +300,7 @@ public enum RowKernels {
                         }
                     }
                 }
+                if fused { n0 = n1; continue }
                 Parallel.forEach((n1 - n0) * writeUnits, work: 3 * (n1 - n0) * m, descending: true) { range in
                     for u in range.reversed() {
                         let n = n0 + u / writeUnits, q = u % writeUnits
@@ -325,13 +342,44 @@ public enum RowKernels {
         }
     }
 
+    /// The fused backward of runs `runs` of one row, or of two consecutive rows when `pair`,
+    /// for runs of at most one chunk: each run's ``blockSums(_:_:_:_:_:_:_:_:_:_:)`` (or
+    /// ``pairBlockSums(_:_:_:_:_:_:_:_:_:_:_:_:_:_:_:)``), then its dL/dx written while the run
+    /// is in the first-level cache — the values the second pass would write (`0 + Σ` first).
+    /// `head`, `inv`, `k` point at the row's first run.
+    @inline(never)
+    static func backwardShortRuns(_ xr: UnsafePointer<Float>, _ gr: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+                                  _ m: Int, _ len: Int, _ runs: Range<Int>, _ pair: Bool,
+                                  _ head: UnsafePointer<Float>, _ inv: UnsafePointer<Float>, _ k: UnsafePointer<Float>,
+                                  _ w: UnsafePointer<Float>?, _ accW: UnsafeMutablePointer<Float>?, _ accB: UnsafeMutablePointer<Float>?,
+                                  _ count: Reductions.Divisor) {
+        let segments = m / len
+        for s in runs {
+            let start = s * len, end = start + len
+            let wr = w.map { $0 + start }
+            if pair, let accW, let accB {
+                let r2 = s + segments
+                let (u, v) = pairBlockSums(xr, gr, xr + m, gr + m, start, end, head[s], inv[s], k[s],
+                                           head[r2], inv[r2], k[r2], w, accW, accB)
+                writeGradient(xr + start, gr + start, out + start, len, head[s], inv[s], k[s], wr,
+                              Float(count.divide(0.0 + u.0)), Float(count.divide(0.0 + u.1)))
+                writeGradient(xr + m + start, gr + m + start, out + m + start, len, head[r2], inv[r2], k[r2], wr,
+                              Float(count.divide(0.0 + v.0)), Float(count.divide(0.0 + v.1)))
+            } else {
+                let sums = blockSums(xr, gr, start, end, head[s], inv[s], k[s], w, accW, accB)
+                writeGradient(xr + start, gr + start, out + start, len, head[s], inv[s], k[s], wr,
+                              Float(count.divide(0.0 + sums.0)), Float(count.divide(0.0 + sums.1)))
+            }
+        }
+    }
+
     /// `(Σ ĝ, Σ ĝ·x̂)` over `[start, end)` of one row; with the float32 parameter-gradient
     /// accumulators `accW`, `accB` (indexed by column) also adds `g·x̂` and `g` to them.
     @inline(__always)
     static func blockSums(_ xp: UnsafePointer<Float>, _ gp: UnsafePointer<Float>, _ start: Int, _ end: Int,
                           _ h: Float, _ iv: Float, _ kk: Float, _ w: UnsafePointer<Float>?,
                           _ accW: UnsafeMutablePointer<Float>?, _ accB: UnsafeMutablePointer<Float>?) -> (Double, Double) {
-        if end - start <= Reductions.shortRun { return shortBlockSums(xp, gp, start, end, h, iv, kk, w, accW, accB) }
+        if end - start <= shortGradientChunk { return shortBlockSums(xp, gp, start, end, h, iv, kk, w, accW, accB) }
         let hv = SIMD8<Float>(repeating: h), ivv = SIMD8<Float>(repeating: iv), kv = SIMD8<Float>(repeating: kk)
         var a = SIMD8<Float>(), c = SIMD8<Float>()
         var i = start
@@ -369,7 +417,7 @@ public enum RowKernels {
                               _ start: Int, _ end: Int, _ h0: Float, _ iv0: Float, _ kk0: Float, _ h1: Float, _ iv1: Float, _ kk1: Float,
                               _ w: UnsafePointer<Float>?, _ accW: UnsafeMutablePointer<Float>, _ accB: UnsafeMutablePointer<Float>)
         -> ((Double, Double), (Double, Double)) {
-        if end - start <= Reductions.shortRun {
+        if end - start <= shortGradientChunk {
             return shortPairBlockSums(x0, g0, x1, g1, start, end, h0, iv0, kk0, h1, iv1, kk1, w, accW, accB)
         }
         let hv0 = SIMD8<Float>(repeating: h0), ivv0 = SIMD8<Float>(repeating: iv0), kv0 = SIMD8<Float>(repeating: kk0)
@@ -450,8 +498,8 @@ public enum RowKernels {
         return ((t01, t02), (t11, t12))
     }
 
-    /// ``blockSums(_:_:_:_:_:_:_:_:_:_:)`` in 4-lane vectors (chunks of short runs, see
-    /// ``Reductions/shortRun``).
+    /// ``blockSums(_:_:_:_:_:_:_:_:_:_:)`` in 4-lane vectors (chunks of at most
+    /// ``shortGradientChunk`` values).
     @inline(__always)
     static func shortBlockSums(_ xp: UnsafePointer<Float>, _ gp: UnsafePointer<Float>, _ start: Int, _ end: Int,
                                _ h: Float, _ iv: Float, _ kk: Float, _ w: UnsafePointer<Float>?,
