@@ -22,6 +22,12 @@ public struct BenchConfiguration: Sendable, Equatable {
     /// The same, for the numpy side (its calls are 10-100x slower).
     public var numpyMinReps: Int
     public var numpyMinSeconds: Double
+    /// Rounds the timings are taken in: every round times every method × shape × op (and a
+    /// size-matched copy) for `1/rounds` of the sampling budget, with its own warm-up, and
+    /// each median is over the samples of all rounds. A load that comes and goes on a shared
+    /// machine then falls on every measurement alike instead of on the few timed while it
+    /// lasted, so the ratios the targets compare are taken under the same conditions.
+    public var rounds: Int
     /// Elements per array of the STREAM run on arrays far larger than the last-level cache.
     public var streamElements: Int
     /// Whether to time the numpy implementations at all.
@@ -47,7 +53,7 @@ public struct BenchConfiguration: Sendable, Equatable {
     public static func standard() -> BenchConfiguration {
         BenchConfiguration(methods: nil, shapes: standardShapes, threads: defaultThreads, quick: false,
                            warmup: 10, minReps: 15, maxReps: 20_000, minSeconds: 0.3,
-                           numpyMinReps: 5, numpyMinSeconds: 0.3,
+                           numpyMinReps: 5, numpyMinSeconds: 0.3, rounds: 3,
                            streamElements: max(4 * MachineInfo.lastLevelCacheBytes / 4, 16 << 20),
                            numpy: true, seed: 7, tolerance: 1e-4)
     }
@@ -56,7 +62,7 @@ public struct BenchConfiguration: Sendable, Equatable {
     public static func quickRun() -> BenchConfiguration {
         BenchConfiguration(methods: nil, shapes: quickShapes, threads: defaultThreads, quick: true,
                            warmup: 1, minReps: 3, maxReps: 30, minSeconds: 0.01,
-                           numpyMinReps: 2, numpyMinSeconds: 0.01,
+                           numpyMinReps: 2, numpyMinSeconds: 0.01, rounds: 1,
                            streamElements: max(2 * MachineInfo.lastLevelCacheBytes / 4, 4 << 20),
                            numpy: true, seed: 7, tolerance: 1e-4)
     }

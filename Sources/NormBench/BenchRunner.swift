@@ -143,8 +143,9 @@ public struct BenchSubject {
     }
 }
 
-/// Runs `normlab bench`: STREAM, then for every method × shape the correctness check, the
-/// Swift timings at every thread count, and the numpy timings.
+/// Runs `normlab bench`: STREAM, then every method × shape's correctness check, then the
+/// timings in rounds (``BenchConfiguration/rounds``): per round and subject the numpy
+/// timings and, at every thread count, a size-matched copy and the Swift timings.
 public final class BenchRunner {
     public let registry: NormRegistry
     public let configuration: BenchConfiguration
@@ -156,8 +157,8 @@ public final class BenchRunner {
     public var log: (String) -> Void
 
     private let stream = StreamBench()
-    /// Size-matched copy measurements per `elements/threads`: one before each method's
-    /// timings at that size, so a transient load does not skew every ratio of the run.
+    /// Size-matched copy measurements per `elements/threads`: one before each subject's
+    /// timings at that size in every round, so a transient load does not skew every ratio.
     private var copySamples: [String: [StreamResult]] = [:]
     private var warnings: [String] = []
 
@@ -211,9 +212,9 @@ public final class BenchRunner {
         }
         stream.release()
 
-        var records: [BenchRecord] = []
         var skipped: [BenchSkip] = []
         var checks: [String: CheckOutcome] = [:]
+        var subjects: [TimedSubject] = []
         for entry in entries {
             let d = entry.descriptor
             for shape in cfg.shapes {
@@ -226,9 +227,34 @@ public final class BenchRunner {
                     continue
                 }
                 do {
-                    records += try benchmark(entry, shape: shape, given: given, checks: &checks, skipped: &skipped)
+                    if let s = try prepare(entry, shape: shape, given: given, checks: &checks, skipped: &skipped) { subjects.append(s) }
                 } catch {
                     skipped.append(BenchSkip(method: d.name, shape: shape, reason: "error: \(error)", failed: true))
+                }
+            }
+        }
+        // The timings, in rounds over every subject (see ``BenchConfiguration/rounds``).
+        let rounds = max(1, cfg.rounds)
+        for round in 1...rounds {
+            for i in subjects.indices where !subjects[i].failed {
+                do {
+                    try timeRound(&subjects[i], round: round, of: rounds)
+                } catch {
+                    subjects[i].failed = true
+                    let s = subjects[i].subject
+                    skipped.append(BenchSkip(method: s.method, shape: s.shape, reason: "error: \(error)", failed: true))
+                }
+            }
+        }
+        var records: [BenchRecord] = []
+        for s in subjects where !s.failed {
+            for t in cfg.threads {
+                for op in BenchOp.allCases {
+                    records.append(BenchRecord(method: s.subject.method, op: op, shape: s.subject.shape, threads: t,
+                                               timing: TimingSummary(seconds: s.times[TimingKey(threads: t, op: op)] ?? []),
+                                               passes: Traffic.passes(op, evalUsesRunningStatistics: s.subject.evalUsesRunningStatistics),
+                                               copyGbps: 0, numpyTiming: s.numpyTimes[op].map { TimingSummary(seconds: $0) },
+                                               check: s.check))
                 }
             }
         }
@@ -255,16 +281,20 @@ public final class BenchRunner {
     /// Measures a STREAM copy of `elements` floats with `threads` threads (kept as one more
     /// sample of that size; the report uses the median sample).
     @discardableResult
-    public func sizeMatchedCopy(elements: Int, threads: Int) -> StreamResult {
+    public func sizeMatchedCopy(elements: Int, threads: Int, rounds: Int = 1) -> StreamResult {
         let cfg = configuration
         let r = stream.measure("copy", elements: elements, threads: threads, warmup: cfg.warmup,
-                               minReps: cfg.minReps, maxReps: cfg.maxReps, minSeconds: cfg.minSeconds)
+                               minReps: share(cfg.minReps, rounds), maxReps: share(cfg.maxReps, rounds),
+                               minSeconds: cfg.minSeconds / Double(rounds))
         copySamples["\(elements)/\(threads)", default: []].append(r)
         return r
     }
 
-    private func benchmark(_ entry: NormRegistry.Entry, shape: [Int], given: [String: OptionValue],
-                           checks: inout [String: CheckOutcome], skipped: inout [BenchSkip]) throws -> [BenchRecord] {
+    /// Checks a method at a shape (kernels across thread counts and against the reference;
+    /// the numpy implementation against the same reference). `nil` when the check failed
+    /// (recorded in `skipped`).
+    private func prepare(_ entry: NormRegistry.Entry, shape: [Int], given: [String: OptionValue],
+                         checks: inout [String: CheckOutcome], skipped: inout [BenchSkip]) throws -> TimedSubject? {
         let cfg = configuration
         let name = entry.descriptor.name
         log("bench: \(name) \(shapeLabel(shape)): check")
@@ -273,51 +303,61 @@ public final class BenchRunner {
         checks["\(name) \(shapeLabel(shape))"] = outcome
         guard outcome.passed else {
             skipped.append(BenchSkip(method: name, shape: shape, reason: "correctness check failed: " + outcome.failures.joined(separator: "; "), failed: true))
-            return []
+            return nil
         }
-
-        // numpy: checked against the same reference, then timed once per op (single-threaded).
-        var numpyTimes: [BenchOp: TimingSummary] = [:]
+        var timed = TimedSubject(subject: subject, check: outcome.label)
         if let numpy, try numpy.implements(name) {
             let impl = try numpy.make(method: name, input: subject.input, parameters: subject.parameters,
                                       buffers: subject.buffers, options: subject.options.values)
             let out = try numpy.outputs(impl, gradOutput: subject.gradOutput)
             let got = ["output": out.train, "grad_input": out.gradInput, "eval_output": out.eval]
             let bad = Correctness.compareAll(got, (expected ?? [:]).filter { got[$0.key] != nil }, tolerance: cfg.tolerance * 10).filter { !$0.passed }
-            if !bad.isEmpty {
-                warnings.append("numpy implementation of \(name) at \(shapeLabel(shape)) disagrees with the reference (\(bad.map { "\($0.name): \($0.problem ?? "")" }.joined(separator: "; "))); not used")
+            if bad.isEmpty {
+                timed.timesNumpy = true
             } else {
-                for op in BenchOp.allCases {
-                    log("bench: \(name) \(shapeLabel(shape)): numpy \(op.rawValue)")
-                    let fresh = try numpy.make(method: name, input: subject.input, parameters: subject.parameters,
-                                               buffers: subject.buffers, options: subject.options.values)
-                    let t = try numpy.time(fresh, op: op, gradOutput: subject.gradOutput, warmup: 1,
-                                           minReps: cfg.numpyMinReps, maxReps: cfg.maxReps, minSeconds: cfg.numpyMinSeconds)
-                    numpyTimes[op] = TimingSummary(seconds: t)
-                }
+                warnings.append("numpy implementation of \(name) at \(shapeLabel(shape)) disagrees with the reference (\(bad.map { "\($0.name): \($0.problem ?? "")" }.joined(separator: "; "))); not used")
             }
         }
+        return timed
+    }
 
-        var out: [BenchRecord] = []
+    /// One round of a subject's timings: numpy (single-threaded) per op, then at every thread
+    /// count a size-matched copy and the kernels per op, each for `1/rounds` of the budget.
+    private func timeRound(_ s: inout TimedSubject, round: Int, of rounds: Int) throws {
+        let cfg = configuration
+        let subject = s.subject, name = subject.method, label = shapeLabel(subject.shape)
+        let of = rounds > 1 ? ", round \(round)/\(rounds)" : ""
+        if s.timesNumpy, let numpy {
+            for op in BenchOp.allCases {
+                log("bench: \(name) \(label): numpy \(op.rawValue)\(of)")
+                let fresh = try numpy.make(method: name, input: subject.input, parameters: subject.parameters,
+                                           buffers: subject.buffers, options: subject.options.values)
+                s.numpyTimes[op, default: []] += try numpy.time(fresh, op: op, gradOutput: subject.gradOutput, warmup: 1,
+                                                                minReps: share(cfg.numpyMinReps, rounds), maxReps: share(cfg.maxReps, rounds),
+                                                                minSeconds: cfg.numpyMinSeconds / Double(rounds))
+            }
+        }
         for t in cfg.threads {
-            let copy = sizeMatchedCopy(elements: shape.product, threads: t)
+            sizeMatchedCopy(elements: subject.shape.product, threads: t, rounds: rounds)
             Parallel.threadCount = t
             let layer = try subject.makeLayer()
             for op in BenchOp.allCases {
-                log("bench: \(name) \(shapeLabel(shape)): \(op.rawValue), \(t) thread(s)")
-                let times = try time(layer, op, subject)
-                out.append(BenchRecord(method: name, op: op, shape: shape, threads: t, timing: TimingSummary(seconds: times),
-                                       passes: Traffic.passes(op, evalUsesRunningStatistics: subject.evalUsesRunningStatistics),
-                                       copyGbps: copy.gbps, numpyTiming: numpyTimes[op], check: outcome.label))
+                log("bench: \(name) \(label): \(op.rawValue), \(t) thread(s)\(of)")
+                s.times[TimingKey(threads: t, op: op), default: []] += try time(layer, op, subject, rounds: rounds)
             }
         }
-        return out
     }
+
+    /// A round's share of a count of calls (at least 1).
+    private func share(_ count: Int, _ rounds: Int) -> Int { max(1, (count + rounds - 1) / rounds) }
 
     /// Seconds per call of `op` on `layer`; every result is dropped before the next call so
     /// the layer's output blocks are reused (as in a training loop).
-    private func time(_ layer: any Normalization, _ op: BenchOp, _ s: BenchSubject) throws -> [Double] {
-        let cfg = configuration
+    private func time(_ layer: any Normalization, _ op: BenchOp, _ s: BenchSubject, rounds: Int) throws -> [Double] {
+        var cfg = configuration
+        cfg.minReps = share(cfg.minReps, rounds)
+        cfg.maxReps = share(cfg.maxReps, rounds)
+        cfg.minSeconds /= Double(rounds)
         let x = s.input, g = s.gradOutput
         switch op {
         case .trainForward:
@@ -335,4 +375,28 @@ public final class BenchRunner {
             }
         }
     }
+}
+
+/// A method × shape being timed: its subject, check label and the samples of every round.
+struct TimedSubject {
+    let subject: BenchSubject
+    let check: String
+    /// Whether the numpy implementation exists and agrees with the reference.
+    var timesNumpy = false
+    /// Seconds per call, pooled over the rounds.
+    var times: [TimingKey: [Double]] = [:]
+    var numpyTimes: [BenchOp: [Double]] = [:]
+    /// Set when a round threw: the subject is reported as skipped instead.
+    var failed = false
+
+    init(subject: BenchSubject, check: String) {
+        self.subject = subject
+        self.check = check
+    }
+}
+
+/// One timed series of a subject: an op at a thread count.
+struct TimingKey: Hashable {
+    let threads: Int
+    let op: BenchOp
 }

@@ -21,7 +21,7 @@ public struct MachineInfo: Sendable, Codable, Equatable {
         let memKB = meminfo.split(separator: "\n").first { $0.hasPrefix("MemTotal") }
             .flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") } ?? 0
         let os = ProcessInfo.processInfo.operatingSystemVersionString
-        return MachineInfo(cpu: model ?? "unknown", cores: ProcessInfo.processInfo.activeProcessorCount,
+        return MachineInfo(cpu: model, cores: ProcessInfo.processInfo.activeProcessorCount,
                            lastLevelCache: "\(lastLevelCacheBytes >> 20) MiB",
                            memory: String(format: "%.1f GiB", Double(memKB) / 1024 / 1024), os: os)
     }

@@ -13,13 +13,17 @@ struct BenchCommand: ParsableCommand {
             reference within 1e-4 of magnitude, bit-identical across thread counts). GB/s counts the \
             minimal traffic: train forward 3 passes of 4 B/element, eval forward 2 (3 when eval \
             normalizes with the input's own statistics), backward 5. %copy divides by a STREAM copy of \
-            the same size and thread count; numpy is timed inside Python. Exit status 1 when a check fails.
+            the same size and thread count; numpy is timed inside Python. The timings are taken in \
+            rounds over every method and shape, so a passing load on a shared machine affects all \
+            of them alike. Exit status 1 when a check fails.
             """)
 
     @Option(help: "Comma-separated methods (default: every registered method, custom plugins included).") var methods: String?
     @Option(help: "Comma-separated shapes, extents joined by x (default: 32x64x56x56,8x256x14x14,256x1024,64x32x8x8).") var shapes: String?
     @Option(help: "Comma-separated thread counts (default: 1 and every core).") var threads: String?
     @Flag(help: "Small shapes and few repetitions (seconds, not minutes).") var quick = false
+    @Option(help: "Rounds the timings are spread over (every op of every method and shape once per round, medians over all rounds; default 3, --quick 1).")
+    var rounds: Int?
     @Flag(help: "Print the report as JSON (one record per method x op x shape x threads) instead of a table.") var json = false
     @Option(name: .customLong("save-json"),
             help: "Also write the JSON report to this file (written whole or not at all), so one run gives both the table and the records.")
@@ -34,6 +38,10 @@ struct BenchCommand: ParsableCommand {
             if let methods { cfg.methods = methods.split(separator: ",").map(String.init) }
             if let shapes { cfg.shapes = try BenchConfiguration.parseShapes(shapes) }
             if let threads { cfg.threads = try BenchConfiguration.parseThreads(threads) }
+            if let rounds {
+                guard (1...100).contains(rounds) else { throw BenchError("--rounds must be between 1 and 100, got \(rounds)") }
+                cfg.rounds = rounds
+            }
         } catch let e as BenchError {
             throw CLIError(e.description)
         }

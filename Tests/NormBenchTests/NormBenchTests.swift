@@ -276,6 +276,22 @@ struct BenchCheckTests {
 
 @Suite("NormBench: a whole run", .serialized)
 struct BenchRunTests {
+    @Test("Rounds: every record pools one share of the calls per round; a size-matched copy per subject and round")
+    func rounds() throws {
+        let registry = try testRegistry()
+        var cfg = tinyConfiguration(methods: ["bn", "ln"], shapes: [[4, 8, 4, 4]], threads: [1])
+        cfg.minReps = 6
+        cfg.maxReps = 6
+        cfg.rounds = 3
+        let report = try BenchRunner(registry: registry, configuration: cfg).run()
+        #expect(report.passed)
+        #expect(report.records.map(\.method) == Array(repeating: "batch_norm", count: 3) + Array(repeating: "layer_norm", count: 3))
+        #expect(report.records.map(\.op) == BenchOp.allCases + BenchOp.allCases)
+        // 6 calls split into 3 rounds of 2.
+        #expect(report.records.allSatisfy { $0.timing.reps == 6 })
+        #expect(report.sizeMatchedCopy.count == 1 && report.sizeMatchedCopy[0].elements == 512)
+    }
+
     @Test("One record per method x op x shape x threads; rank-2 shapes skipped for IN/FRN; JSON round trip")
     func tinyRun() throws {
         let registry = try testRegistry()

@@ -39,6 +39,23 @@ struct BenchCLITests {
         #expect(run.stdout.split(separator: "\n").filter { $0.hasPrefix("layer_norm") }.count == 6)
     }
 
+    @Test("--rounds 2: every op's samples come from both rounds (the logged order interleaves the methods)")
+    func rounds() throws {
+        let run = try normlab(["bench", "--quick", "--methods", "ln,bn", "--shapes", "4x8x8", "--threads", "1",
+                               "--no-numpy", "--rounds", "2", "--json"])
+        #expect(run.succeeded, "\(run)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any], "\(run)")
+        let records = try #require(json["records"] as? [[String: Any]])
+        #expect(records.count == 6)
+        // --quick: at least 3 calls per op, now split over 2 rounds of 2.
+        #expect(records.allSatisfy { ($0["reps"] as? Int ?? 0) >= 4 }, "\(records)")
+        let timed = run.stderrLines.filter { $0.contains("thread(s)") }
+        #expect(timed.count == 12, "\(run.stderr)")
+        // Round 1 times both methods before round 2 starts.
+        #expect(timed.prefix(6).allSatisfy { $0.hasSuffix("round 1/2") } && timed.suffix(6).allSatisfy { $0.hasSuffix("round 2/2") })
+        #expect(Set(timed.prefix(6).map { $0.contains("layer_norm") }) == [true, false])
+    }
+
     @Test("--save-json writes the JSON report of the run whose table is printed")
     func saveJSON() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("normlab-bench-\(UUID().uuidString)")
@@ -69,7 +86,7 @@ struct BenchCLITests {
     }
 
     @Test("Bad selections are one line on stderr and a non-zero exit", arguments: [
-        ["--shapes", "32x"], ["--threads", "0"], ["--methods", "no_such_norm"],
+        ["--shapes", "32x"], ["--threads", "0"], ["--methods", "no_such_norm"], ["--rounds", "0"], ["--rounds", "x"],
     ])
     func badArguments(args: [String]) throws {
         let run = try normlab(["bench", "--quick", "--quiet"] + args)
