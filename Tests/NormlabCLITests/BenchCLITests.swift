@@ -49,7 +49,7 @@ struct BenchCLITests {
         #expect(records.count == 6)
         // --quick: at least 3 calls per op, now split over 2 rounds of 2.
         #expect(records.allSatisfy { ($0["reps"] as? Int ?? 0) >= 4 }, "\(records)")
-        let timed = run.stderrLines.filter { $0.contains("thread(s)") }
+        let timed = run.stderrLines.filter { $0.contains(", round ") }
         #expect(timed.count == 12, "\(run.stderr)")
         // Round 1 times both methods before round 2 starts.
         #expect(timed.prefix(6).allSatisfy { $0.hasSuffix("round 1/2") } && timed.suffix(6).allSatisfy { $0.hasSuffix("round 2/2") })
