@@ -128,6 +128,8 @@ public struct BenchReport: Sendable, Codable {
     public var machine: MachineInfo
     public var quick: Bool
     public var threads: [Int]
+    /// Rounds the timings were spread over (``BenchConfiguration/rounds``).
+    public var rounds: Int
     /// What the numpy times include.
     public var numpyTiming: String
     /// STREAM on arrays far larger than the last-level cache.
@@ -141,7 +143,7 @@ public struct BenchReport: Sendable, Codable {
     public var warnings: [String]
 
     enum CodingKeys: String, CodingKey {
-        case date, machine, quick, threads, stream, records, skipped, checks, targets, warnings
+        case date, machine, quick, threads, rounds, stream, records, skipped, checks, targets, warnings
         case numpyTiming = "numpy_timing", sizeMatchedCopy = "size_matched_copy"
     }
 
@@ -209,7 +211,7 @@ public struct BenchReport: Sendable, Codable {
     /// The table `normlab bench` prints.
     public var table: String {
         var out: [String] = []
-        out.append("normlab bench — \(date) — \(machine.cpu), \(machine.cores) cores, LLC \(machine.lastLevelCache), \(machine.memory)\(quick ? " — QUICK (small shapes, few repetitions)" : "")")
+        out.append("normlab bench — \(date) — \(machine.cpu), \(machine.cores) cores, LLC \(machine.lastLevelCache), \(machine.memory)\(quick ? " — QUICK (small shapes, few repetitions)" : "")\(rounds > 1 ? " — \(rounds) rounds" : "")")
         out.append("")
         out.append("STREAM (arrays far larger than the last-level cache; GB/s from the median, best in brackets):")
         out.append(DescriptorText.render(

@@ -272,7 +272,7 @@ public final class BenchRunner {
             }
         }
         return BenchReport(date: ISO8601DateFormatter().string(from: Date()), machine: MachineInfo.current(), quick: cfg.quick,
-                           threads: cfg.threads,
+                           threads: cfg.threads, rounds: max(1, cfg.rounds),
                            numpyTiming: "inside Python: time.perf_counter around each call (Swift->Python call overhead excluded), single-threaded numpy, float32",
                            stream: streamResults, sizeMatchedCopy: copies, records: records, skipped: skipped, checks: checks,
                            targets: BenchReport.evaluateTargets(records, threads: cfg.threads), warnings: warnings)

@@ -45,6 +45,7 @@ struct BenchCLITests {
                                "--no-numpy", "--rounds", "2", "--json"])
         #expect(run.succeeded, "\(run)")
         let json = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any], "\(run)")
+        #expect(json["rounds"] as? Int == 2)
         let records = try #require(json["records"] as? [[String: Any]])
         #expect(records.count == 6)
         // --quick: at least 3 calls per op, now split over 2 rounds of 2.
