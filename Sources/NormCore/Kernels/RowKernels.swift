@@ -375,29 +375,40 @@ public enum RowKernels {
 
     /// `(Σ ĝ, Σ ĝ·x̂)` over `[start, end)` of one row; with the float32 parameter-gradient
     /// accumulators `accW`, `accB` (indexed by column) also adds `g·x̂` and `g` to them.
+    /// Chunks of at most ``shortGradientChunk`` values are summed in 4 lanes, others in 8.
     @inline(__always)
     static func blockSums(_ xp: UnsafePointer<Float>, _ gp: UnsafePointer<Float>, _ start: Int, _ end: Int,
                           _ h: Float, _ iv: Float, _ kk: Float, _ w: UnsafePointer<Float>?,
                           _ accW: UnsafeMutablePointer<Float>?, _ accB: UnsafeMutablePointer<Float>?) -> (Double, Double) {
-        if end - start <= shortGradientChunk { return shortBlockSums(xp, gp, start, end, h, iv, kk, w, accW, accB) }
-        let hv = SIMD8<Float>(repeating: h), ivv = SIMD8<Float>(repeating: iv), kv = SIMD8<Float>(repeating: kk)
-        var a = SIMD8<Float>(), c = SIMD8<Float>()
+        end - start <= shortGradientChunk
+            ? blockSums(SIMD4<Float>.self, xp, gp, start, end, h, iv, kk, w, accW, accB)
+            : blockSums(SIMD8<Float>.self, xp, gp, start, end, h, iv, kk, w, accW, accB)
+    }
+
+    /// ``blockSums(_:_:_:_:_:_:_:_:_:_:)`` in vectors of `V`: one accumulator per sum, its
+    /// lanes added at the end, then the values past the last whole vector in `Double`.
+    @inline(__always)
+    static func blockSums<V: FloatLanes>(_: V.Type, _ xp: UnsafePointer<Float>, _ gp: UnsafePointer<Float>, _ start: Int, _ end: Int,
+                                         _ h: Float, _ iv: Float, _ kk: Float, _ w: UnsafePointer<Float>?,
+                                         _ accW: UnsafeMutablePointer<Float>?, _ accB: UnsafeMutablePointer<Float>?) -> (Double, Double) {
+        let hv = V(repeating: h), ivv = V(repeating: iv), kv = V(repeating: kk)
+        var a = V(), c = V()
         var i = start
-        while i + 8 <= end {
-            let graw = UnsafeRawPointer(gp + i).loadUnaligned(as: SIMD8<Float>.self)
+        while i + V.scalarCount <= end {
+            let graw = UnsafeRawPointer(gp + i).loadUnaligned(as: V.self)
             var gv = graw
-            if let w { gv *= UnsafeRawPointer(w + i).loadUnaligned(as: SIMD8<Float>.self) }
-            let xh = (UnsafeRawPointer(xp + i).loadUnaligned(as: SIMD8<Float>.self) - hv) * ivv - kv
+            if let w { gv *= UnsafeRawPointer(w + i).loadUnaligned(as: V.self) }
+            let xh = (UnsafeRawPointer(xp + i).loadUnaligned(as: V.self) - hv) * ivv - kv
             a += gv; c += gv * xh
             if let accW, let accB {
-                let cw = UnsafeRawPointer(accW + i).loadUnaligned(as: SIMD8<Float>.self)
-                UnsafeMutableRawPointer(accW + i).storeBytes(of: cw + graw * xh, as: SIMD8<Float>.self)
-                let cb = UnsafeRawPointer(accB + i).loadUnaligned(as: SIMD8<Float>.self)
-                UnsafeMutableRawPointer(accB + i).storeBytes(of: cb + graw, as: SIMD8<Float>.self)
+                let cw = UnsafeRawPointer(accW + i).loadUnaligned(as: V.self)
+                UnsafeMutableRawPointer(accW + i).storeBytes(of: cw + graw * xh, as: V.self)
+                let cb = UnsafeRawPointer(accB + i).loadUnaligned(as: V.self)
+                UnsafeMutableRawPointer(accB + i).storeBytes(of: cb + graw, as: V.self)
             }
-            i += 8
+            i += V.scalarCount
         }
-        var t1 = Double(Reductions.hsum(a)), t2 = Double(Reductions.hsum(c))
+        var t1 = Double(a.laneSum), t2 = Double(c.laneSum)
         while i < end {
             let graw = gp[i]
             let gv = graw * (w?[i] ?? 1)
@@ -417,75 +428,42 @@ public enum RowKernels {
                               _ start: Int, _ end: Int, _ h0: Float, _ iv0: Float, _ kk0: Float, _ h1: Float, _ iv1: Float, _ kk1: Float,
                               _ w: UnsafePointer<Float>?, _ accW: UnsafeMutablePointer<Float>, _ accB: UnsafeMutablePointer<Float>)
         -> ((Double, Double), (Double, Double)) {
-        if end - start <= shortGradientChunk {
-            return shortPairBlockSums(x0, g0, x1, g1, start, end, h0, iv0, kk0, h1, iv1, kk1, w, accW, accB)
-        }
-        let hv0 = SIMD8<Float>(repeating: h0), ivv0 = SIMD8<Float>(repeating: iv0), kv0 = SIMD8<Float>(repeating: kk0)
-        let hv1 = SIMD8<Float>(repeating: h1), ivv1 = SIMD8<Float>(repeating: iv1), kv1 = SIMD8<Float>(repeating: kk1)
-        var a0 = SIMD8<Float>(), c0 = SIMD8<Float>(), a1 = SIMD8<Float>(), c1 = SIMD8<Float>()
-        var i = start
-        while i + 8 <= end {
-            let gr0 = UnsafeRawPointer(g0 + i).loadUnaligned(as: SIMD8<Float>.self)
-            let gr1 = UnsafeRawPointer(g1 + i).loadUnaligned(as: SIMD8<Float>.self)
-            var gv0 = gr0, gv1 = gr1
-            if let w {
-                let wv = UnsafeRawPointer(w + i).loadUnaligned(as: SIMD8<Float>.self)
-                gv0 *= wv; gv1 *= wv
-            }
-            let xh0 = (UnsafeRawPointer(x0 + i).loadUnaligned(as: SIMD8<Float>.self) - hv0) * ivv0 - kv0
-            let xh1 = (UnsafeRawPointer(x1 + i).loadUnaligned(as: SIMD8<Float>.self) - hv1) * ivv1 - kv1
-            a0 += gv0; c0 += gv0 * xh0
-            a1 += gv1; c1 += gv1 * xh1
-            let cw = UnsafeRawPointer(accW + i).loadUnaligned(as: SIMD8<Float>.self)
-            UnsafeMutableRawPointer(accW + i).storeBytes(of: cw + (gr0 * xh0 + gr1 * xh1), as: SIMD8<Float>.self)
-            let cb = UnsafeRawPointer(accB + i).loadUnaligned(as: SIMD8<Float>.self)
-            UnsafeMutableRawPointer(accB + i).storeBytes(of: cb + (gr0 + gr1), as: SIMD8<Float>.self)
-            i += 8
-        }
-        var t01 = Double(Reductions.hsum(a0)), t02 = Double(Reductions.hsum(c0))
-        var t11 = Double(Reductions.hsum(a1)), t12 = Double(Reductions.hsum(c1))
-        while i < end {
-            let gr0 = g0[i], gr1 = g1[i], wi = w?[i] ?? 1
-            let gv0 = gr0 * wi, gv1 = gr1 * wi
-            let xh0 = (x0[i] - h0) * iv0 - kk0, xh1 = (x1[i] - h1) * iv1 - kk1
-            t01 += Double(gv0); t02 += Double(gv0 * xh0)
-            t11 += Double(gv1); t12 += Double(gv1 * xh1)
-            accW[i] += gr0 * xh0 + gr1 * xh1; accB[i] += gr0 + gr1
-            i += 1
-        }
-        return ((t01, t02), (t11, t12))
+        end - start <= shortGradientChunk
+            ? pairBlockSums(SIMD4<Float>.self, x0, g0, x1, g1, start, end, h0, iv0, kk0, h1, iv1, kk1, w, accW, accB)
+            : pairBlockSums(SIMD8<Float>.self, x0, g0, x1, g1, start, end, h0, iv0, kk0, h1, iv1, kk1, w, accW, accB)
     }
 
-    /// ``pairBlockSums(_:_:_:_:_:_:_:_:_:_:_:_:_:_:_:)`` in 4-lane vectors.
+    /// ``pairBlockSums(_:_:_:_:_:_:_:_:_:_:_:_:_:_:_:)`` in vectors of `V`.
     @inline(__always)
-    static func shortPairBlockSums(_ x0: UnsafePointer<Float>, _ g0: UnsafePointer<Float>, _ x1: UnsafePointer<Float>, _ g1: UnsafePointer<Float>,
-                                   _ start: Int, _ end: Int, _ h0: Float, _ iv0: Float, _ kk0: Float, _ h1: Float, _ iv1: Float, _ kk1: Float,
-                                   _ w: UnsafePointer<Float>?, _ accW: UnsafeMutablePointer<Float>, _ accB: UnsafeMutablePointer<Float>)
+    static func pairBlockSums<V: FloatLanes>(_: V.Type, _ x0: UnsafePointer<Float>, _ g0: UnsafePointer<Float>,
+                                             _ x1: UnsafePointer<Float>, _ g1: UnsafePointer<Float>, _ start: Int, _ end: Int,
+                                             _ h0: Float, _ iv0: Float, _ kk0: Float, _ h1: Float, _ iv1: Float, _ kk1: Float,
+                                             _ w: UnsafePointer<Float>?, _ accW: UnsafeMutablePointer<Float>, _ accB: UnsafeMutablePointer<Float>)
         -> ((Double, Double), (Double, Double)) {
-        let hv0 = SIMD4<Float>(repeating: h0), ivv0 = SIMD4<Float>(repeating: iv0), kv0 = SIMD4<Float>(repeating: kk0)
-        let hv1 = SIMD4<Float>(repeating: h1), ivv1 = SIMD4<Float>(repeating: iv1), kv1 = SIMD4<Float>(repeating: kk1)
-        var a0 = SIMD4<Float>(), c0 = SIMD4<Float>(), a1 = SIMD4<Float>(), c1 = SIMD4<Float>()
+        let hv0 = V(repeating: h0), ivv0 = V(repeating: iv0), kv0 = V(repeating: kk0)
+        let hv1 = V(repeating: h1), ivv1 = V(repeating: iv1), kv1 = V(repeating: kk1)
+        var a0 = V(), c0 = V(), a1 = V(), c1 = V()
         var i = start
-        while i + 4 <= end {
-            let gr0 = UnsafeRawPointer(g0 + i).loadUnaligned(as: SIMD4<Float>.self)
-            let gr1 = UnsafeRawPointer(g1 + i).loadUnaligned(as: SIMD4<Float>.self)
+        while i + V.scalarCount <= end {
+            let gr0 = UnsafeRawPointer(g0 + i).loadUnaligned(as: V.self)
+            let gr1 = UnsafeRawPointer(g1 + i).loadUnaligned(as: V.self)
             var gv0 = gr0, gv1 = gr1
             if let w {
-                let wv = UnsafeRawPointer(w + i).loadUnaligned(as: SIMD4<Float>.self)
+                let wv = UnsafeRawPointer(w + i).loadUnaligned(as: V.self)
                 gv0 *= wv; gv1 *= wv
             }
-            let xh0 = (UnsafeRawPointer(x0 + i).loadUnaligned(as: SIMD4<Float>.self) - hv0) * ivv0 - kv0
-            let xh1 = (UnsafeRawPointer(x1 + i).loadUnaligned(as: SIMD4<Float>.self) - hv1) * ivv1 - kv1
+            let xh0 = (UnsafeRawPointer(x0 + i).loadUnaligned(as: V.self) - hv0) * ivv0 - kv0
+            let xh1 = (UnsafeRawPointer(x1 + i).loadUnaligned(as: V.self) - hv1) * ivv1 - kv1
             a0 += gv0; c0 += gv0 * xh0
             a1 += gv1; c1 += gv1 * xh1
-            let cw = UnsafeRawPointer(accW + i).loadUnaligned(as: SIMD4<Float>.self)
-            UnsafeMutableRawPointer(accW + i).storeBytes(of: cw + (gr0 * xh0 + gr1 * xh1), as: SIMD4<Float>.self)
-            let cb = UnsafeRawPointer(accB + i).loadUnaligned(as: SIMD4<Float>.self)
-            UnsafeMutableRawPointer(accB + i).storeBytes(of: cb + (gr0 + gr1), as: SIMD4<Float>.self)
-            i += 4
+            let cw = UnsafeRawPointer(accW + i).loadUnaligned(as: V.self)
+            UnsafeMutableRawPointer(accW + i).storeBytes(of: cw + (gr0 * xh0 + gr1 * xh1), as: V.self)
+            let cb = UnsafeRawPointer(accB + i).loadUnaligned(as: V.self)
+            UnsafeMutableRawPointer(accB + i).storeBytes(of: cb + (gr0 + gr1), as: V.self)
+            i += V.scalarCount
         }
-        var t01 = Double(Reductions.hsum(a0)), t02 = Double(Reductions.hsum(c0))
-        var t11 = Double(Reductions.hsum(a1)), t12 = Double(Reductions.hsum(c1))
+        var t01 = Double(a0.laneSum), t02 = Double(c0.laneSum)
+        var t11 = Double(a1.laneSum), t12 = Double(c1.laneSum)
         while i < end {
             let gr0 = g0[i], gr1 = g1[i], wi = w?[i] ?? 1
             let gv0 = gr0 * wi, gv1 = gr1 * wi
@@ -496,41 +474,6 @@ public enum RowKernels {
             i += 1
         }
         return ((t01, t02), (t11, t12))
-    }
-
-    /// ``blockSums(_:_:_:_:_:_:_:_:_:_:)`` in 4-lane vectors (chunks of at most
-    /// ``shortGradientChunk`` values).
-    @inline(__always)
-    static func shortBlockSums(_ xp: UnsafePointer<Float>, _ gp: UnsafePointer<Float>, _ start: Int, _ end: Int,
-                               _ h: Float, _ iv: Float, _ kk: Float, _ w: UnsafePointer<Float>?,
-                               _ accW: UnsafeMutablePointer<Float>?, _ accB: UnsafeMutablePointer<Float>?) -> (Double, Double) {
-        let hv = SIMD4<Float>(repeating: h), ivv = SIMD4<Float>(repeating: iv), kv = SIMD4<Float>(repeating: kk)
-        var a = SIMD4<Float>(), c = SIMD4<Float>()
-        var i = start
-        while i + 4 <= end {
-            let graw = UnsafeRawPointer(gp + i).loadUnaligned(as: SIMD4<Float>.self)
-            var gv = graw
-            if let w { gv *= UnsafeRawPointer(w + i).loadUnaligned(as: SIMD4<Float>.self) }
-            let xh = (UnsafeRawPointer(xp + i).loadUnaligned(as: SIMD4<Float>.self) - hv) * ivv - kv
-            a += gv; c += gv * xh
-            if let accW, let accB {
-                let cw = UnsafeRawPointer(accW + i).loadUnaligned(as: SIMD4<Float>.self)
-                UnsafeMutableRawPointer(accW + i).storeBytes(of: cw + graw * xh, as: SIMD4<Float>.self)
-                let cb = UnsafeRawPointer(accB + i).loadUnaligned(as: SIMD4<Float>.self)
-                UnsafeMutableRawPointer(accB + i).storeBytes(of: cb + graw, as: SIMD4<Float>.self)
-            }
-            i += 4
-        }
-        var t1 = Double(Reductions.hsum(a)), t2 = Double(Reductions.hsum(c))
-        while i < end {
-            let graw = gp[i]
-            let gv = graw * (w?[i] ?? 1)
-            let xh = (xp[i] - h) * iv - kk
-            t1 += Double(gv); t2 += Double(gv * xh)
-            if let accW, let accB { accW[i] += graw * xh; accB[i] += graw }
-            i += 1
-        }
-        return (t1, t2)
     }
 
     /// `gx = inv·(ĝ − m1 − x̂·m2)` over one run.
