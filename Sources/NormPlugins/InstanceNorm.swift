@@ -87,13 +87,6 @@ public final class InstanceNorm: NormalizationPlugin, RunningStatisticsProviding
     }
 
     public func backward(_ gradOutput: Tensor) throws -> Tensor {
-        _ = try InputValidation.checkGradient(gradOutput, state?.x, Self.descriptor)
-        let (gx, gw, gb) = PlaneNormalizer.backward(
-            gradOutput, state: state!, weight: affine?.weight.value,
-            wantWeight: affine?.weight.requiresGrad ?? false, wantBias: affine?.bias.requiresGrad ?? false,
-            output: &gradInput)
-        affine?.weight.gradient = gw
-        affine?.bias.gradient = gb
-        return gx
+        try PlaneNormalizer.backward(gradOutput, state: state, affine: affine, descriptor: Self.descriptor, output: &gradInput)
     }
 }

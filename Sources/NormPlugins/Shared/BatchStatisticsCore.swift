@@ -157,15 +157,6 @@ final class BatchStatisticsCore {
     }
 
     func backward(_ g: Tensor) throws -> Tensor {
-        _ = try InputValidation.checkGradient(g, state?.x, descriptor)
-        let (gx, gw, gb) = PlaneNormalizer.backward(
-            g, state: state!, weight: affine?.weight.value,
-            wantWeight: affine?.weight.requiresGrad ?? false, wantBias: affine?.bias.requiresGrad ?? false,
-            output: &gradInput)
-        if let affine {
-            affine.weight.gradient = gw
-            affine.bias.gradient = gb
-        }
-        return gx
+        try PlaneNormalizer.backward(g, state: state, affine: affine, descriptor: descriptor, output: &gradInput)
     }
 }

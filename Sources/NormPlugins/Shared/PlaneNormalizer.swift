@@ -238,6 +238,20 @@ enum PlaneNormalizer {
         return (gx, wantWeight ? Tensor(shape: [c], doubles: gradW) : nil, wantBias ? Tensor(shape: [c], doubles: gradB) : nil)
     }
 
+    /// The backward of a layer with an optional per-channel affine (BatchNorm, BatchRenorm,
+    /// GroupNorm, InstanceNorm): checks `g` against the last forward's input, returns dL/dx
+    /// and sets the gradients of the affine parameters that require them (`nil` on the others).
+    static func backward(_ g: Tensor, state: PlaneForwardState?, affine: ChannelAffine?, descriptor: NormDescriptor,
+                         output: inout ReusableStorage) throws -> Tensor {
+        _ = try InputValidation.checkGradient(g, state?.x, descriptor)
+        let (gx, gw, gb) = backward(g, state: state!, weight: affine?.weight.value,
+                                    wantWeight: affine?.weight.requiresGrad ?? false, wantBias: affine?.bias.requiresGrad ?? false,
+                                    output: &output)
+        affine?.weight.gradient = gw
+        affine?.bias.gradient = gb
+        return gx
+    }
+
     /// Returns dL/dx and, when asked, the per-channel dL/dweight and dL/dbias.
     static func backward(_ g: Tensor, state st: PlaneForwardState, weight: Tensor?,
                          wantWeight: Bool, wantBias: Bool, output: inout ReusableStorage) -> (Tensor, Tensor?, Tensor?) {
