@@ -81,14 +81,16 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "NormCoreTests", dependencies: ["NormCore"]),
-        .testTarget(name: "NormPluginsTests", dependencies: ["NormCore", "NormPlugins"]),
+        // Helpers shared by the test targets (the seeded test generator); not a product.
+        .target(name: "NormTestSupport", dependencies: ["NormCore"], path: "Tests/NormTestSupport"),
+        .testTarget(name: "NormCoreTests", dependencies: ["NormCore", "NormTestSupport"]),
+        .testTarget(name: "NormPluginsTests", dependencies: ["NormCore", "NormPlugins", "NormTestSupport"]),
         .testTarget(name: "NormPythonTests", dependencies: ["NormCore", "NormPlugins", "NormPython"]),
         .testTarget(name: "NormParityTests", dependencies: ["NormCore", "NormPlugins", "NormParity", "NormPython"]),
         .testTarget(name: "NormNetTests", dependencies: ["NormCore", "NormPlugins", "NormNet", "NormPython"]),
         .testTarget(name: "NormBenchTests", dependencies: ["NormCore", "NormPlugins", "NormBench"]),
         .testTarget(name: "NormAblateTests", dependencies: ["NormCore", "NormPlugins", "NormNet", "NormAblate"]),
-        .testTarget(name: "NormlabCLITests", dependencies: ["NormCore", "NormPlugins", "normlab"]),
+        .testTarget(name: "NormlabCLITests", dependencies: ["NormCore", "NormPlugins", "normlab", "NormTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

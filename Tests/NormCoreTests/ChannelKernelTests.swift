@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import NormCore
+import NormTestSupport
 
 /// ``ChannelKernels`` (BatchNorm on `(N, C)`: column reductions and the elementwise passes) and
 /// ``ChannelMath``, against float64 formulas and against the documented order of additions.
@@ -44,7 +45,7 @@ struct ChannelKernelTests {
           arguments: shapes)
     func columnReductions(_ shape: Shape) {
         let rows = shape.rows, cols = shape.cols
-        var rng = KernelRNG(seed: UInt64(rows * 31 + cols))
+        var rng = TestRNG(seed: UInt64(rows * 31 + cols))
         let x = rng.floats(rows * cols, mean: 3, std: 2), g = rng.floats(rows * cols)
         let pilot = Array(x[0..<cols])
         let mu = rng.floats(cols, mean: 3, std: 0.1)
@@ -85,7 +86,7 @@ struct ChannelKernelTests {
     @Test("affine and linearCombination match float64; 1 and 2 threads bit-identical", arguments: shapes)
     func elementwise(_ shape: Shape) {
         let rows = shape.rows, cols = shape.cols, n = rows * cols
-        var rng = KernelRNG(seed: UInt64(rows + 7 * cols))
+        var rng = TestRNG(seed: UInt64(rows + 7 * cols))
         let x = rng.floats(n, mean: 1, std: 2), g = rng.floats(n)
         let mu = rng.floats(cols, mean: 1), scale = rng.floats(cols), shift = rng.floats(cols)
         let a = rng.floats(cols), b = rng.floats(cols), cc = rng.floats(cols)
@@ -114,7 +115,7 @@ struct ChannelKernelTests {
     @Test("ChannelMath.inverseStandardDeviation equals the scalar 1/√(v + eps) bit for bit, partial steps included",
           arguments: [0, 1, 3, 4, 5, 8, 9, 1023])
     func inverseStandardDeviation(_ count: Int) {
-        var rng = KernelRNG(seed: UInt64(count) + 5)
+        var rng = TestRNG(seed: UInt64(count) + 5)
         let v = (0..<count).map { _ in rng.uniform() * 3 }, vf = v.map(Float.init)
         var out = [Double](repeating: .nan, count: count + 1), outF = out
         ChannelMath.inverseStandardDeviation(v, eps: 1e-5, count: count, into: &out)

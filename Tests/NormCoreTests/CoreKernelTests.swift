@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import NormCore
+import NormTestSupport
 
 
 /// The float64 two-pass mean and sum of squared deviations of float32 values.
@@ -22,7 +23,7 @@ struct CoreKernelTests {
           arguments: [(1, 1, 0.0), (1, 15, 0.0), (1, 16, 3.0), (1, 33, -2.0), (3, 7, 0.5), (4, 5000, 0.0),
                       (2, 4100, 1e4), (5, 64, 1e4), (1, 2048, -1e3)])
     func moments(segments: Int, length: Int, offset: Double) {
-        var rng = KernelRNG(seed: UInt64(segments * 100_000 + length))
+        var rng = TestRNG(seed: UInt64(segments * 100_000 + length))
         let stride = length + 3   // gaps between the runs must be skipped
         let all = rng.floats(segments * stride, mean: offset, std: 1.5)
         var picked: [Float] = []
@@ -39,7 +40,7 @@ struct CoreKernelTests {
 
     @Test("Reductions.shortRunSumsPair gives each run exactly its shortRunSums", arguments: [1, 3, 4, 7, 32, 33, 255, 256])
     func shortRunPair(length: Int) {
-        var rng = KernelRNG(seed: UInt64(length) + 11)
+        var rng = TestRNG(seed: UInt64(length) + 11)
         let x = rng.floats(2 * length, mean: 40, std: 2)
         x.withUnsafeBufferPointer { xb in
             let p = xb.baseAddress!, q = p + length
@@ -63,7 +64,7 @@ struct CoreKernelTests {
 
     @Test("Reductions.sumOfSquares and gradientSums match float64", arguments: [1, 17, 32, 2049, 5000])
     func sums(length: Int) {
-        var rng = KernelRNG(seed: UInt64(length))
+        var rng = TestRNG(seed: UInt64(length))
         let x = rng.floats(length, mean: 0.3), g = rng.floats(length)
         let mu: Float = 0.25
         let ss = x.withUnsafeBufferPointer { Reductions.sumOfSquares($0.baseAddress!, length: length) }
@@ -81,7 +82,7 @@ struct CoreKernelTests {
 
     @Test("PlaneKernels.affine: (x − mu)·scale + shift per plane, with and without a floor")
     func planeAffine() {
-        var rng = KernelRNG(seed: 5)
+        var rng = TestRNG(seed: 5)
         let planes = 3, length = 37
         let x = rng.floats(planes * length)
         let mu: [Float] = [0.1, -0.2, 0.3], scale: [Float] = [1.5, -0.5, 2], shift: [Float] = [0, 0.25, -1], floor: [Float] = [-0.5, 0, 0.1]

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import NormCore
+import NormTestSupport
 
 
 /// The fused kernels (statistics and output per block of runs, backward per run, LayerNorm's
@@ -38,7 +39,7 @@ struct FusedKernelTests {
 
     @Test("PlaneKernels.normalizeRuns and its backward match float64; 1 and 2 threads bit-identical", arguments: runCases)
     func planeRuns(_ c: RunCase) {
-        var rng = KernelRNG(seed: UInt64(c.runs * 7 + c.length))
+        var rng = TestRNG(seed: UInt64(c.runs * 7 + c.length))
         let n = c.runs * c.length, eps = 1e-5, segs = c.length / c.segment
         let x = rng.floats(n, mean: c.offset, std: 1.5), g = rng.floats(n)
         let w: [Float]? = c.affine ? rng.floats(c.channels, mean: 1, std: 0.3) : nil
@@ -113,7 +114,7 @@ struct FusedKernelTests {
 
     @Test("RowKernels.normalizeRuns and backwardRuns match float64; 1 and 2 threads bit-identical", arguments: rowCases)
     func rowRuns(_ c: RowCase) {
-        var rng = KernelRNG(seed: UInt64(c.rows * 31 + c.length))
+        var rng = TestRNG(seed: UInt64(c.rows * 31 + c.length))
         let n = c.rows * c.length, eps = 1e-5, len = c.length / c.segments, runs = c.rows * c.segments
         let x = rng.floats(n, mean: 4, std: 2), g = rng.floats(n)
         let w: [Float]? = c.affine ? rng.floats(c.length, mean: 1, std: 0.3) : nil
@@ -170,7 +171,7 @@ struct FusedKernelTests {
     @Test("ThresholdKernels.forward and backward (FRN + TLU) match float64; 1 and 2 threads bit-identical",
           arguments: [(2048, 64, 32), (64, 3000, 16), (1500, 9, 5)])
     func frn(planes: Int, length: Int, channels: Int) {
-        var rng = KernelRNG(seed: UInt64(planes + length))
+        var rng = TestRNG(seed: UInt64(planes + length))
         let n = planes * length, absEps = 1e-6
         let x = rng.floats(n, mean: 0.5, std: 1), g = rng.floats(n)
         let w = rng.floats(channels, mean: 1, std: 0.3), b = rng.floats(channels, std: 0.3), tau = rng.floats(channels, std: 0.3)
@@ -222,7 +223,7 @@ struct FusedKernelTests {
 
     @Test("Reductions.Divisor divides exactly like `/`, powers of two included")
     func divisor() {
-        var rng = KernelRNG(seed: 5)
+        var rng = TestRNG(seed: 5)
         for d in [1.0, 2, 3, 32, 64, 196, 1024, 3136, 50176, 0.5, 0.25, 1e300] {
             let q = Reductions.Divisor(d)
             for _ in 0..<200 {

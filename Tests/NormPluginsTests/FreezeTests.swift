@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import NormCore
 import NormPlugins
+import NormTestSupport
 
 /// `p.value -= lr · p.gradient` for every parameter that takes gradients and has one.
 private func sgdStep(_ parameters: [Parameter], lr: Float = 0.1) {

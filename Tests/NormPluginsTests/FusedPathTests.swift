@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import NormCore
 import NormPlugins
+import NormTestSupport
 
 /// Plugin-level properties of the fused kernel paths (issue #7): state kept between forward
 /// and backward, reused output blocks for parameter gradients, and paths that must agree.

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import NormCore
 import NormPlugins
+import NormTestSupport
 
 /// One finite-difference gradient check: a method, its options, an input shape and a mode.
 struct GradientCase: Sendable, CustomTestStringConvertible {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import NormCore
 import NormPlugins
+import NormTestSupport
 
 /// Identities between methods that must hold exactly in exact arithmetic.
 ///

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import NormCore
 import NormPlugins
+import NormTestSupport
 
 /// Float64 normalization of `values` in groups: `groupOf(i)` names element i's group.
 private func referenceNormalize(_ values: [Double], eps: Double, groupOf: (Int) -> Int, groups: Int) -> (y: [Double], mean: [Double], inv: [Double]) {

@@ -3,47 +3,9 @@ import Testing
 import NormCore
 import NormPlugins
 
-// Shared helpers for the NormPlugins test suites: a seeded generator, tensor builders,
+// Shared helpers for the NormPlugins test suites (the seeded generator is NormTestSupport's): tensor builders,
 // float64 reference statistics, tolerance checks and the finite-difference gradient
 // checker. Everything here is deterministic (fixed seeds), so a failure reproduces.
-
-// MARK: - Seeded random numbers
-
-/// SplitMix64: a tiny deterministic generator so the tests do not depend on any library RNG.
-struct TestRNG {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    mutating func uniform() -> Double { Double(next() >> 11) * 0x1.0p-53 }
-
-    mutating func uniform(_ lo: Double, _ hi: Double) -> Double { lo + (hi - lo) * uniform() }
-
-    /// Standard normal (Box–Muller).
-    mutating func normal() -> Double {
-        let u1 = max(uniform(), 1e-300), u2 = uniform()
-        return (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
-    }
-
-    /// `mean + std · N(0, 1)` elementwise, rounded to float32.
-    mutating func normalTensor(_ shape: [Int], mean: Double = 0, std: Double = 1) -> Tensor {
-        Tensor(shape: shape, doubles: (0..<shape.product).map { _ in mean + std * normal() })
-    }
-
-    /// Uniform in [lo, hi) elementwise, rounded to float32.
-    mutating func uniformTensor(_ shape: [Int], _ lo: Double, _ hi: Double) -> Tensor {
-        Tensor(shape: shape, doubles: (0..<shape.product).map { _ in uniform(lo, hi) })
-    }
-}
 
 // MARK: - Building layers
 

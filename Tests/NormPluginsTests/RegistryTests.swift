@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import NormCore
 import NormPlugins
+import NormTestSupport
 
 /// A custom method written the way a user would: RMSNorm over every non-batch axis with a
 /// per-channel gain, `y = w_c · x / √(mean(x²) + eps)`. Registered with one call.

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import NormCore
 import NormPlugins
+import NormTestSupport
 
 /// A float64 model of PyTorch's running-statistics update, written from the documented
 /// formulas (not from the Swift code): `running = (1 − m)·running + m·batch`, the variance

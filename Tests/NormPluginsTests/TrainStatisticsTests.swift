@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import NormCore
 import NormPlugins
+import NormTestSupport
 
 /// BatchNorm's `train_statistics=running` (Ioffe 2017, section 2 ablation): train mode
 /// normalizes with the running statistics before the step's update, as constants for the

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import NormCore
 import NormPlugins
+import NormTestSupport
 
 /// One successful `normlab apply` call and what the contract says it writes.
 struct ApplyCase: Sendable, CustomTestStringConvertible {
@@ -78,10 +79,10 @@ struct ApplyCLITests {
     func applyWritesContractFiles(_ ac: ApplyCase) throws {
         let dir = try Scratch()
         defer { dir.cleanUp() }
-        var rng = CLIRNG(seed: 77)
-        let x = rng.tensor(ac.shape, mean: 0.4, std: 1.3)
+        var rng = TestRNG(seed: 77)
+        let x = rng.normalTensor(ac.shape, mean: 0.4, std: 1.3)
         var args = ["apply", ac.method, "--input", try dir.write("x.npy", x), "--out", dir.path("out"), "--mode", ac.mode.rawValue]
-        let gy = rng.tensor(ac.shape)
+        let gy = rng.normalTensor(ac.shape)
         if ac.withGradient { args += ["--grad-output", try dir.write("gy.npy", gy)] }
         for s in ac.settings { args += ["--set", s] }
 
@@ -139,7 +140,7 @@ struct ApplyCLITests {
     func float64Input() throws {
         let dir = try Scratch()
         defer { dir.cleanUp() }
-        var rng = CLIRNG(seed: 78)
+        var rng = TestRNG(seed: 78)
         let values = (0..<24).map { _ in rng.normal() * 2 + 1 }
         let path = try dir.write("x64.npy", bytes: npyBytes(descr: "<f8", shape: [2, 3, 4], payload: littleEndianBytes(values)))
         let run = try normlab(["apply", "gn", "--set", "num_groups=3", "--input", path, "--out", dir.path("out")])
@@ -156,8 +157,8 @@ struct ApplyCLITests {
     func bigEndianInput() throws {
         let dir = try Scratch()
         defer { dir.cleanUp() }
-        var rng = CLIRNG(seed: 80)
-        let x = rng.tensor([3, 2, 4])
+        var rng = TestRNG(seed: 80)
+        let x = rng.normalTensor([3, 2, 4])
         var payload = Data()
         for v in x.scalars { withUnsafeBytes(of: v.bitPattern.bigEndian) { payload.append(contentsOf: $0) } }
         let big = try dir.write("big.npy", bytes: npyBytes(descr: ">f4", shape: [3, 2, 4], payload: payload))
@@ -176,8 +177,8 @@ struct ApplyCLITests {
     func nanInput() throws {
         let dir = try Scratch()
         defer { dir.cleanUp() }
-        var rng = CLIRNG(seed: 81)
-        var x = rng.tensor([4, 2, 3])
+        var rng = TestRNG(seed: 81)
+        var x = rng.normalTensor([4, 2, 3])
         x[flat: 3] = .nan   // sample 0, channel 1
         let run = try normlab(["apply", "bn", "--input", try dir.write("x.npy", x), "--out", dir.path("out")])
         if run.succeeded {
@@ -194,8 +195,8 @@ struct ApplyCLITests {
     func outputDirectoryHandling() throws {
         let dir = try Scratch()
         defer { dir.cleanUp() }
-        var rng = CLIRNG(seed: 79)
-        let x = try dir.write("x.npy", rng.tensor([3, 2, 4]))
+        var rng = TestRNG(seed: 79)
+        let x = try dir.write("x.npy", rng.normalTensor([3, 2, 4]))
         let nested = dir.path("a/b/c")
         let first = try normlab(["apply", "ln", "--input", x, "--out", nested])
         try #require(first.succeeded, "\(first)")
@@ -256,8 +257,8 @@ enum BadInput: String, CaseIterable, Sendable {
 
     /// Arguments after `apply` (or the whole line), and a word the message must contain.
     func arguments(_ dir: Scratch, out: String) throws -> (args: [String], mentions: String) {
-        var rng = CLIRNG(seed: 90)
-        let x = try dir.write("x.npy", rng.tensor([4, 3, 5]))
+        var rng = TestRNG(seed: 90)
+        let x = try dir.write("x.npy", rng.normalTensor([4, 3, 5]))
         let common = ["--input", x, "--out", out]
         switch self {
         case .unknownMethod: return (["apply", "foo_norm"] + common, "foo_norm")
@@ -273,18 +274,18 @@ enum BadInput: String, CaseIterable, Sendable {
         case .missingNumGroups: return (["apply", "gn"] + common, "num_groups")
         case .zeroNumGroups: return (["apply", "gn", "--set", "num_groups=0"] + common, "num_groups")
         case .singleValuePerChannel:
-            return (["apply", "bn", "--input", try dir.write("one.npy", rng.tensor([1, 3])), "--out", out], "batch_norm")
+            return (["apply", "bn", "--input", try dir.write("one.npy", rng.normalTensor([1, 3])), "--out", out], "batch_norm")
         case .singleValuePerGroup:
-            return (["apply", "gn", "--set", "num_groups=3", "--input", try dir.write("g.npy", rng.tensor([2, 3])), "--out", out], "group_norm")
+            return (["apply", "gn", "--set", "num_groups=3", "--input", try dir.write("g.npy", rng.normalTensor([2, 3])), "--out", out], "group_norm")
         case .emptyBatch:
             return (["apply", "bn", "--input", try dir.write("empty.npy", .zeros([0, 3, 4])), "--out", out], "empty")
         case .unsupportedRankIN:
-            return (["apply", "in", "--input", try dir.write("nc.npy", rng.tensor([4, 3])), "--out", out], "rank")
+            return (["apply", "in", "--input", try dir.write("nc.npy", rng.normalTensor([4, 3])), "--out", out], "rank")
         case .unsupportedRankScalar:
-            return (["apply", "bn", "--input", try dir.write("vec.npy", rng.tensor([6])), "--out", out], "batch_norm")
+            return (["apply", "bn", "--input", try dir.write("vec.npy", rng.normalTensor([6])), "--out", out], "batch_norm")
         case .missingFile: return (["apply", "bn", "--input", dir.path("nope.npy"), "--out", out], "nope.npy")
         case .truncatedNPY:
-            let full = NPY.encode(rng.tensor([4, 3, 5]))
+            let full = NPY.encode(rng.normalTensor([4, 3, 5]))
             return (["apply", "bn", "--input", try dir.write("cut.npy", bytes: full.prefix(full.count - 7)), "--out", out], "truncated")
         case .notNPY:
             return (["apply", "bn", "--input", try dir.write("text.npy", bytes: Data("hello, world\n".utf8)), "--out", out], "text.npy")
