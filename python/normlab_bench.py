@@ -39,8 +39,23 @@ def _bc(a, ndim):
     return a.reshape((1, -1) + (1,) * (ndim - 2))
 
 
+def _moments(x, axes):
+    """Mean and biased variance over `axes` (keepdims), the two-pass textbook way."""
+    mean = x.mean(axis=axes, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+    return mean, var
+
+
+def _through_statistics(inv, gxhat, xhat, axes):
+    """dL/dx through statistics taken over `axes`: inv * (gxhat - mean(gxhat) - xhat * mean(gxhat * xhat))."""
+    return inv * (gxhat - gxhat.mean(axis=axes, keepdims=True)
+                  - xhat * (gxhat * xhat).mean(axis=axes, keepdims=True))
+
+
 class _Impl:
     """Shared parameter handling; subclasses define train/eval/backward."""
+
+    elementwise_affine = False
 
     def __init__(self, x, params, buffers, options):
         self.x = x
@@ -53,6 +68,10 @@ class _Impl:
         self.rv = _f32(buffers["running_var"]) if "running_var" in buffers else None
         self.channels = c
         self.saved = None
+        # weight and bias broadcast against x: per channel unless elementwise (LayerNorm)
+        ew = self.elementwise_affine
+        self.wb = np.float32(1) if self.w is None else self.w if ew else _bc(self.w, x.ndim)
+        self.bb = np.float32(0) if self.b is None else self.b if ew else _bc(self.b, x.ndim)
 
     def forward(self, mode):
         return self.train() if mode == "train" else self.eval()
@@ -60,23 +79,23 @@ class _Impl:
     def eval(self):
         return self.train()
 
+    def eval_with_running_statistics(self):
+        nd = self.x.ndim
+        return (self.x - _bc(self.rm, nd)) / np.sqrt(_bc(self.rv, nd) + self.eps) * self.wb + self.bb
+
 
 class BatchNorm(_Impl):
     def __init__(self, x, params, buffers, options):
         super().__init__(x, params, buffers, options)
         self.axes = (0,) + tuple(range(2, x.ndim))
         self.m = float(self.options.get("momentum", 0.1) or 0.1)
-        nd = x.ndim
-        self.wb = _bc(self.w, nd) if self.w is not None else np.float32(1)
-        self.bb = _bc(self.b, nd) if self.b is not None else np.float32(0)
         # running statistics the train step updates (eval uses the given rm / rv)
         self.run_m = None if self.rm is None else self.rm.copy()
         self.run_v = None if self.rv is None else self.rv.copy()
 
     def train(self):
         x, axes = self.x, self.axes
-        mean = x.mean(axis=axes, keepdims=True)
-        var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+        mean, var = _moments(x, axes)
         y = (x - mean) / np.sqrt(var + self.eps) * self.wb + self.bb
         if self.rm is not None:
             n = x.size // x.shape[1]
@@ -86,10 +105,7 @@ class BatchNorm(_Impl):
         return y
 
     def eval(self):
-        if self.rm is None:
-            return self.train()
-        nd = self.x.ndim
-        return (self.x - _bc(self.rm, nd)) / np.sqrt(_bc(self.rv, nd) + self.eps) * self.wb + self.bb
+        return self.train() if self.rm is None else self.eval_with_running_statistics()
 
     def backward(self, g):
         x, axes = self.x, self.axes
@@ -97,10 +113,7 @@ class BatchNorm(_Impl):
         xhat = (x - mean) * inv
         grad_w = (g * xhat).sum(axis=axes)
         grad_b = g.sum(axis=axes)
-        gxhat = g * self.wb
-        gx = inv * (gxhat - gxhat.mean(axis=axes, keepdims=True)
-                    - xhat * (gxhat * xhat).mean(axis=axes, keepdims=True))
-        return gx, grad_w, grad_b
+        return _through_statistics(inv, g * self.wb, xhat, axes), grad_w, grad_b
 
 
 class BatchRenorm(BatchNorm):
@@ -111,8 +124,7 @@ class BatchRenorm(BatchNorm):
 
     def train(self):
         x, axes, nd = self.x, self.axes, self.x.ndim
-        mean = x.mean(axis=axes, keepdims=True)
-        var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+        mean, var = _moments(x, axes)
         sigma_b = np.sqrt(var + self.eps)
         sigma = np.sqrt(_bc(self.rv, nd) + self.eps)
         r = np.clip(sigma_b / sigma, 1 / self.r_max, self.r_max)
@@ -125,8 +137,7 @@ class BatchRenorm(BatchNorm):
         return y
 
     def eval(self):
-        nd = self.x.ndim
-        return (self.x - _bc(self.rm, nd)) / np.sqrt(_bc(self.rv, nd) + self.eps) * self.wb + self.bb
+        return self.eval_with_running_statistics()
 
     def backward(self, g):
         x, axes = self.x, self.axes
@@ -134,25 +145,18 @@ class BatchRenorm(BatchNorm):
         xn = (x - mean) * inv
         grad_w = (g * (xn * r + d)).sum(axis=axes)
         grad_b = g.sum(axis=axes)
-        gxn = g * (self.wb * r)
-        gx = inv * (gxn - gxn.mean(axis=axes, keepdims=True)
-                    - xn * (gxn * xn).mean(axis=axes, keepdims=True))
-        return gx, grad_w, grad_b
+        return _through_statistics(inv, g * (self.wb * r), xn, axes), grad_w, grad_b
 
 
 class GroupNorm(_Impl):
     def __init__(self, x, params, buffers, options):
         super().__init__(x, params, buffers, options)
         self.groups = int(self.options["num_groups"])
-        nd = x.ndim
-        self.wb = _bc(self.w, nd) if self.w is not None else np.float32(1)
-        self.bb = _bc(self.b, nd) if self.b is not None else np.float32(0)
 
     def train(self):
         x = self.x
         v = x.reshape(x.shape[0], self.groups, -1)
-        mean = v.mean(axis=2, keepdims=True)
-        var = ((v - mean) ** 2).mean(axis=2, keepdims=True)
+        mean, var = _moments(v, 2)
         xhat = ((v - mean) / np.sqrt(var + self.eps)).reshape(x.shape)
         self.saved = (mean, 1 / np.sqrt(var + self.eps))
         return xhat * self.wb + self.bb
@@ -165,23 +169,20 @@ class GroupNorm(_Impl):
         xhat = (v - mean) * inv
         grad_w = (g * xhat.reshape(x.shape)).sum(axis=axes)
         grad_b = g.sum(axis=axes)
-        gxhat = (g * self.wb).reshape(v.shape)
-        gx = inv * (gxhat - gxhat.mean(axis=2, keepdims=True)
-                    - xhat * (gxhat * xhat).mean(axis=2, keepdims=True))
+        gx = _through_statistics(inv, (g * self.wb).reshape(v.shape), xhat, 2)
         return gx.reshape(x.shape), grad_w, grad_b
 
 
 class LayerNorm(_Impl):
+    elementwise_affine = True
+
     def __init__(self, x, params, buffers, options):
         super().__init__(x, params, buffers, options)
         self.axes = tuple(range(1, x.ndim))
-        self.wb = self.w if self.w is not None else np.float32(1)
-        self.bb = self.b if self.b is not None else np.float32(0)
 
     def train(self):
         x, axes = self.x, self.axes
-        mean = x.mean(axis=axes, keepdims=True)
-        var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+        mean, var = _moments(x, axes)
         self.saved = (mean, 1 / np.sqrt(var + self.eps))
         return (x - mean) / np.sqrt(var + self.eps) * self.wb + self.bb
 
@@ -191,32 +192,22 @@ class LayerNorm(_Impl):
         xhat = (x - mean) * inv
         grad_w = (g * xhat).sum(axis=0)
         grad_b = g.sum(axis=0)
-        gxhat = g * self.wb
-        gx = inv * (gxhat - gxhat.mean(axis=axes, keepdims=True)
-                    - xhat * (gxhat * xhat).mean(axis=axes, keepdims=True))
-        return gx, grad_w, grad_b
+        return _through_statistics(inv, g * self.wb, xhat, axes), grad_w, grad_b
 
 
 class InstanceNorm(_Impl):
     def __init__(self, x, params, buffers, options):
         super().__init__(x, params, buffers, options)
         self.axes = tuple(range(2, x.ndim))
-        nd = x.ndim
-        self.wb = _bc(self.w, nd) if self.w is not None else np.float32(1)
-        self.bb = _bc(self.b, nd) if self.b is not None else np.float32(0)
 
     def train(self):
         x, axes = self.x, self.axes
-        mean = x.mean(axis=axes, keepdims=True)
-        var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+        mean, var = _moments(x, axes)
         self.saved = (mean, 1 / np.sqrt(var + self.eps))
         return (x - mean) / np.sqrt(var + self.eps) * self.wb + self.bb
 
     def eval(self):
-        if self.rm is None:
-            return self.train()
-        nd = self.x.ndim
-        return (self.x - _bc(self.rm, nd)) / np.sqrt(_bc(self.rv, nd) + self.eps) * self.wb + self.bb
+        return self.train() if self.rm is None else self.eval_with_running_statistics()
 
     def backward(self, g):
         x, axes = self.x, self.axes
@@ -225,10 +216,7 @@ class InstanceNorm(_Impl):
         caxes = (0,) + axes
         grad_w = (g * xhat).sum(axis=caxes)
         grad_b = g.sum(axis=caxes)
-        gxhat = g * self.wb
-        gx = inv * (gxhat - gxhat.mean(axis=axes, keepdims=True)
-                    - xhat * (gxhat * xhat).mean(axis=axes, keepdims=True))
-        return gx, grad_w, grad_b
+        return _through_statistics(inv, g * self.wb, xhat, axes), grad_w, grad_b
 
 
 class FilterResponseNorm(_Impl):
@@ -239,10 +227,7 @@ class FilterResponseNorm(_Impl):
         else:
             self.eps = np.float32(abs(float(self.options.get("eps", 1e-6))))
         self.axes = tuple(range(2, x.ndim))
-        nd = x.ndim
-        self.wb = _bc(self.w, nd) if self.w is not None else np.float32(1)
-        self.bb = _bc(self.b, nd) if self.b is not None else np.float32(0)
-        self.tau = _bc(_f32(params["tau"]), nd) if "tau" in params else None
+        self.tau = _bc(_f32(params["tau"]), x.ndim) if "tau" in params else None
 
     def train(self):
         x = self.x
@@ -277,7 +262,6 @@ class RMSNorm(_Impl):
         super().__init__(x, params, buffers, options)
         self.eps = np.float32(float(self.options.get("eps", 1e-6)))
         self.axes = tuple(range(1, x.ndim))
-        self.wb = _bc(self.w, x.ndim) if self.w is not None else np.float32(1)
 
     def train(self):
         x = self.x
