@@ -58,44 +58,35 @@ public struct CellConfig: Sendable, Equatable, Hashable, CustomStringConvertible
         return v
     }
 
-    public func int(_ path: String) throws -> Int {
-        let v = try value(path)
-        guard let i = v.intValue else { throw ConfigProblem(path: path, message: "must be an integer, got \(v.kindName) (\(v))") }
-        return i
-    }
+    public func int(_ path: String) throws -> Int { try typed(path, "an integer", \.intValue) }
 
     public func int(_ path: String, default fallback: Int) throws -> Int {
         contains(path) ? try int(path) : fallback
     }
 
-    public func double(_ path: String) throws -> Double {
-        let v = try value(path)
-        guard let d = v.doubleValue else { throw ConfigProblem(path: path, message: "must be a number, got \(v.kindName) (\(v))") }
-        return d
-    }
+    public func double(_ path: String) throws -> Double { try typed(path, "a number", \.doubleValue) }
 
     public func double(_ path: String, default fallback: Double) throws -> Double {
         contains(path) ? try double(path) : fallback
     }
 
-    public func bool(_ path: String) throws -> Bool {
-        let v = try value(path)
-        guard let b = v.boolValue else { throw ConfigProblem(path: path, message: "must be true or false, got \(v.kindName) (\(v))") }
-        return b
-    }
+    public func bool(_ path: String) throws -> Bool { try typed(path, "true or false", \.boolValue) }
 
     public func bool(_ path: String, default fallback: Bool) throws -> Bool {
         contains(path) ? try bool(path) : fallback
     }
 
-    public func string(_ path: String) throws -> String {
-        let v = try value(path)
-        guard let s = v.stringValue else { throw ConfigProblem(path: path, message: "must be a string, got \(v.kindName) (\(v))") }
-        return s
-    }
+    public func string(_ path: String) throws -> String { try typed(path, "a string", \.stringValue) }
 
     public func string(_ path: String, default fallback: String) throws -> String {
         contains(path) ? try string(path) : fallback
+    }
+
+    /// The value at `path` as a `T`, or a problem saying what it must be and what it is.
+    private func typed<T>(_ path: String, _ mustBe: String, _ convert: (ConfigValue) -> T?) throws -> T {
+        let v = try value(path)
+        guard let t = convert(v) else { throw ConfigProblem(path: path, message: "must be \(mustBe), got \(v.kindName) (\(v))") }
+        return t
     }
 
     /// Problems for keys of the map at `path` that are not in `allowed` (paths are
