@@ -39,8 +39,12 @@ public enum RowKernels {
         let pairs = segments == 1 && len >= pairedRowLength && w != nil && b != nil
         PlaneKernels.forEachBlock(runs, block: pairs ? 2 : PlaneKernels.runsPerBlock(len), work: runs * len) { r0, r1, t in
             PlaneKernels.blockMoments(x, r0, r1, len, t)
+            // Variances, then the block's 1/σ four runs per vector step.
+            let nb = r1 - r0
+            for i in 0..<nb { t[2 * S + i] = size.divide(t[S + i]) }
+            ChannelMath.inverseStandardDeviation(t + 2 * S, eps: eps, count: nb, into: t + 3 * S)
             for r in r0..<r1 {
-                let mu = t[r - r0], v = size.divide(t[S + r - r0]), iv = 1 / (v + eps).squareRoot()
+                let mu = t[r - r0], v = t[2 * S + r - r0], iv = t[3 * S + r - r0]
                 let h = Float(mu)
                 head[r] = h; inv[r] = Float(iv); k[r] = Float((mu - Double(h)) * iv)
                 mean?[r] = mu; variance?[r] = v; invstd?[r] = iv
