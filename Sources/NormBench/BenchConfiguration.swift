@@ -49,7 +49,7 @@ public struct BenchConfiguration: Sendable, Equatable {
         return n == 1 ? [1] : [1, n]
     }
 
-    /// The full run (about three minutes in a release build on 2 cores).
+    /// The full run (about two minutes in a release build on 2 cores, 3 rounds).
     public static func standard() -> BenchConfiguration {
         BenchConfiguration(methods: nil, shapes: standardShapes, threads: defaultThreads, quick: false,
                            warmup: 10, minReps: 15, maxReps: 20_000, minSeconds: 0.3,
