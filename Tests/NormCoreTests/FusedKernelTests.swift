@@ -110,6 +110,7 @@ struct FusedKernelTests {
         RowCase(rows: 21, length: 70_000, segments: 1, affine: true, wantW: true, wantB: true),   // panels of 4 rows; rows in pairs
         RowCase(rows: 3, length: 2500, segments: 5, affine: false, wantW: false, wantB: false),   // no affine, chunk tails
         RowCase(rows: 18, length: 3000, segments: 2, affine: true, wantW: true, wantB: false),    // runs past one chunk
+        RowCase(rows: 19, length: 64, segments: 8, affine: true, wantW: true, wantB: true),       // 4-lane runs, a last unpaired row
     ]
 
     @Test("RowKernels.normalizeRuns and backwardRuns match float64; 1 and 2 threads bit-identical", arguments: rowCases)
