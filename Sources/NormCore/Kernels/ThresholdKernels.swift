@@ -98,52 +98,42 @@ public enum ThresholdKernels {
     @inline(__always)
     static func planeSums(_ xp: UnsafePointer<Float>, _ gp: UnsafePointer<Float>, _ length: Int,
                           _ s: Float, _ t: Float, _ f: Float) -> (Double, Double, Double) {
-        if length <= Reductions.shortRun {
-            let sv = SIMD4<Float>(repeating: s), tv = SIMD4<Float>(repeating: t), fv = SIMD4<Float>(repeating: f)
-            var b1 = SIMD4<Float>(), b2 = SIMD4<Float>(), b3 = SIMD4<Float>()
-            var i = 0
-            while i + 4 <= length {
-                let xv = UnsafeRawPointer(xp + i).loadUnaligned(as: SIMD4<Float>.self)
-                let gv = UnsafeRawPointer(gp + i).loadUnaligned(as: SIMD4<Float>.self)
-                let gm = SIMD4<Float>(repeating: 0).replacing(with: gv, where: (xv * sv + tv) .>= fv)
-                b1 += gm; b2 += gm * xv; b3 += gv
-                i += 4
-            }
-            var t1 = Double(Reductions.hsum(b1)), t2 = Double(Reductions.hsum(b2)), t3 = Double(Reductions.hsum(b3))
-            while i < length {
-                let gv = gp[i]
-                if xp[i] * s + t >= f { t1 += Double(gv); t2 += Double(gv * xp[i]) }
-                t3 += Double(gv)
-                i += 1
-            }
-            return (t1, t2, t3)
-        }
+        if length <= Reductions.shortRun { return blockSums(SIMD4<Float>.self, xp, gp, 0, length, s, t, f) }
         // 8-lane vectors: three accumulators, three constants and two loads fit in 16 SSE registers.
-        let sv = SIMD8<Float>(repeating: s), tv = SIMD8<Float>(repeating: t), fv = SIMD8<Float>(repeating: f)
         var a1 = 0.0, a2 = 0.0, a3 = 0.0
         var start = 0
         while start < length {
             let end = min(start + Reductions.block, length)
-            var b1 = SIMD8<Float>(), b2 = SIMD8<Float>(), b3 = SIMD8<Float>()
-            var i = start
-            while i + 8 <= end {
-                let xv = UnsafeRawPointer(xp + i).loadUnaligned(as: SIMD8<Float>.self)
-                let gv = UnsafeRawPointer(gp + i).loadUnaligned(as: SIMD8<Float>.self)
-                let gm = SIMD8<Float>(repeating: 0).replacing(with: gv, where: (xv * sv + tv) .>= fv)
-                b1 += gm; b2 += gm * xv; b3 += gv
-                i += 8
-            }
-            var t1 = Double(Reductions.hsum(b1)), t2 = Double(Reductions.hsum(b2)), t3 = Double(Reductions.hsum(b3))
-            while i < end {
-                let gv = gp[i]
-                if xp[i] * s + t >= f { t1 += Double(gv); t2 += Double(gv * xp[i]) }
-                t3 += Double(gv)
-                i += 1
-            }
+            let (t1, t2, t3) = blockSums(SIMD8<Float>.self, xp, gp, start, end, s, t, f)
             a1 += t1; a2 += t2; a3 += t3
             start = end
         }
         return (a1, a2, a3)
+    }
+
+    /// ``planeSums(_:_:_:_:_:_:)`` over `[start, end)` in vectors of `V`: one accumulator per
+    /// sum, its lanes added at the end, then the values past the last whole vector in `Double`.
+    @inline(__always)
+    static func blockSums<V: FloatLanes>(_: V.Type, _ xp: UnsafePointer<Float>, _ gp: UnsafePointer<Float>, _ start: Int, _ end: Int,
+                                         _ s: Float, _ t: Float, _ f: Float) -> (Double, Double, Double) {
+        let sv = V(repeating: s), tv = V(repeating: t), fv = V(repeating: f)
+        var b1 = V(), b2 = V(), b3 = V()
+        var i = start
+        while i + V.scalarCount <= end {
+            let xv = UnsafeRawPointer(xp + i).loadUnaligned(as: V.self)
+            let gv = UnsafeRawPointer(gp + i).loadUnaligned(as: V.self)
+            let gm = gv.passing(xv, sv, tv, fv)
+            b1 += gm; b2 += gm * xv; b3 += gv
+            i += V.scalarCount
+        }
+        var t1 = Double(b1.laneSum), t2 = Double(b2.laneSum), t3 = Double(b3.laneSum)
+        while i < end {
+            let gv = gp[i]
+            if xp[i] * s + t >= f { t1 += Double(gv); t2 += Double(gv * xp[i]) }
+            t3 += Double(gv)
+            i += 1
+        }
+        return (t1, t2, t3)
     }
 
     /// `out = a·g·m + b·x` over one plane, `m = [x·s + t ≥ τ]`.
