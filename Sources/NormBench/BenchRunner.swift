@@ -246,18 +246,6 @@ public final class BenchRunner {
                 }
             }
         }
-        var records: [BenchRecord] = []
-        for s in subjects where !s.failed {
-            for t in cfg.threads {
-                for op in BenchOp.allCases {
-                    records.append(BenchRecord(method: s.subject.method, op: op, shape: s.subject.shape, threads: t,
-                                               timing: TimingSummary(seconds: s.times[TimingKey(threads: t, op: op)] ?? []),
-                                               passes: Traffic.passes(op, evalUsesRunningStatistics: s.subject.evalUsesRunningStatistics),
-                                               copyGbps: 0, numpyTiming: s.numpyTimes[op].map { TimingSummary(seconds: $0) },
-                                               check: s.check))
-                }
-            }
-        }
         // Each record's denominator: the median of its size's copy measurements.
         var copies: [StreamResult] = []
         for key in copySamples.keys {
@@ -265,10 +253,17 @@ public final class BenchRunner {
             copies.append(sorted[sorted.count / 2])
         }
         copies.sort { ($0.elements, $0.threads) < ($1.elements, $1.threads) }
-        for i in records.indices {
-            if let c = copies.first(where: { $0.elements == records[i].elements && $0.threads == records[i].threads }) {
-                records[i].copyGbps = c.gbps
-                records[i].pctOfCopy = Traffic.percentOfCopy(records[i].gbps, copyGBps: c.gbps)
+        var records: [BenchRecord] = []
+        for s in subjects where !s.failed {
+            for t in cfg.threads {
+                let copy = copies.first { $0.elements == s.subject.shape.product && $0.threads == t }!
+                for op in BenchOp.allCases {
+                    records.append(BenchRecord(method: s.subject.method, op: op, shape: s.subject.shape, threads: t,
+                                               timing: TimingSummary(seconds: s.times[TimingKey(threads: t, op: op)] ?? []),
+                                               passes: Traffic.passes(op, evalUsesRunningStatistics: s.subject.evalUsesRunningStatistics),
+                                               copyGbps: copy.gbps, numpyTiming: s.numpyTimes[op].map { TimingSummary(seconds: $0) },
+                                               check: s.check))
+                }
             }
         }
         return BenchReport(date: ISO8601DateFormatter().string(from: Date()), machine: MachineInfo.current(), quick: cfg.quick,
