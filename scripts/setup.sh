@@ -4,7 +4,7 @@
 set -euo pipefail
 
 APT_PACKAGES=(pkg-config libopenblas-dev python3-dev python3-numpy python3-pytest
-              python3-scipy python3-sklearn python3-matplotlib python3-requests python3-nbformat python3-pip)
+              python3-scipy python3-sklearn python3-matplotlib python3-requests python3-nbformat python3-pip dataset-fashion-mnist)
 # Python packages not in Debian, installed into the project (never into the system):
 PIP_TARGET=".deps/python"
 PIP_PACKAGES=(mnist1d==0.0.2.post1)
