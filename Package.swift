@@ -67,7 +67,7 @@ let package = Package(
         ),
         .target(
             name: "NormBench",
-            dependencies: ["NormCore", "NormPlugins", "NormPython"],
+            dependencies: ["NormCore", "NormPlugins", "NormPython", "NormNet"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         .target(

@@ -15,8 +15,9 @@ struct BenchCommand: ParsableCommand {
             normalizes with the input's own statistics), backward 5. %copy divides by a STREAM copy of \
             the same size and thread count; numpy is timed inside Python. The timings are taken in \
             rounds over every method and shape, so a passing load on a shared machine affects all \
-            of them alike. Exit status 1 when a check fails.
-            """)
+            of them alike. Exit status 1 when a check fails. `normlab bench train` times whole training steps.
+            """,
+        subcommands: [BenchTrainCommand.self])
 
     @Option(help: "Comma-separated methods (default: every registered method, custom plugins included).") var methods: String?
     @Option(help: "Comma-separated shapes, extents joined by x (default: 32x64x56x56,8x256x14x14,256x1024,64x32x8x8).") var shapes: String?
