@@ -3,7 +3,8 @@
 of normlab: when neither is installed, `available()` returns an empty list and the bench
 prints normlab's numbers alone.
 
-Each measurement runs in a child interpreter (`python3 normlab_train_bench.py`) pinned to
+Each measurement runs in a child interpreter (`$NORMLAB_PYTHON`, else this interpreter's
+executable, else `python3`, running this file) pinned to
 the first `threads` cores (`os.sched_setaffinity`) with the framework's thread count set
 before it is imported (`torch.set_num_threads`; XLA's CPU client for JAX), so 1- and
 2-thread numbers come from one run.
@@ -35,7 +36,15 @@ NORMS = {"bn": "bn", "batch_norm": "bn", "batchnorm": "bn", "none": "none", "gn"
 
 
 def available():
-    """The frameworks importable here (checked without importing them)."""
+    """The frameworks importable here (checked without importing them), or — when
+    $NORMLAB_PYTHON names another interpreter for the child side — importable there."""
+    if os.environ.get("NORMLAB_PYTHON"):
+        code = "import importlib.util as u; print(','.join(n for n in %r if u.find_spec(n)))" % (FRAMEWORKS,)
+        try:
+            out = subprocess.run([os.environ["NORMLAB_PYTHON"], "-c", code], capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired):
+            return []
+        return [n for n in out.stdout.strip().split(",") if n in FRAMEWORKS] if out.returncode == 0 else []
     out = []
     for name in FRAMEWORKS:
         try:

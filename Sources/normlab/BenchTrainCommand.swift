@@ -27,6 +27,7 @@ struct BenchTrainCommand: ParsableCommand {
     @Flag(name: .customLong("no-frameworks"), help: "Do not time torch / jax even when importable.") var noFrameworks = false
     @Option(name: .customLong("min-seconds"), help: "Timed seconds per configuration at least (default 1, --quick 0.05).")
     var minSeconds: Double?
+    @Option(help: "Exactly this many timed steps per configuration (overrides --min-seconds; for profiling).") var steps: Int?
     @Flag(help: "Print the report as JSON instead of a table.") var json = false
     @Option(name: .customLong("save-json"), help: "Also write the JSON report to this file (written whole or not at all).")
     var saveJSON: String?
@@ -48,6 +49,12 @@ struct BenchTrainCommand: ParsableCommand {
                     throw BenchError("--min-seconds must be in (0, 600], got \(minSeconds)")
                 }
                 cfg.minSeconds = minSeconds
+            }
+            if let steps {
+                guard (1...1_000_000).contains(steps) else { throw BenchError("--steps must be between 1 and 1000000, got \(steps)") }
+                cfg.minSteps = steps
+                cfg.maxSteps = steps
+                cfg.minSeconds = 0
             }
         } catch let e as BenchError {
             throw CLIError(e.description)
