@@ -146,7 +146,9 @@ public struct ParityCaseGenerator {
 
     /// Makes channels and batch multiples of the options that must divide them, and grows the
     /// batch until each statistic covers at least two values (where the method declares its axes).
-    private func fitConstraints(_ s: inout [Int], options: [String: OptionValue]) {
+    private func fitConstraints(_ s: inout [Int], options given: [String: OptionValue]) {
+        var options = given
+        for o in descriptor.options where options[o.name] == nil { options[o.name] = o.defaultValue }
         for constraint in descriptor.constraints {
             switch constraint {
             case let .dividesChannels(o):
@@ -158,9 +160,7 @@ public struct ParityCaseGenerator {
         }
         guard let reduction = descriptor.reduction else { return }
         if s.count > 2 && s.dropFirst(2).allSatisfy({ $0 == 1 }) { return }   // a deliberate 1x1 case
-        var resolved = options
-        for o in descriptor.options where resolved[o.name] == nil { resolved[o.name] = o.defaultValue }
-        if let n = reduction.valuesPerReduction(shape: s, options: resolved), n < 2, s.count > 2 {
+        if let n = reduction.valuesPerReduction(shape: s, options: options), n < 2, s.count > 2 {
             for i in 2..<s.count { s[i] = max(s[i], 2) }
         }
     }

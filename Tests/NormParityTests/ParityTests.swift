@@ -42,12 +42,13 @@ struct RenamingBackend: ReferenceBackend {
         let registry = Builtins.registry
         let report = try ParitySuite.run(registry: registry, backend: PythonReferenceBackend(),
                                          methods: registry.all.map(\.descriptor), seed: 11, casesPerMethod: 60)
-        #expect(report.methods.count == 6)
+        #expect(report.methods.count == Builtins.types.count)
         for m in report.methods {
-            #expect(m.cases >= 50)
+            #expect(m.cases - m.skipped >= 50, "\(m.method): \(m.skipReasons)")
             #expect(m.failed == 0, "\(m.method): \(m.failures)")
             #expect(m.maxRelError < ParityRunner.tolerance)
-            #expect(m.maxRelError > 0 || m.method == "none", "a method with zero error compared nothing: \(m.method)")
+            // EvoNorm-S0 computes in float64 and rounds once, as the reference's float32 copy does.
+            #expect(m.maxRelError > 0 || m.method == EvoNormS0.descriptor.name, "a method with zero error compared nothing: \(m.method)")
         }
     }
 
