@@ -26,7 +26,7 @@ struct TrainCommand: ParsableCommand {
 
     @Option(help: "digits, mnist1d or synthetic.") var dataset: DatasetName = .mnist1d
     @Option(name: .customLong("data-seed"), help: "Seed of the data split/generator (digits split, synthetic).") var dataSeed: UInt64 = 0
-    @Option(help: "Normalization method name or alias, or 'none'.") var norm: String = "batch_norm"
+    @Option(help: "Normalization method name or alias, 'none', or 'default' (the registry's default method; see `normlab list`).") var norm: String = NormSpec.defaultMethodName
     @Option(name: .customLong("norm-set"), help: "A norm hyper-parameter KEY=VALUE (repeatable).") var normSettings: [String] = []
     @OptionGroup var plugins: PluginOptions
 

@@ -45,7 +45,10 @@ public final class Model {
             var slot: NormSlot?
             if let norm = spec.norm, let options = normOptions {
                 let fshape = FeatureShape(channels: channels, spatial: Array(out.dropFirst()))
-                let plugin = try registry.make(norm, shape: fshape)
+                let plugin: any Normalization
+                do { plugin = try registry.make(norm, shape: fshape) } catch let error as NormError {
+                    throw NetError("blocks.\(i).norm (\(channels) channels, \(fshape.perSampleShape.map(\.shapeText) ?? "")): \(error.description)")
+                }
                 // The freeze policy is applied below, once stages are known.
                 slot = NormSlot(name: "blocks.\(i).norm", spec: norm, options: options, shape: fshape,
                                 layer: try NormLayer(plugin, freeze: .none))

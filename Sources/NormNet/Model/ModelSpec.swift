@@ -95,7 +95,7 @@ public struct ModelSpec: Sendable, Equatable {
     public var decayAllParameters: Bool
 
     public init(inputShape: [Int], classes: Int, depth: Int = 4, width: Int = 32, kernel: Int = 3,
-                norm: NormSpec? = NormSpec("batch_norm"), normPosition: NormPosition = .before, convBias: Bool = false,
+                norm: NormSpec? = .registryDefault, normPosition: NormPosition = .before, convBias: Bool = false,
                 activation: ActivationKind = .relu, downsample: DownsampleKind = .maxPool, downsampleEvery: Int = 1,
                 widthGrowth: Int = 1, minSpatial: Int = 2, head: HeadKind = .globalAvgPool,
                 freeze: FreezeSpec = FreezeSpec(), decayAllParameters: Bool = false) {

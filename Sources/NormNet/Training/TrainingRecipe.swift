@@ -22,6 +22,9 @@ public struct TrainingRecipe: Sendable, Equatable {
     public var nesterov: Bool?
     public var schedule: LRSchedule.Kind?
     public var warmupSteps: Int?
+    /// Scale the learning rate linearly with the batch size (Goyal et al. 2017):
+    /// effective lr = lr · batch_size / this.
+    public var learningRateReferenceBatchSize: Int?
     public var batchSize: Int?
     public var duration: TrainingDuration?
     /// The run seed: model initialization and shuffling are derived from it.
@@ -31,7 +34,7 @@ public struct TrainingRecipe: Sendable, Equatable {
     public var evaluateEachEpoch = true
     public var recordTelemetry = true
 
-    public init(norm: NormSpec? = NormSpec("batch_norm")) { self.norm = norm }
+    public init(norm: NormSpec? = .registryDefault) { self.norm = norm }
 
     /// `name` (`none` → nil) with `KEY=VALUE` settings checked against the method's schema.
     public static func normSpec(name: String, settings: [String], registry: NormRegistry) throws -> NormSpec? {
@@ -67,6 +70,9 @@ public struct TrainingRecipe: Sendable, Equatable {
         if let batchSize { config.batchSize = batchSize }
         if let duration { config.duration = duration }
         if let learningRate { config.optimizer.learningRate = learningRate }
+        if let reference = learningRateReferenceBatchSize {
+            config.optimizer.learningRate *= Double(config.batchSize) / Double(reference)
+        }
         if let momentum { config.optimizer.momentum = momentum }
         if let weightDecay { config.optimizer.weightDecay = weightDecay }
         if let nesterov { config.optimizer.nesterov = nesterov }
@@ -79,6 +85,21 @@ public struct TrainingRecipe: Sendable, Equatable {
         config.evaluateEachEpoch = evaluateEachEpoch
         config.recordTelemetry = recordTelemetry
         return config
+    }
+
+    /// Checks the optimizer and schedule settings that do not depend on the data set.
+    public func validateTraining() throws {
+        if let learningRateReferenceBatchSize, learningRateReferenceBatchSize < 1 {
+            throw NetError("lr_reference_batch_size must be a positive integer, got \(learningRateReferenceBatchSize)")
+        }
+        if let warmupSteps, warmupSteps < 0 { throw NetError("warmup steps must be >= 0, got \(warmupSteps)") }
+        var probe = TrainingConfig()
+        if let learningRate { probe.optimizer.learningRate = learningRate }
+        if let momentum { probe.optimizer.momentum = momentum }
+        if let weightDecay { probe.optimizer.weightDecay = weightDecay }
+        if let nesterov { probe.optimizer.nesterov = nesterov }
+        if probe.optimizer.momentum == 0 && nesterov == nil { probe.optimizer.nesterov = false }
+        try probe.optimizer.validate()
     }
 
     /// The initialized model for `dataset`.
