@@ -262,9 +262,10 @@ public enum NPY {
         guard fstat(fd, &info) == 0 else { throw .unreadable(path: path, reason: errnoText()) }
         let fileType = info.st_mode & S_IFMT
         if fileType == S_IFDIR { throw .unreadable(path: path, reason: "is a directory, not a file") }
+        if fileType == S_IFIFO { return try readStream(fd, path: path) }
         guard fileType == S_IFREG else {
-            // A pipe or device: no size to plan with, so read it all and decode.
-            return try decodeWithInfo(Data(try readToEnd(fd, path: path)))
+            // A device such as /dev/zero or /dev/urandom never ends: refuse it before reading a byte.
+            throw .unreadable(path: path, reason: "is \(fileTypeName(fileType)), not a regular file or a pipe")
         }
         let size = Int(info.st_size)
 
@@ -333,20 +334,76 @@ public enum NPY {
         return bytes
     }
 
-    /// Everything left in a stream.
-    private static func readToEnd(_ fd: Int32, path: String) throws(NPYError) -> [UInt8] {
+    /// The largest data section a pipe may declare: half the machine's memory. A regular file's
+    /// declared size is checked against the file's real size instead.
+    static var streamByteLimit: Int {
+        Int(clamping: ProcessInfo.processInfo.physicalMemory / 2)
+    }
+
+    /// Reads a `.npy` array from a pipe, which has no size to plan with.
+    ///
+    /// The preamble is read first, so a stream that is not a `.npy` array is refused after a
+    /// few bytes; then exactly the declared data section is read, and one more byte decides
+    /// whether the stream has trailing data. Memory never exceeds the declared size, and a
+    /// declared size above ``streamByteLimit`` is refused before any data is read.
+    private static func readStream(_ fd: Int32, path: String) throws(NPYError) -> (tensor: Tensor, header: NPYHeader) {
         var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        var wanted = 128  // numpy's preamble length for any ordinary shape
+        var header: NPYHeader
         while true {
+            let ended = try readStream(fd, path: path, appendingTo: &bytes, upTo: wanted)
+            do {
+                header = try parsePreamble(bytes)
+                break
+            } catch let NPYError.truncatedHeader(expected, _) where expected > bytes.count && !ended {
+                wanted = expected
+            }
+        }
+        let needed = header.dataByteCount
+        if needed > streamByteLimit {
+            throw .unreadable(path: path, reason: "the header declares \(needed) bytes of values, more than a pipe "
+                              + "may hold (\(streamByteLimit) bytes, half the memory); save the array to a file")
+        }
+        bytes.reserveCapacity(header.dataOffset + needed)
+        _ = try readStream(fd, path: path, appendingTo: &bytes, upTo: header.dataOffset + needed)
+        if bytes.count == header.dataOffset + needed {
+            var extra: [UInt8] = []
+            _ = try readStream(fd, path: path, appendingTo: &extra, upTo: 1)
+            if !extra.isEmpty { throw .trailingStreamData(expectedBytes: needed) }
+        }
+        let result: Result<Tensor, NPYError> = bytes.withUnsafeBytes { raw in
+            Result { () throws(NPYError) -> Tensor in try decodeBody(raw, header: header) }
+        }
+        return (try result.get(), header)
+    }
+
+    /// Reads from a stream until `bytes` holds `count` bytes or the stream ends; returns
+    /// whether it ended.
+    private static func readStream(_ fd: Int32, path: String, appendingTo bytes: inout [UInt8],
+                                   upTo count: Int) throws(NPYError) -> Bool {
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while bytes.count < count {
             let n = chunk.withUnsafeMutableBytes { buffer in
-                buffer.baseAddress.map { Glibc_read(fd, $0, buffer.count) } ?? 0
+                buffer.baseAddress.map { Glibc_read(fd, $0, min(buffer.count, count - bytes.count)) } ?? 0
             }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw .unreadable(path: path, reason: errnoText())
             }
-            if n == 0 { return bytes }
+            if n == 0 { return true }
             bytes += chunk[0..<n]
+        }
+        return false
+    }
+
+    /// A file type from `stat(2)` in words, for an error message.
+    private static func fileTypeName(_ type: mode_t) -> String {
+        switch type {
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFSOCK: return "a socket"
+        case S_IFLNK: return "a symbolic link"
+        default: return "a special file"
         }
     }
 
