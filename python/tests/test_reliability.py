@@ -30,3 +30,53 @@ def test_device_input_is_refused_at_once(tmp_path, device):
     assert r.returncode != 0
     assert "character device" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert no_files(out)
+
+
+# -- item 7: a negative number after an option is a value, and its message says so --------
+
+NEGATIVE_CASES = [
+    (["train", "--steps", "-1"], "steps must be at least 1, got -1"),
+    (["train", "--steps", "1", "--epochs", "-3"], "give --epochs or --steps, not both"),
+    (["train", "--epochs", "-3"], "epochs must be at least 1, got -3"),
+    (["train", "--steps", "1", "--seed", "-1"], "--seed: the value -1 is negative"),
+    (["train", "--steps", "1", "--data-seed", "-2"], "--data-seed: the value -2 is negative"),
+    (["train", "--steps", "1", "--lr", "-1"], "learning rate must be finite and >= 0, got -1"),
+    (["train", "--steps", "1", "--momentum", "-0.5"], "momentum must be >= 0"),
+    (["train", "--steps", "1", "--weight-decay", "-1e-3"], "weight decay must be >= 0"),
+    (["train", "--steps", "1", "--depth", "-1"], "depth must be at least 1, got -1"),
+    (["train", "--steps", "1", "--width", "-1"], "width must be at least 1, got -1"),
+    (["train", "--steps", "1", "--kernel", "-3"], "kernel must be odd and positive"),
+    (["train", "--steps", "1", "--width-growth", "-1"], "width growth must be at least 1"),
+    (["train", "--steps", "1", "--frozen-stages", "-2"], "frozen_stages must be >= -1, got -2"),
+    (["train", "--steps", "1", "--warmup-steps", "-1"], "warm-up steps must be >= 0"),
+    (["train", "--steps", "1", "--batch-size", "-2"], "batch size must be at least 1, got -2"),
+    (["train", "--steps", "1", "--threads", "-1"], "--threads must be at least 1"),
+    (["train", "--steps", "1", "--precise-bn", "-1"], "needs at least 1 batch, got -1"),
+    (["train", "--steps", "1", "--inference-stats", "precise", "--inference-batches", "-1"], "needs at least 1 batch, got -1"),
+    (["train", "--steps", "1", "--renorm-hold", "-1"], "must be >= 0, got -1"),
+    (["train", "--steps", "1", "--renorm-ramp", "-1"], "must be >= 0, got 0, -1"),
+    (["ablate", "run", "--preset", "freeze", "--quick", "--runner", "fake", "--jobs", "-1"], "--jobs must be at least 1, got -1"),
+    (["ablate", "run", "--preset", "freeze", "--quick", "--runner", "fake", "--threads", "-2"], "--threads must be at least 1, got -2"),
+    (["parity", "--cases", "-1"], "--cases must be at least 1, got -1"),
+    (["parity", "--seed", "-1"], "--seed: the value -1 is negative"),
+    (["bench", "--rounds", "-1"], "--rounds must be between 1 and 100, got -1"),
+]
+
+
+@pytest.mark.parametrize("args,expected", NEGATIVE_CASES, ids=[" ".join(a[-2:]) for a, _ in NEGATIVE_CASES])
+def test_negative_option_value_is_named(tmp_path, args, expected):
+    if args[0] == "train":
+        args = args + ["--dataset", "synthetic", "--quiet"]
+    r = subprocess.run([normlab_binary()] + args, capture_output=True, text=True, timeout=120,
+                       cwd=str(tmp_path), stdin=subprocess.DEVNULL)
+    assert r.returncode != 0
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], r.stderr
+    assert "Missing value" not in r.stderr
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_frozen_stages_minus_one_is_accepted():
+    r = run(["train", "--dataset", "synthetic", "--steps", "1", "--quiet", "--json", "--frozen-stages", "-1"])
+    assert r.returncode == 0, r.stderr
+    json.loads(r.stdout)
