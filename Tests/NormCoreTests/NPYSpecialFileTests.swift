@@ -83,4 +83,20 @@ struct NPYSpecialFileTests {
         let text = NPYError.trailingStreamData(expectedBytes: 8).description
         #expect(!text.contains("\n") && text.contains("8 bytes"))
     }
+
+    @Test("a finite float64 value beyond float32's range is refused, infinities pass", arguments: [
+        (1e39, true), (-3.4028235677973366e38, true), (3.4028235677973362e38, false), (Double.infinity, false),
+    ])
+    func float64BeyondFloat32(value: Double, refused: Bool) {
+        let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }".padding(toLength: 117, withPad: " ", startingAt: 0) + "\n"
+        var bytes: [UInt8] = NPY.magic + [1, 0, UInt8(header.utf8.count), 0] + Array(header.utf8)
+        for v in [1.5, value] { bytes += (0..<8).map { UInt8(truncatingIfNeeded: v.bitPattern.littleEndian >> (8 * $0)) } }
+        do {
+            let tensor = try NPY.decode(Data(bytes))
+            #expect(!refused, "decoded \(value)")
+            #expect(tensor.withUnsafeBufferPointer { $0[1] } == Float(value))
+        } catch {
+            #expect(refused && error == .valueBeyondFloat32(value: value), "\(error)")
+        }
+    }
 }

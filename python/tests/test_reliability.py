@@ -80,3 +80,72 @@ def test_frozen_stages_minus_one_is_accepted():
     r = run(["train", "--dataset", "synthetic", "--steps", "1", "--quiet", "--json", "--frozen-stages", "-1"])
     assert r.returncode == 0, r.stderr
     json.loads(r.stdout)
+
+
+# -- item 2: values that would overflow float32 statistics ---------------------------------
+
+def write_plugin(directory, name, body, parameters="{}"):
+    """A plugin file `name.py` whose Layer has `parameters` and the given method bodies."""
+    path = os.path.join(str(directory), name + ".py")
+    with open(path, "w") as f:
+        f.write("import numpy as np\n"
+                "NORMLAB_PLUGIN = {'name': %r, 'summary': 'test', 'reference': 'test', 'options': {}, 'ranks': [2, 5]}\n"
+                "class Layer:\n"
+                "    def __init__(self, channels, spatial, options):\n"
+                "        self.parameters = %s\n"
+                "        self.buffers = {}\n" % (name, parameters))
+        for line in body.strip("\n").splitlines():
+            f.write("    " + line + "\n")
+    return path
+
+
+def test_huge_float32_value_in_a_bn_channel_is_refused(tmp_path):
+    x = np.random.default_rng(0).standard_normal((8, 3, 4)).astype(np.float32)
+    x[2, 1, 3] = -3e38
+    out = tmp_path / "o"
+    r = run(["apply", "bn", "--input", save(tmp_path, "x.npy", x), "--out", out, "--mode", "train"])
+    assert r.returncode == 1
+    line = r.stderr.strip()
+    assert len(line.splitlines()) == 1 and "x.npy" in line and "-3e+38" in line and "magnitude limit" in line, line
+    assert no_files(out)
+
+
+def test_value_at_the_limit_gives_finite_statistics(tmp_path):
+    x = np.random.default_rng(0).standard_normal((64, 2, 40)).astype(np.float32)
+    x[5, 0, 7] = -1e17
+    out = tmp_path / "o"
+    r = run(["apply", "bn", "--input", save(tmp_path, "x.npy", x), "--out", out, "--mode", "train"])
+    assert r.returncode == 0, r.stderr
+    for name in ("output", "running_mean", "running_var"):
+        assert np.all(np.isfinite(np.load(str(out / (name + ".npy"))))), name
+
+
+@pytest.mark.parametrize("array", ["input", "weight"])
+def test_float64_value_beyond_float32_is_refused(tmp_path, array):
+    x = np.random.default_rng(1).standard_normal((4, 3, 5))
+    w = np.ones(3)
+    (x if array == "input" else w)[1] = 1e39
+    out = tmp_path / "o"
+    r = run(["apply", "bn", "--input", save(tmp_path, "x.npy", x), "--weight", save(tmp_path, "w.npy", w),
+             "--out", out])
+    assert r.returncode == 1
+    line = r.stderr.strip()
+    name = "x.npy" if array == "input" else "w.npy"
+    assert len(line.splitlines()) == 1 and name in line and "1e+39" in line and "float32" in line, line
+    assert no_files(out)
+
+
+def test_output_that_overflows_from_finite_inputs_is_refused(tmp_path):
+    plugin = write_plugin(tmp_path, "blows_up", """
+def forward(self, x, mode, params, buffers):
+    return (x * np.float32(1e30) * np.float32(1e30)).astype(np.float32)
+def backward(self, grad_output, params):
+    return grad_output, {}
+""")
+    out = tmp_path / "o"
+    x = np.ones((2, 3), dtype=np.float32)
+    r = run(["apply", "blows_up", "--plugin", plugin, "--input", save(tmp_path, "x.npy", x), "--out", out])
+    assert r.returncode == 1
+    # (numpy's own RuntimeWarning from the plugin may come first on stderr)
+    assert r.stderr.strip().splitlines()[-1].startswith("normlab: error: output holds inf"), r.stderr
+    assert no_files(out)

@@ -299,6 +299,7 @@ public enum NPY {
         defer { body.deallocate() }
         let got = preadFully(fd, into: body, count: needed, offset: header.dataOffset)
         if got != needed { throw readFailure(path: path, header: header, got: got) }
+        try checkFloat32Range(header, data: UnsafeRawPointer(body))
         return (makeTensor(header, data: UnsafeRawPointer(body)), header)
     }
 
@@ -599,7 +600,21 @@ public enum NPY {
     private static func decodeBody(_ bytes: UnsafeRawBufferPointer, header: NPYHeader) throws(NPYError) -> Tensor {
         try checkBodyLength(header, available: bytes.count - header.dataOffset)
         guard let base = bytes.baseAddress else { return Tensor(shape: header.shape, initializingWith: { _ in }) }
+        try checkFloat32Range(header, data: base + header.dataOffset)
         return makeTensor(header, data: base + header.dataOffset)
+    }
+
+    /// Rejects a float64 data section holding a finite value that rounds to infinity in
+    /// float32 (|x| at or above 2^128 - 2^103, about 3.4028236e38); infinities and NaNs
+    /// stored as such pass through unchanged.
+    private static func checkFloat32Range(_ header: NPYHeader, data source: UnsafeRawPointer) throws(NPYError) {
+        guard header.scalarType == .float64 else { return }
+        let swap = header.isBigEndian != hostIsBigEndian
+        for i in 0..<header.count {
+            let bits = source.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)
+            let value = Double(bitPattern: swap ? bits.byteSwapped : bits)
+            if value.isFinite && Float(value).isInfinite { throw .valueBeyondFloat32(value: value) }
+        }
     }
 
     /// Rejects a data section that is not exactly `count * itemsize` bytes.
