@@ -149,3 +149,108 @@ def backward(self, grad_output, params):
     # (numpy's own RuntimeWarning from the plugin may come first on stderr)
     assert r.stderr.strip().splitlines()[-1].startswith("normlab: error: output holds inf"), r.stderr
     assert no_files(out)
+
+
+# -- item 4: the Python plugin contract -----------------------------------------------------
+
+SCALE_FORWARD = """
+def forward(self, x, mode, params, buffers):
+    return (x * params["weight"].reshape((1, -1) + (1,) * (x.ndim - 2))).astype(np.float32)
+"""
+WEIGHT = "{'weight': np.ones(channels, np.float32)}"
+
+
+def apply_plugin(tmp_path, plugin, name, grad=True, extra=()):
+    x = np.random.default_rng(2).standard_normal((4, 3, 5)).astype(np.float32)
+    out = tmp_path / "o"
+    args = ["apply", name, "--plugin", plugin, "--input", save(tmp_path, "x.npy", x), "--out", out]
+    if grad:
+        args += ["--grad-output", save(tmp_path, "gy.npy", np.ones_like(x))]
+    return run(args + list(extra), timeout=60), out
+
+
+def test_missing_gradient_for_a_declared_parameter_is_an_error(tmp_path):
+    plugin = write_plugin(tmp_path, "no_grad", SCALE_FORWARD + """
+def backward(self, grad_output, params):
+    return grad_output, {}
+""", WEIGHT)
+    r, out = apply_plugin(tmp_path, plugin, "no_grad")
+    assert r.returncode == 1
+    assert r.stderr.strip() == ("normlab: error: plugin no_grad: backward returned no gradient for parameter "
+                                "'weight'; return one for every parameter in Layer.parameters"), r.stderr
+    assert no_files(out)
+
+
+def test_missing_gradient_stops_training(tmp_path):
+    plugin = write_plugin(tmp_path, "no_grad", SCALE_FORWARD + """
+def backward(self, grad_output, params):
+    return grad_output, {}
+""", WEIGHT)
+    r = run(["train", "--dataset", "synthetic", "--steps", "2", "--quiet", "--json", "--norm", "no_grad", "--plugin", plugin])
+    assert r.returncode == 1
+    assert "no gradient for parameter 'weight'" in r.stderr and r.stdout == "", (r.stdout, r.stderr)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float16", "int32"])
+def test_forward_must_return_float32(tmp_path, dtype):
+    plugin = write_plugin(tmp_path, "wide", """
+def forward(self, x, mode, params, buffers):
+    return x.astype(np.%s)
+def backward(self, grad_output, params):
+    return grad_output, {}
+""" % dtype)
+    r, out = apply_plugin(tmp_path, plugin, "wide", grad=False)
+    assert r.returncode == 1
+    assert r.stderr.strip() == ("normlab: error: plugin wide: forward returned dtype %s, expected float32 "
+                                "(convert with .astype(np.float32))" % dtype), r.stderr
+    assert no_files(out)
+
+
+def test_float64_parameter_is_refused(tmp_path):
+    plugin = write_plugin(tmp_path, "wide_param", SCALE_FORWARD + """
+def backward(self, grad_output, params):
+    return grad_output, {"weight": np.zeros(3, np.float32)}
+""", "{'weight': np.ones(channels)}")
+    r, out = apply_plugin(tmp_path, plugin, "wide_param")
+    assert r.returncode == 1 and "parameter 'weight' returned dtype float64, expected float32" in r.stderr, r.stderr
+
+
+def test_plugin_prints_go_to_stderr_and_json_stays_one_object(tmp_path):
+    plugin = write_plugin(tmp_path, "chatty", """
+print("chatty: constructed")
+def forward(self, x, mode, params, buffers):
+    print("chatty forward", x.shape)
+    return x.copy()
+def backward(self, grad_output, params):
+    print("chatty backward")
+    return grad_output.copy(), {}
+""")
+    r = run(["train", "--dataset", "synthetic", "--steps", "2", "--quiet", "--json", "--norm", "chatty", "--plugin", plugin])
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.strip().splitlines()) == 1
+    assert isinstance(json.loads(r.stdout), dict)
+    assert "chatty forward" in r.stderr and "chatty backward" in r.stderr
+
+
+@pytest.mark.parametrize("call", ["os._exit(0)", "os._exit(3)", "sys.exit(0)", "import posix; posix._exit(0)"])
+def test_plugin_that_exits_is_an_error(tmp_path, call):
+    plugin = write_plugin(tmp_path, "quitter", """
+def forward(self, x, mode, params, buffers):
+    import os, sys
+    %s
+    return x.copy()
+def backward(self, grad_output, params):
+    return grad_output.copy(), {}
+""" % call)
+    r, out = apply_plugin(tmp_path, plugin, "quitter", grad=False)
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    line = r.stderr.strip()
+    assert len(line.splitlines()) == 1 and line.startswith("normlab: error: plugin quitter: ") and "exit" in line, line
+    assert no_files(out)
+
+
+def test_plugin_that_exits_while_loading_is_an_error(tmp_path):
+    path = tmp_path / "leaves.py"
+    path.write_text("import os\nos._exit(0)\n")
+    r = run(["list", "--plugin", path])
+    assert r.returncode == 1 and "os._exit(0)" in r.stderr and len(r.stderr.strip().splitlines()) == 1, (r.returncode, r.stderr)
