@@ -29,6 +29,65 @@ sys.stdout = sys.stderr
 _RUNNING = [None]  # name of the plugin whose code is running, for messages
 
 
+class TimeoutPluginError(PluginError):
+    """Raised asynchronously in plugin code that exceeded the per-call time limit."""
+
+
+_TIME_LIMIT = [None]  # seconds per plugin call, or None
+
+
+def set_time_limit(seconds):
+    """Limits every later call into plugin code to `seconds` (None or 0: no limit).
+
+    A watchdog thread raises TimeoutPluginError in the calling thread when the limit passes
+    (PyThreadState_SetAsyncExc). It interrupts Python bytecode, e.g. a `while True:` loop,
+    not a single long-running C call (a huge numpy operation ends first)."""
+    _TIME_LIMIT[0] = float(seconds) if seconds else None
+
+
+class _Watchdog:
+    """Arms the time limit around one call; thread-safe against the call ending as it fires."""
+
+    def __init__(self, seconds):
+        import threading
+        self.ident = threading.get_ident()
+        self.lock = threading.Lock()
+        self.done = False
+        self.fired = False
+        self.timer = threading.Timer(seconds, self._fire)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def _fire(self):
+        import ctypes
+        with self.lock:
+            if not self.done:
+                self.fired = True
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.ident), ctypes.py_object(TimeoutPluginError))
+
+    def disarm(self):
+        import ctypes
+        self.timer.cancel()
+        with self.lock:
+            self.done = True
+            if self.fired:  # not raised yet if the call ended just as the limit passed: drop it
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.ident), None)
+
+
+def _call_limited(fn, *args):
+    if _TIME_LIMIT[0] is None:
+        return fn(*args)
+    watchdog = _Watchdog(_TIME_LIMIT[0])
+    try:
+        return fn(*args)
+    finally:
+        watchdog.disarm()
+
+
+def _time_limit_text():
+    return "exceeded the time limit of %g s per call (--plugin-timeout)" % _TIME_LIMIT[0]
+
+
 def _refuse_exit(status=0, *args):
     raise PluginError("plugin %s: called os._exit(%s); a plugin must not end normlab's process"
                       % (_RUNNING[0] or "?", status))
@@ -69,7 +128,9 @@ def load_plugin(path):
     try:
         spec = importlib.util.spec_from_file_location(mod_name, path)
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        _call_limited(spec.loader.exec_module, module)
+    except TimeoutPluginError:
+        raise PluginError("plugin file %s: loading %s" % (label, _time_limit_text()))
     except PluginError:
         raise
     except SystemExit as e:
@@ -130,7 +191,9 @@ def _as_float32(name, what, value, shape=None):
 def _guard(name, what, fn, *args):
     _RUNNING[0] = name
     try:
-        return fn(*args)
+        return _call_limited(fn, *args)
+    except TimeoutPluginError:
+        raise PluginError("plugin %s: %s %s" % (name, what, _time_limit_text()))
     except PluginError:
         raise
     except SystemExit as e:

@@ -8,6 +8,7 @@ import NormPython
 @main
 enum Main {
     static func main() {
+        Interrupt.install()
         do {
             var command = try Normlab.parseAsRoot(NegativeNumberArguments.joined(Array(CommandLine.arguments.dropFirst())))
             try command.run()

@@ -254,3 +254,116 @@ def test_plugin_that_exits_while_loading_is_an_error(tmp_path):
     path.write_text("import os\nos._exit(0)\n")
     r = run(["list", "--plugin", path])
     assert r.returncode == 1 and "os._exit(0)" in r.stderr and len(r.stderr.strip().splitlines()) == 1, (r.returncode, r.stderr)
+
+
+# -- item 3: Ctrl-C and the plugin time limit ----------------------------------------------
+
+SPIN = """
+def forward(self, x, mode, params, buffers):
+    open(%r, "w").close()
+    while True:
+        pass
+def backward(self, grad_output, params):
+    return grad_output, {}
+"""
+
+
+def start(args, env=None, cwd=None):
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.Popen([normlab_binary()] + [str(a) for a in args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=full_env, cwd=cwd, stdin=subprocess.DEVNULL)
+
+
+def wait_for(predicate, seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def interrupt(process, after=None):
+    """Sends SIGINT (once `after()` holds); returns (status, stderr, seconds it took to end)."""
+    if after is not None:
+        assert wait_for(after, 60), "the process never got to the point to interrupt"
+    assert process.poll() is None, process.communicate()
+    sent = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    try:
+        out, err = process.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        pytest.fail("normlab did not stop within 10 s of Ctrl-C")
+    process.captured_stdout = out
+    return process.returncode, err, time.monotonic() - sent
+
+
+def test_ctrl_c_stops_plugin_code(tmp_path):
+    marker = tmp_path / "started"
+    plugin = write_plugin(tmp_path, "spin", SPIN % str(marker))
+    x = save(tmp_path, "x.npy", np.ones((4, 3), np.float32))
+    out = tmp_path / "o"
+    p = start(["apply", "spin", "--plugin", plugin, "--input", x, "--out", out])
+    status, err, took = interrupt(p, after=marker.exists)
+    assert status == 130 and err == "normlab: interrupted (Ctrl-C)\n", (status, err)
+    assert took < 5 and no_files(out)
+
+
+def test_ctrl_c_stops_training(tmp_path):
+    p = start(["train", "--dataset", "synthetic", "--steps", "100000", "--json"])
+    time.sleep(2)
+    status, err, took = interrupt(p)
+    assert status == 130 and err.strip().splitlines()[-1] == "normlab: interrupted (Ctrl-C)", (status, err)
+    assert p.captured_stdout == "" and took < 5
+
+
+def test_ctrl_c_stops_bench(tmp_path):
+    p = start(["bench", "--quick", "--quiet"], cwd=str(tmp_path))
+    time.sleep(1.5)
+    status, err, took = interrupt(p)
+    assert status == 130 and err.strip().splitlines()[-1] == "normlab: interrupted (Ctrl-C)", (status, err)
+    assert took < 5
+
+
+def ablate_status(store):
+    r = run(["ablate", "status", "--store", store])
+    assert r.returncode == 0, r.stderr
+    line = [l for l in r.stdout.splitlines() if l.strip().startswith("runs:")][0]
+    return int(line.split()[1].split("/")[0]), int(line.split()[1].split("/")[1])
+
+
+def test_ctrl_c_in_ablate_keeps_finished_runs(tmp_path):
+    store = tmp_path / "s.sqlite"
+    args = ["ablate", "run", "--preset", "freeze", "--quick", "--runner", "fake", "--store", store, "--no-report"]
+    p = start(args, env={"NORMLAB_FAKE_SLEEP": "0.3"})
+    status, err, took = interrupt(p, after=lambda: store.exists() and ablate_status(store)[0] >= 2)
+    assert status == 130, (status, err)
+    assert err.strip().splitlines()[-1].startswith("normlab: interrupted (Ctrl-C); every finished run is stored in ")
+    assert took < 5
+    stored, planned = ablate_status(store)
+    assert 2 <= stored < planned
+    again = run(args)
+    assert again.returncode == 0, again.stderr
+    assert ablate_status(store) == (planned, planned)
+
+
+def test_plugin_time_limit(tmp_path):
+    plugin = write_plugin(tmp_path, "spin", SPIN % str(tmp_path / "started"))
+    x = save(tmp_path, "x.npy", np.ones((4, 3), np.float32))
+    out = tmp_path / "o"
+    start_time = time.monotonic()
+    r = run(["apply", "spin", "--plugin", plugin, "--plugin-timeout", "0.5", "--input", x, "--out", out], timeout=30)
+    assert time.monotonic() - start_time < 10
+    assert r.returncode == 1
+    assert r.stderr.strip() == "normlab: error: plugin spin: forward exceeded the time limit of 0.5 s per call (--plugin-timeout)"
+    assert no_files(out)
+
+
+def test_plugin_time_limit_lets_quick_calls_through(tmp_path):
+    plugin = os.path.join(os.path.dirname(HERE), "plugins", "rms_norm.py")
+    r = run(["train", "--dataset", "synthetic", "--steps", "3", "--quiet", "--json", "--norm", "rms",
+             "--plugin", plugin, "--plugin-timeout", "30"])
+    assert r.returncode == 0, r.stderr
+    json.loads(r.stdout)
