@@ -367,3 +367,20 @@ def test_plugin_time_limit_lets_quick_calls_through(tmp_path):
              "--plugin", plugin, "--plugin-timeout", "30"])
     assert r.returncode == 0, r.stderr
     json.loads(r.stdout)
+
+
+# -- item 5: divergence ---------------------------------------------------------------------
+
+def test_huge_learning_rate_is_flagged_diverged_with_its_step():
+    r = run(["train", "--dataset", "synthetic", "--lr", "1000", "--steps", "60", "--quiet", "--json"])
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["diverged"] is True
+    assert isinstance(d["diverged_at_step"], int) and 0 < d["diverged_at_step"] < 60
+    assert float(d["divergence_loss"]) > 1000
+
+
+def test_normal_run_is_not_diverged():
+    r = run(["train", "--dataset", "synthetic", "--steps", "60", "--quiet", "--json"])
+    d = json.loads(r.stdout)
+    assert d["diverged"] is False and d["diverged_at_step"] is None
