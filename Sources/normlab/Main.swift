@@ -8,8 +8,9 @@ import NormPython
 @main
 enum Main {
     static func main() {
+        Interrupt.install()
         do {
-            var command = try Normlab.parseAsRoot()
+            var command = try Normlab.parseAsRoot(NegativeNumberArguments.joined(Array(CommandLine.arguments.dropFirst())))
             try command.run()
         } catch let code as ExitCode {
             exit(code.rawValue)
@@ -20,7 +21,8 @@ enum Main {
             if code == .success {
                 Normlab.exit(withError: error)   // --help / --version: print and exit 0
             }
-            let text = Normlab.message(for: error)
+            var text = Normlab.message(for: error)
+            if let plain = NegativeNumberArguments.message(rewriting: text) { text = plain }
             fail(text.split(separator: "\n").first.map(String.init) ?? "invalid arguments", code: code.rawValue)
         }
     }

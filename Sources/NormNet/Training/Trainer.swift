@@ -41,7 +41,7 @@ public struct TrainingResult: Sendable {
     public var seconds: Double
     public var diverged: Bool
     public var divergedAtStep: Int?
-    /// `nan`, `inf` or `-inf` when diverged.
+    /// `nan`, `inf`, `-inf` or the loss value that broke the ``DivergenceRule``, when diverged.
     public var divergenceLoss: String?
     public var finalLearningRate: Double
     public var history: [EpochRecord]
@@ -71,7 +71,8 @@ public struct TrainingResult: Sendable {
 /// Trains a ``Model`` on a ``Dataset`` with SGD, deterministically: the same model seed,
 /// config seed and thread count give bit-identical losses, parameters and results.
 ///
-/// A non-finite loss stops the run and is reported (`diverged`), never thrown.
+/// A loss that is non-finite or beyond 1000x the initial one stops the run and is reported
+/// (`diverged`, ``DivergenceRule``), never thrown.
 public final class Trainer {
     public let model: Model
     public let dataset: Dataset
@@ -115,6 +116,7 @@ public final class Trainer {
         losses.reserveCapacity(total)
         var history: [EpochRecord] = []
         var diverged = false, divergedAt: Int?, divergenceLoss: String?
+        var divergence = DivergenceRule()
         var lr = config.optimizer.learningRate
         var step = 0
         let initialWeightNorm = model.weightNorm
@@ -137,10 +139,10 @@ public final class Trainer {
             let labels = indices.map { dataset.trainLabels[$0] }
             let logits = try model.forward(x)
             let ce = try SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels)
-            guard ce.loss.isFinite else {
+            if let loss = divergence.check(loss: ce.loss) {
                 diverged = true
                 divergedAt = step
-                divergenceLoss = ce.loss.isNaN ? "nan" : (ce.loss > 0 ? "inf" : "-inf")
+                divergenceLoss = loss
                 break
             }
             if step >= lastBatchesFrom { try lastBatches?.record() }
