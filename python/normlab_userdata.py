@@ -49,9 +49,10 @@ def _read(path):
     if os.path.isdir(path):
         raise _fail(path, "is a folder, not an .npz file")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            if not isinstance(f, np.lib.npyio.NpzFile):
-                raise _fail(path, "is a single .npy array, not an .npz archive with x_train, y_train, x_test, y_test")
+        loaded = np.load(path, allow_pickle=False)
+        if not hasattr(loaded, "files"):
+            raise _fail(path, "is a single .npy array, not an .npz archive with x_train, y_train, x_test, y_test")
+        with loaded as f:
             names = set(f.files)
             missing = [k for k in REQUIRED if k not in names]
             if missing:

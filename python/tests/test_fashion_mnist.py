@@ -109,7 +109,7 @@ def test_cli_corrupt_file_is_one_line_and_writes_nothing(tmp_path):
     def corrupt(d):
         path = os.path.join(d, "train-labels-idx1-ubyte.gz")
         raw = bytearray(gzip.open(path).read())
-        raw[3] = 0x02  # magic 0x00000802: two dimensions
+        raw[2] = 0x09  # magic 0x00000901: signed bytes, not unsigned
         write_raw(path, bytes(raw))
     directory = fake_package(tmp_path / "fm", damage=corrupt)
     cache = tmp_path / "cache"
@@ -122,7 +122,7 @@ def test_cli_corrupt_file_is_one_line_and_writes_nothing(tmp_path):
     assert p.returncode != 0
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1, p.stderr
-    assert "train-labels-idx1-ubyte.gz" in lines[0] and "bad magic number 0x00000802" in lines[0]
+    assert "train-labels-idx1-ubyte.gz" in lines[0] and "bad magic number 0x00000901" in lines[0]
     assert "dataset-fashion-mnist" in lines[0]
     assert not out.exists() and (not cache.exists() or not any(cache.iterdir()))
 
