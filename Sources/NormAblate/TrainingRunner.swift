@@ -31,8 +31,9 @@ public struct TrainingRunner: CellRunner {
     public var curveNames: [String]? { ["test_accuracy", "train_loss", "weight_norm", "steps"] }
 
     static let phaseKeys = ["dataset", "batch_size", "steps", "epochs", "optimizer", "schedule", "freeze", "inference_stats", "precise_bn", "renorm_schedule"]
+        + RecipeFeatureKeys.phaseKeys
     static let modelKeys = ["depth", "width", "kernel", "norm", "norm_position", "conv_bias", "activation", "downsample",
-                            "head", "width_growth"]
+                            "head", "width_growth"] + RecipeFeatureKeys.modelKeys
 
     /// Every key a `train` cell accepts, with what it means (printed by `normlab describe --spec`).
     /// Norm options (`model.norm.options.*`) are the method's own: `normlab describe METHOD`.
@@ -45,7 +46,7 @@ public struct TrainingRunner: CellRunner {
         ("model.activation", "relu | sigmoid (FRN with tlu=true replaces it by its TLU)"),
         ("model.downsample", "max | avg | strided | none, after every block while maps stay >= 2 wide"),
         ("model.head", "gap | flatten: global average pooling or flattening before the classifier"),
-        ("dataset", "a name (mnist1d, digits, synthetic) or {name, seed, scale, offset, noise, train_examples, as_channels}"),
+        ("dataset", "a name (mnist1d, digits, fashion-mnist, synthetic), a path to an .npz file (x_train, y_train, x_test, y_test), or {name, seed, scale, offset, noise, train_examples, as_channels}"),
         ("dataset.scale / offset / noise", "inputs become scale*x + offset + noise*N(0,1) (seeded by dataset.seed): a shifted task"),
         ("dataset.train_examples", "keep a seeded subset of this many training examples"),
         ("dataset.as_channels", "true: every input value becomes a channel of a 1x1 map, so every norm sees 1x1 feature maps"),
@@ -53,6 +54,7 @@ public struct TrainingRunner: CellRunner {
         ("steps | epochs", "training length (default 10 epochs)"),
         ("optimizer.lr / momentum / weight_decay / nesterov", "SGD (defaults 0.1, 0.9, 5e-4, false); weight decay on conv and linear weights"),
         ("optimizer.lr_reference_batch_size", "scale lr linearly with the batch size: effective lr = lr * batch_size / this (Goyal et al. 2017)"),
+    ] + RecipeFeatureKeys.documentation + [
         ("schedule.name / warmup_steps", "cosine | step | constant, with linear warm-up (default cosine, 0)"),
         ("freeze.norm_eval / requires_grad / frozen_stages", "MMDetection's BN freezing: statistics frozen, affine frozen, stem + stages 1..k frozen"),
         ("inference_stats.estimator", "ema | precise | last_batches: what the norms evaluate with — the running averages, PreciseBN over K fresh batches, or the mean of the last K training batches' statistics (Wu & Johnson 2021)"),
@@ -186,6 +188,7 @@ public struct TrainingRunner: CellRunner {
         spec.downsample = try choice(c, "model.downsample", spec.downsample)
         spec.head = try choice(c, "model.head", spec.head)
         spec.norm = try normSpec(c)
+        try RecipeFeatureKeys.apply(c, to: &spec)
         spec.freeze = freeze
         return spec
     }
@@ -227,7 +230,7 @@ public struct TrainingRunner: CellRunner {
 
 /// One training phase of a cell, decoded.
 struct Phase {
-    var dataset: DatasetName
+    var dataset: DatasetSource
     var datasetSeed: UInt64
     var noise: Double
     var scale: Double
@@ -241,15 +244,13 @@ struct Phase {
     var inferenceStatistics: InferenceStatistics
     var renormSchedule: RenormSchedule?
     var asChannels: Bool
+    var features: RecipeFeatures
 
     init(_ c: CellConfig, prefix p: String) throws {
         let dpath = p + "dataset"
         let name: String
         if let plain = c[dpath]?.stringValue { name = plain } else { name = try c.string(dpath + ".name", default: "mnist1d") }
-        guard let d = DatasetName(rawValue: name) else {
-            throw ConfigProblem(path: dpath, message: "unknown dataset '\(name)'; known: \(DatasetName.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        dataset = d
+        do { dataset = try DatasetSource(argument: name) } catch { throw ConfigProblem(path: dpath, message: "\(error)") }
         let isMap = c[dpath]?.mapValue != nil
         datasetSeed = UInt64(max(0, isMap ? try c.int(dpath + ".seed", default: 0) : 0))
         noise = isMap ? try c.double(dpath + ".noise", default: 0) : 0
@@ -269,8 +270,11 @@ struct Phase {
         if c.contains(p + "steps") { guard steps >= 1 else { throw ConfigProblem(path: p + "steps", message: "must be >= 1") }; duration = .steps(steps) }
         else if c.contains(p + "epochs") { guard epochs >= 1 else { throw ConfigProblem(path: p + "epochs", message: "must be >= 1") }; duration = .epochs(epochs) }
         else { duration = .epochs(10) }
-        for problem in c.unknownKeys(at: p + "optimizer", allowed: ["lr", "momentum", "weight_decay", "nesterov", "lr_reference_batch_size"]) { throw problem }
-        var lr = try c.double(p + "optimizer.lr", default: 0.1)
+        for problem in c.unknownKeys(at: p + "optimizer", allowed: ["lr", "momentum", "weight_decay", "nesterov", "lr_reference_batch_size"]
+                                     + RecipeFeatureKeys.optimizerKeys) { throw problem }
+        features = try RecipeFeatureKeys.features(c, prefix: p)
+        let defaults = RecipeFeatureKeys.defaults(features.optimizer)
+        var lr = try c.double(p + "optimizer.lr", default: defaults.lr)
         if c.contains(p + "optimizer.lr_reference_batch_size") {
             let reference = try c.int(p + "optimizer.lr_reference_batch_size")
             guard reference >= 1 else { throw ConfigProblem(path: p + "optimizer.lr_reference_batch_size", message: "must be a positive integer, got \(reference)") }
@@ -278,7 +282,7 @@ struct Phase {
         }
         optimizer = SGDConfig(learningRate: lr,
                               momentum: try c.double(p + "optimizer.momentum", default: 0.9),
-                              weightDecay: try c.double(p + "optimizer.weight_decay", default: 5e-4),
+                              weightDecay: try c.double(p + "optimizer.weight_decay", default: defaults.weightDecay),
                               nesterov: try c.bool(p + "optimizer.nesterov", default: false))
         do { try optimizer.validate() } catch { throw ConfigProblem(path: p + "optimizer", message: "\(error)") }
         let warmup = try c.int(p + "schedule.warmup_steps", default: 0)
@@ -321,14 +325,16 @@ struct Phase {
     }
 
     func training(seed: UInt64) -> TrainingConfig {
-        TrainingConfig(batchSize: batchSize, duration: duration, seed: seed, optimizer: optimizer, schedule: schedule,
-                       recordTelemetry: true, evaluateEachEpoch: true, inferenceStatistics: inferenceStatistics,
-                       renormSchedule: renormSchedule)
+        var config = TrainingConfig(batchSize: batchSize, duration: duration, seed: seed, optimizer: optimizer, schedule: schedule,
+                                    recordTelemetry: true, evaluateEachEpoch: true, inferenceStatistics: inferenceStatistics,
+                                    renormSchedule: renormSchedule)
+        config.features = features
+        return config
     }
 
     /// The named data set, shifted by seeded noise and subsampled as configured.
     func loadDataset() throws -> Dataset {
-        var base = try Datasets.load(dataset, seed: dataset == .mnist1d ? 0 : datasetSeed)
+        var base = try dataset.load(seed: dataset == .builtin(.mnist1d) ? 0 : datasetSeed)
         if asChannels {
             // every value becomes a channel of a 1-wide map: (C, L) -> (C·L, 1), (C, H, W) -> (C·H·W, 1, 1)
             let shape = [base.sampleShape.product] + Array(repeating: 1, count: base.sampleShape.count - 1)
