@@ -32,8 +32,9 @@ public struct TrainingRunner: CellRunner {
     public var curveNames: [String]? { ["test_accuracy", "train_loss", "weight_norm", "steps"] }
 
     static let phaseKeys = ["dataset", "batch_size", "steps", "epochs", "optimizer", "schedule", "freeze", "inference_stats", "precise_bn", "renorm_schedule"]
+        + RecipeFeatureKeys.phaseKeys
     static let modelKeys = ["depth", "width", "kernel", "norm", "norm_position", "conv_bias", "activation", "downsample",
-                            "head", "width_growth"]
+                            "head", "width_growth"] + RecipeFeatureKeys.modelKeys
 
     /// Every key a `train` cell accepts, with what it means (printed by `normlab describe --spec`).
     /// Norm options (`model.norm.options.*`) are the method's own: `normlab describe METHOD`.
@@ -46,7 +47,7 @@ public struct TrainingRunner: CellRunner {
         ("model.activation", "relu | sigmoid (FRN with tlu=true replaces it by its TLU)"),
         ("model.downsample", "max | avg | strided | none, after every block while maps stay >= 2 wide"),
         ("model.head", "gap | flatten: global average pooling or flattening before the classifier"),
-        ("dataset", "a name (mnist1d, digits, synthetic) or {name, seed, scale, offset, noise, train_examples, as_channels}"),
+        ("dataset", "a name (mnist1d, digits, fashion-mnist, synthetic), a path to an .npz file (x_train, y_train, x_test, y_test), or {name, seed, scale, offset, noise, train_examples, as_channels}"),
         ("dataset.scale / offset / noise", "inputs become scale*x + offset + noise*N(0,1) (seeded by dataset.seed): a shifted task"),
         ("dataset.train_examples", "keep a seeded subset of this many training examples"),
         ("dataset.as_channels", "true: every input value becomes a channel of a 1x1 map, so every norm sees 1x1 feature maps"),
@@ -54,6 +55,7 @@ public struct TrainingRunner: CellRunner {
         ("steps | epochs", "training length (default 10 epochs)"),
         ("optimizer.lr / momentum / weight_decay / nesterov", "SGD (defaults 0.1, 0.9, 5e-4, false); weight decay on conv and linear weights"),
         ("optimizer.lr_reference_batch_size", "scale lr linearly with the batch size: effective lr = lr * batch_size / this (Goyal et al. 2017)"),
+    ] + RecipeFeatureKeys.documentation + [
         ("schedule.name / warmup_steps", "cosine | step | constant, with linear warm-up (default cosine, 0)"),
         ("freeze.norm_eval / requires_grad / frozen_stages", "MMDetection's BN freezing: statistics frozen, affine frozen, stem + stages 1..k frozen"),
         ("inference_stats.estimator", "ema | precise | last_batches: what the norms evaluate with — the running averages, PreciseBN over K fresh batches, or the mean of the last K training batches' statistics (Wu & Johnson 2021)"),
@@ -194,6 +196,7 @@ public struct TrainingRunner: CellRunner {
         spec.downsample = try choice(c, "model.downsample", spec.downsample)
         spec.head = try choice(c, "model.head", spec.head)
         spec.norm = try normSpec(c)
+        try RecipeFeatureKeys.apply(c, to: &spec)
         spec.freeze = freeze
         return spec
     }
@@ -235,7 +238,7 @@ public struct TrainingRunner: CellRunner {
 
 /// One training phase of a cell, decoded.
 struct Phase {
-    var dataset: DatasetName
+    var dataset: DatasetSource
     var datasetSeed: UInt64
     var noise: Double
     var scale: Double
@@ -248,15 +251,13 @@ struct Phase {
     var inferenceStatistics: InferenceStatistics
     var renormSchedule: RenormSchedule?
     var asChannels: Bool
+    var features: RecipeFeatures
 
     init(_ c: CellConfig, prefix p: String) throws {
         let dpath = p + "dataset"
         let name: String
         if let plain = c[dpath]?.stringValue { name = plain } else { name = try c.string(dpath + ".name", default: "mnist1d") }
-        guard let d = DatasetName(rawValue: name) else {
-            throw ConfigProblem(path: dpath, message: "unknown dataset '\(name)'; known: \(DatasetName.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        dataset = d
+        do { dataset = try DatasetSource(argument: name) } catch { throw ConfigProblem(path: dpath, message: "\(error)") }
         let isMap = c[dpath]?.mapValue != nil
         datasetSeed = UInt64(max(0, isMap ? try c.int(dpath + ".seed", default: 0) : 0))
         noise = isMap ? try c.double(dpath + ".noise", default: 0) : 0
@@ -267,7 +268,8 @@ struct Phase {
         trainExamples = isMap && c.contains(dpath + ".train_examples") ? try c.int(dpath + ".train_examples") : nil
         guard noise >= 0 else { throw ConfigProblem(path: dpath + ".noise", message: "must be >= 0") }
         if let t = trainExamples, t < 2 { throw ConfigProblem(path: dpath + ".train_examples", message: "must be at least 2") }
-        recipe = try Self.trainingRecipe(c, prefix: p)
+        features = try RecipeFeatureKeys.features(c, prefix: p)
+        recipe = try Self.trainingRecipe(c, prefix: p, optimizer: features.optimizer)
         freeze = FreezeSpec(normEval: try c.bool(p + "freeze.norm_eval", default: false),
                             normRequiresGrad: try c.bool(p + "freeze.requires_grad", default: true),
                             frozenStages: try c.int(p + "freeze.frozen_stages", default: -1))
@@ -308,12 +310,14 @@ struct Phase {
         r.renormSchedule = renormSchedule
         var config = r.config(for: data)
         config.seed = seed
+        config.features = features
         return config
     }
 
     /// Batch size, duration, optimizer and schedule keys (under `prefix`) as recipe overrides.
-    static func trainingRecipe(_ c: CellConfig, prefix p: String) throws -> TrainingRecipe {
+    static func trainingRecipe(_ c: CellConfig, prefix p: String, optimizer: OptimizerName) throws -> TrainingRecipe {
         var r = TrainingRecipe(norm: nil)
+        r.optimizer = optimizer
         if c.contains(p + "batch_size") {
             let b = try c.int(p + "batch_size")
             guard b >= 1 else { throw ConfigProblem(path: p + "batch_size", message: "must be a positive integer, got \(b)") }
@@ -327,7 +331,8 @@ struct Phase {
             guard n >= 1 else { throw ConfigProblem(path: p + key, message: "must be >= 1") }
             r.duration = key == "steps" ? .steps(n) : .epochs(n)
         }
-        for problem in c.unknownKeys(at: p + "optimizer", allowed: ["lr", "momentum", "weight_decay", "nesterov", "lr_reference_batch_size"]) { throw problem }
+        for problem in c.unknownKeys(at: p + "optimizer", allowed: ["lr", "momentum", "weight_decay", "nesterov", "lr_reference_batch_size"]
+                                     + RecipeFeatureKeys.optimizerKeys) { throw problem }
         if c.contains(p + "optimizer.lr") { r.learningRate = try c.double(p + "optimizer.lr") }
         if c.contains(p + "optimizer.momentum") { r.momentum = try c.double(p + "optimizer.momentum") }
         if c.contains(p + "optimizer.weight_decay") { r.weightDecay = try c.double(p + "optimizer.weight_decay") }
@@ -351,7 +356,7 @@ struct Phase {
 
     /// The named data set, shifted by seeded noise and subsampled as configured.
     func loadDataset() throws -> Dataset {
-        var base = try Datasets.load(dataset, seed: dataset == .mnist1d ? 0 : datasetSeed)
+        var base = try dataset.load(seed: dataset == .builtin(.mnist1d) ? 0 : datasetSeed)
         if asChannels {
             // every value becomes a channel of a 1-wide map: (C, L) -> (C·L, 1), (C, H, W) -> (C·H·W, 1, 1)
             let shape = [base.sampleShape.product] + Array(repeating: 1, count: base.sampleShape.count - 1)

@@ -4,6 +4,7 @@ import NormCore
 import NormNet
 
 extension DatasetName: ExpressibleByArgument {}
+extension OptimizerName: ExpressibleByArgument {}
 extension NormPosition: ExpressibleByArgument {}
 extension ActivationKind: ExpressibleByArgument {}
 extension DownsampleKind: ExpressibleByArgument {}
@@ -24,7 +25,7 @@ struct TrainCommand: ParsableCommand {
 
     enum Schedule: String, ExpressibleByArgument { case step, cosine, constant }
 
-    @Option(help: "digits, mnist1d or synthetic.") var dataset: DatasetName = .mnist1d
+    @Option(help: "digits, mnist1d, fashion-mnist, synthetic, or a path to an .npz file (x_train, y_train, x_test, y_test; see the README).") var dataset: String = "mnist1d"
     @Option(name: .customLong("data-seed"), help: "Seed of the data split/generator (digits split, synthetic).") var dataSeed: UInt64 = 0
     @Option(help: "Normalization method name or alias, 'none', or 'default' (the registry's default method; see `normlab list`).") var norm: String = NormSpec.defaultMethodName
     @Option(name: .customLong("norm-set"), help: "A norm hyper-parameter KEY=VALUE (repeatable).") var normSettings: [String] = []
@@ -43,6 +44,13 @@ struct TrainCommand: ParsableCommand {
     @Flag(name: .customLong("freeze-norm-affine"), help: "No gradients for norm weights (MMDetection requires_grad=False).") var freezeNormAffine = false
     @Option(name: .customLong("frozen-stages"), help: "MMDetection frozen_stages: -1 none, k freezes the stem and stages 1..k.") var frozenStages: Int = -1
 
+    @Option(help: "sgd (default), adam or adamw (PyTorch's rules; Adam/AdamW default to lr 1e-3 and weight decay 0 / 1e-2).") var optimizer: OptimizerName?
+    @Flag(help: "Augment training images: random crops with zero padding and horizontal flips (2-D data only).") var augment = false
+    @Option(name: .customLong("crop-padding"), help: "With --augment: zero padding of the random crop (default 4; 0 = flips only).") var cropPadding: Int?
+    @Flag(name: .customLong("no-flip"), help: "With --augment: no horizontal flips.") var noFlip = false
+    @Option(help: "Dropout probability before the classifier (default 0).") var dropout: Double?
+    @Option(name: .customLong("label-smoothing"), help: "Label smoothing epsilon of the cross-entropy, in [0, 1] (default 0).") var labelSmoothing: Double?
+    @Flag(name: .customLong("weight-standardization"), help: "Weight Standardization of every convolution (Qiao et al. 2019; eps 1e-6 inside the square root, as timm's StdConv2d).") var weightStandardization = false
     @Option(help: "Base learning rate.") var lr: Double?
     @Option(help: "SGD momentum.") var momentum: Double?
     @Option(name: .customLong("weight-decay"), help: "L2 weight decay (conv and linear weights).") var weightDecay: Double?
@@ -69,6 +77,7 @@ struct TrainCommand: ParsableCommand {
     func validate() throws {
         if epochs != nil && steps != nil { throw ValidationError("give --epochs or --steps, not both") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if !augment && (cropPadding != nil || noFlip) { throw ValidationError("--crop-padding and --no-flip need --augment") }
         if preciseBN != nil && inferenceStats != "ema" { throw ValidationError("give --precise-bn or --inference-stats, not both") }
     }
 
@@ -81,7 +90,7 @@ struct TrainCommand: ParsableCommand {
         let threadCount = threads ?? ProcessInfo.processInfo.activeProcessorCount
         ComputeThreads.set(threadCount)
         let registry = try plugins.registry()
-        let data = try Datasets.load(dataset, seed: dataSeed)
+        let data = try DatasetSource(argument: dataset).load(seed: dataSeed)
 
         var recipe = TrainingRecipe(norm: try TrainingRecipe.normSpec(name: norm, settings: normSettings, registry: registry))
         recipe.depth = depth; recipe.width = width; recipe.kernel = kernel
@@ -108,6 +117,13 @@ struct TrainCommand: ParsableCommand {
             try recipe.renormSchedule?.validate()
         }
         recipe.evaluateEachEpoch = epochEval
+        recipe.optimizer = optimizer
+        if augment {
+            recipe.augmentation = AugmentationConfig(cropPadding: cropPadding ?? AugmentationConfig.standard.cropPadding, flip: !noFlip)
+        }
+        recipe.dropout = dropout
+        recipe.labelSmoothing = labelSmoothing
+        if weightStandardization { recipe.weightStandardization = try WeightStandardization() }
 
         let model: Model
         do { model = try recipe.makeModel(for: data, registry: registry) } catch let NormError.missingOption(method, option) {

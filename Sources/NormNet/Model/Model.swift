@@ -40,6 +40,7 @@ public final class Model {
             let conv: Convolution = twoD
                 ? try Conv2d(inChannels: shape[0], outChannels: channels, kernel: spec.kernel, stride: stride, padding: pad, bias: spec.convBias)
                 : try Conv1d(inChannels: shape[0], outChannels: channels, kernel: spec.kernel, stride: stride, padding: pad, bias: spec.convBias)
+            conv.weightStandardization = spec.weightStandardization
             let out = try conv.outputShape(forSample: shape)
             resolution.append(group)
             var slot: NormSlot?
@@ -124,6 +125,9 @@ public final class Model {
         var seq: [(String, Layer)] = []
         for b in blocks { seq += b.layers.map { ("blocks.\(b.index).\($0.name)", $0.layer) } }
         seq.append(("head", headPool))
+        // Drawn after every initial weight, so a model without dropout initializes as before.
+        let dropoutSeed = rng.next()
+        if spec.dropout > 0 { seq.append(("dropout", try Dropout(probability: spec.dropout, seed: dropoutSeed))) }
         seq.append(("classifier", classifier))
         layers = seq
         layers.first?.layer.computesInputGradient = false

@@ -77,7 +77,7 @@ public final class Trainer {
     public let model: Model
     public let dataset: Dataset
     public let config: TrainingConfig
-    public let optimizer: SGD
+    public let optimizer: Optimizer
 
     public init(model: Model, dataset: Dataset, config: TrainingConfig) throws {
         try config.validate()
@@ -90,8 +90,9 @@ public final class Trainer {
         guard dataset.trainLabels.count >= 2 else { throw NetError("need at least 2 training samples") }
         self.model = model
         self.dataset = dataset
+        try config.features.augmentation.validate(sampleShape: dataset.sampleShape)
         self.config = config
-        optimizer = try SGD(config.optimizer, model: model)
+        optimizer = try config.features.makeOptimizer(sgd: config.optimizer, model: model)
     }
 
     /// Steps the configured duration amounts to.
@@ -107,6 +108,7 @@ public final class Trainer {
         func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
         var sampler = BatchSampler(count: dataset.trainLabels.count, batchSize: config.batchSize, seed: config.seed)
         var gatherer = BatchGatherer()
+        var augmenter = BatchAugmenter(config.features.augmentation, seed: config.features.augmentationSeed(from: config.seed))
         let total = totalSteps, perEpoch = sampler.batchesPerEpoch
         for slot in model.normSlots { slot.telemetry.reset() }
         model.recordTelemetry(config.recordTelemetry)
@@ -135,10 +137,10 @@ public final class Trainer {
             }
             lr = config.schedule.rate(at: step, totalSteps: total, base: config.optimizer.learningRate)
             let indices = sampler.next()
-            let x = gatherer.gather(dataset.trainInputs, indices)
+            let x = augmenter.augment(gatherer.gather(dataset.trainInputs, indices))
             let labels = indices.map { dataset.trainLabels[$0] }
             let logits = try model.forward(x)
-            let ce = try SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels)
+            let ce = try SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels, labelSmoothing: config.features.labelSmoothing)
             if let loss = divergence.check(loss: ce.loss) {
                 diverged = true
                 divergedAt = step

@@ -33,6 +33,17 @@ public struct TrainingRecipe: Sendable, Equatable {
     public var renormSchedule: RenormSchedule?
     public var evaluateEachEpoch = true
     public var recordTelemetry = true
+    /// `sgd` (default), `adam` or `adamw`. Adam/AdamW without an explicit learning rate or
+    /// weight decay use PyTorch's defaults (lr 1e-3; weight decay 0 for Adam, 1e-2 for AdamW).
+    public var optimizer: OptimizerName?
+    /// Random crops/flips of training batches (nil: none).
+    public var augmentation: AugmentationConfig?
+    /// Dropout probability before the classifier (nil: none).
+    public var dropout: Double?
+    /// Label smoothing ε (nil: none).
+    public var labelSmoothing: Double?
+    /// Weight Standardization of every convolution (nil: off).
+    public var weightStandardization: WeightStandardization?
 
     public init(norm: NormSpec? = .registryDefault) { self.norm = norm }
 
@@ -60,6 +71,8 @@ public struct TrainingRecipe: Sendable, Equatable {
         if let downsample { spec.downsample = downsample }
         if let widthGrowth { spec.widthGrowth = widthGrowth }
         if let head { spec.head = head }
+        if let dropout { spec.dropout = dropout }
+        if let weightStandardization { spec.weightStandardization = weightStandardization }
         spec.freeze = freeze
         return spec
     }
@@ -69,6 +82,13 @@ public struct TrainingRecipe: Sendable, Equatable {
         config.seed = seeds.shuffle
         if let batchSize { config.batchSize = batchSize }
         if let duration { config.duration = duration }
+        if let optimizer, optimizer != .sgd {
+            config.features.optimizer = optimizer
+            config.optimizer.learningRate = AdamConfig().learningRate
+            config.optimizer.weightDecay = optimizer == .adamw ? 1e-2 : 0
+        }
+        if let augmentation { config.features.augmentation = augmentation }
+        if let labelSmoothing { config.features.labelSmoothing = labelSmoothing }
         if let learningRate { config.optimizer.learningRate = learningRate }
         if let reference = learningRateReferenceBatchSize {
             config.optimizer.learningRate *= Double(config.batchSize) / Double(reference)
