@@ -89,22 +89,26 @@ public struct ModelName: Sendable, Equatable {
     public var depth: Int?
     public var preActivation: Bool
 
-    /// Parses `text`; unknown names are a one-line error.
+    public init(family: ModelFamily, depth: Int? = nil, preActivation: Bool = false) {
+        self.family = family; self.depth = depth; self.preActivation = preActivation
+    }
+
+    /// Parses `text` (case-insensitive; `resnet-20` and `preact_resnet20` also work);
+    /// unknown names are a one-line error.
     public init(parsing text: String) throws {
-        var s = text.lowercased()
-        if s == "plain" { family = .plain; depth = nil; preActivation = false; return }
-        preActivation = false
-        for prefix in ["preact-", "preact_", "preact"] where s.hasPrefix(prefix) {
-            preActivation = true
-            s.removeFirst(prefix.count)
-            break
+        var s = Substring(text.lowercased())
+        if s == "plain" { self.init(family: .plain); return }
+        let preact = s.hasPrefix("preact")
+        if preact {
+            s = s.dropFirst("preact".count)
+            if s.first == "-" || s.first == "_" { s = s.dropFirst() }
         }
         guard s.hasPrefix("resnet") else { throw Self.unknown(text) }
-        let digits = s.dropFirst("resnet".count).drop { $0 == "-" || $0 == "_" }
-        family = .resnet
-        if digits.isEmpty { depth = nil; return }
-        guard let d = Int(digits), d > 0 else { throw Self.unknown(text) }
-        depth = d
+        s = s.dropFirst("resnet".count)
+        if s.isEmpty { self.init(family: .resnet, preActivation: preact); return }
+        if s.first == "-" || s.first == "_" { s = s.dropFirst() }
+        guard !s.isEmpty, s.allSatisfy(\.isASCII), let depth = Int(s), depth > 0 else { throw Self.unknown(text) }
+        self.init(family: .resnet, depth: depth, preActivation: preact)
     }
 
     private static func unknown(_ text: String) -> NetError {
