@@ -32,11 +32,13 @@ public struct TrainingRunner: CellRunner {
 
     static let phaseKeys = ["dataset", "batch_size", "steps", "epochs", "optimizer", "schedule", "freeze", "inference_stats", "precise_bn", "renorm_schedule"]
     static let modelKeys = ["depth", "width", "kernel", "norm", "norm_position", "conv_bias", "activation", "downsample",
-                            "head", "width_growth"]
+                            "head", "width_growth", "name", "shortcut", "preact", "zero_init_residual"]
 
     /// Every key a `train` cell accepts, with what it means (printed by `normlab describe --spec`).
     /// Norm options (`model.norm.options.*`) are the method's own: `normlab describe METHOD`.
     public static let keyDocumentation: [(key: String, meaning: String)] = [
+        ("model.name", "plain (default) | resnet | resnetN (N = 6n+2, e.g. resnet20, resnet56) | preact-resnetN: the CIFAR ResNet of He et al. 2016 (width 16, depth 20 unless given)"),
+        ("model.shortcut / preact / zero_init_residual", "resnet only: A (zero-padded identity) | B (1x1 conv + norm) shortcuts; the pre-activation block (He et al. 2016b); each block's last norm scale starts at 0 (Goyal et al. 2017)"),
         ("model.norm", "a method name (or none), or {name, options: {...}}; options are the plugin's (normlab describe METHOD)"),
         ("model.depth / width / kernel", "conv blocks, channels of the first block, kernel size"),
         ("model.width_growth", "channel multiplier at each downsampling (default: the dataset preset's)"),
@@ -86,7 +88,10 @@ public struct TrainingRunner: CellRunner {
                 if prefix == "pretrain.", phase.freeze != FreezeSpec() {
                     problems.append(ConfigProblem(path: "pretrain.freeze", message: "freezing applies to finetune only"))
                 }
-                _ = try modelSpec(config, dataset: nil, freeze: phase.freeze)
+                let spec = try modelSpec(config, dataset: nil, freeze: phase.freeze)
+                if spec.family == .resnet || spec.resnet != ResNetOptions() {
+                    do { try spec.validate() } catch { problems.append(ConfigProblem(path: "model", message: "\(error)")) }
+                }
             } catch let p as ConfigProblem { problems.append(p) } catch { problems.append(ConfigProblem(path: prefix + "dataset", message: "\(error)")) }
         }
         return problems
@@ -174,9 +179,28 @@ public struct TrainingRunner: CellRunner {
 
     func modelSpec(_ c: CellConfig, dataset: Dataset?, freeze: FreezeSpec) throws -> ModelSpec {
         let shape = dataset?.sampleShape ?? [1, 40], classes = dataset?.classes ?? 10
+        let name: ModelName
+        do { name = try ModelName(parsing: try c.string("model.name", default: "plain")) } catch let e as NetError {
+            throw ConfigProblem(path: "model.name", message: e.description)
+        }
         var spec = ModelSpec(inputShape: shape, classes: classes)
-        if let d = dataset { spec = TrainPresets.model(for: d, norm: spec.norm) }
-        spec.depth = try c.int("model.depth", default: spec.depth)
+        if name.family == .resnet {
+            spec = dataset.map { TrainPresets.resNet(for: $0, norm: spec.norm) } ?? .resNet(inputShape: shape, classes: classes)
+        } else if let d = dataset { spec = TrainPresets.model(for: d, norm: spec.norm) }
+        if let d = name.depth, c.contains("model.depth"), try c.int("model.depth") != d {
+            throw ConfigProblem(path: "model.depth", message: "the model name '\(try c.string("model.name"))' gives depth \(d)")
+        }
+        spec.depth = try c.int("model.depth", default: name.depth ?? spec.depth)
+        spec.resnet.preActivation = try c.bool("model.preact", default: name.preActivation)
+        if name.preActivation && !spec.resnet.preActivation {
+            throw ConfigProblem(path: "model.preact", message: "false contradicts the model name '\(try c.string("model.name"))'")
+        }
+        spec.resnet.zeroInitResidual = try c.bool("model.zero_init_residual", default: false)
+        if c.contains("model.shortcut") {
+            let text = try c.string("model.shortcut")
+            guard let kind = ShortcutKind(parsing: text) else { throw ConfigProblem(path: "model.shortcut", message: "must be A or B, got '\(text)'") }
+            spec.resnet.shortcut = kind
+        }
         spec.width = try c.int("model.width", default: spec.width)
         spec.kernel = try c.int("model.kernel", default: spec.kernel)
         spec.widthGrowth = try c.int("model.width_growth", default: spec.widthGrowth)

@@ -59,7 +59,12 @@ extension ModelSpec {
 
     /// The ResNet rules on top of ``validate()``'s: one line per problem.
     func validateResNet() throws {
-        guard family == .resnet else { return }
+        guard family == .resnet else {
+            if resnet != ResNetOptions() {
+                throw NetError("model: shortcut, preact and zero_init_residual apply to resnet models only (e.g. --model resnet20)")
+            }
+            return
+        }
         guard depth >= 8, (depth - 2) % 6 == 0 else {
             throw NetError("model: resnet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, ...), got \(depth)")
         }
@@ -113,5 +118,27 @@ public struct ModelName: Sendable, Equatable {
 
     private static func unknown(_ text: String) -> NetError {
         NetError("model: unknown model '\(text)'; known: plain, resnet, resnetN (N = 6n+2, e.g. resnet20, resnet56), preact-resnetN")
+    }
+}
+
+extension TrainPresets {
+    /// The ResNet for a data set: ResNet-20 at width 16 (He et al. 2016 §4.2) with option-A
+    /// shortcuts, 3×3 convolutions, for 1-D `(C, L)` or 2-D `(C, H, W)` samples of any size
+    /// (8×8 digits: 8 → 4 → 2).
+    public static func resNet(for dataset: Dataset, norm: NormSpec?) -> ModelSpec {
+        ModelSpec.resNet(inputShape: dataset.sampleShape, classes: dataset.classes, norm: norm)
+    }
+}
+
+extension TrainingRecipe {
+    /// Applies a model name (`resnet56`, `preact-resnet20`, `plain`): the family, the
+    /// pre-activation form, and the depth it carries — a depth given separately must agree.
+    public mutating func setModel(_ name: ModelName) throws {
+        family = name.family
+        if name.preActivation { preActivation = true }
+        if let d = name.depth {
+            if let depth, depth != d { throw NetError("model: the name gives depth \(d) but depth \(depth) was given too") }
+            depth = d
+        }
     }
 }
