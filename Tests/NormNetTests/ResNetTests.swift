@@ -335,6 +335,23 @@ import NormPython
         #expect(try a.forward(x).isBitIdentical(to: b.forward(x)))
     }
 
+    /// Steady state: a block's sum and gradient sums land in reused blocks, not fresh memory
+    /// per step, also when the output is still held downstream (by the next block's norm).
+    @Test(arguments: [false, true])
+    func blockReusesItsBuffers(_ preact: Bool) throws {
+        let model = try Model(spec: tinySpec(preact: preact), registry: registry, seed: 1)
+        let block = model.residualBlocks[1], next = model.residualBlocks[2]
+        let x = randomInput([4, 4, 6, 6], seed: 1)
+        var outputs = Set<UnsafeMutablePointer<Float>>(), gradients = Set<UnsafeMutablePointer<Float>>()
+        for step in 0..<6 {
+            let y = try block.forward(x, mode: .train)
+            let z = try next.forward(y, mode: .train)
+            let gx = try block.backward(try next.backward(randomInput(z.shape, seed: 2)))
+            if step >= 2 { outputs.insert(y.storage.base); gradients.insert(gx.storage.base) }
+        }
+        #expect(outputs.count <= 2 && gradients.count <= 2, "\(outputs.count) output and \(gradients.count) gradient blocks")
+    }
+
     // MARK: - Validation
 
     @Test(arguments: [7, 9, 21, 2, 1])
