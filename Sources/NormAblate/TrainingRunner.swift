@@ -34,11 +34,13 @@ public struct TrainingRunner: CellRunner {
     static let phaseKeys = ["dataset", "batch_size", "steps", "epochs", "optimizer", "schedule", "freeze", "inference_stats", "precise_bn", "renorm_schedule"]
         + RecipeFeatureKeys.phaseKeys
     static let modelKeys = ["depth", "width", "kernel", "norm", "norm_position", "conv_bias", "activation", "downsample",
-                            "head", "width_growth"] + RecipeFeatureKeys.modelKeys
+                            "head", "width_growth", "name", "shortcut", "preact", "zero_init_residual"] + RecipeFeatureKeys.modelKeys
 
     /// Every key a `train` cell accepts, with what it means (printed by `normlab describe --spec`).
     /// Norm options (`model.norm.options.*`) are the method's own: `normlab describe METHOD`.
     public static let keyDocumentation: [(key: String, meaning: String)] = [
+        ("model.name", "plain (default) | resnet | resnetN (N = 6n+2, e.g. resnet20, resnet56) | preact-resnetN: the CIFAR ResNet of He et al. 2016 (width 16, depth 20 unless given)"),
+        ("model.shortcut / preact / zero_init_residual", "resnet only: A (zero-padded identity) | B (1x1 conv + norm) shortcuts; the pre-activation block (He et al. 2016b); each block's last norm scale starts at 0 (Goyal et al. 2017)"),
         ("model.norm", "a method name (or none), or {name, options: {...}}; options are the plugin's (normlab describe METHOD)"),
         ("model.depth / width / kernel", "conv blocks, channels of the first block, kernel size"),
         ("model.width_growth", "channel multiplier at each downsampling (default: the dataset preset's)"),
@@ -185,8 +187,28 @@ public struct TrainingRunner: CellRunner {
     }
 
     func modelSpec(_ c: CellConfig, dataset: (sampleShape: [Int], classes: Int), freeze: FreezeSpec) throws -> ModelSpec {
-        var spec = TrainPresets.model(sampleShape: dataset.sampleShape, classes: dataset.classes, norm: nil)
-        spec.depth = try c.int("model.depth", default: spec.depth)
+        let shape = dataset.sampleShape, classes = dataset.classes
+        let name: ModelName
+        do { name = try ModelName(parsing: try c.string("model.name", default: "plain")) } catch let e as NetError {
+            throw ConfigProblem(path: "model.name", message: e.description)
+        }
+        var spec = name.family == .resnet
+            ? TrainPresets.resNet(sampleShape: shape, classes: classes, norm: nil)
+            : TrainPresets.model(sampleShape: shape, classes: classes, norm: nil)
+        if let d = name.depth, c.contains("model.depth"), try c.int("model.depth") != d {
+            throw ConfigProblem(path: "model.depth", message: "the model name '\(try c.string("model.name"))' gives depth \(d)")
+        }
+        spec.depth = try c.int("model.depth", default: name.depth ?? spec.depth)
+        spec.resnet.preActivation = try c.bool("model.preact", default: name.preActivation)
+        if name.preActivation && !spec.resnet.preActivation {
+            throw ConfigProblem(path: "model.preact", message: "false contradicts the model name '\(try c.string("model.name"))'")
+        }
+        spec.resnet.zeroInitResidual = try c.bool("model.zero_init_residual", default: false)
+        if c.contains("model.shortcut") {
+            let text = try c.string("model.shortcut")
+            guard let kind = ShortcutKind(parsing: text) else { throw ConfigProblem(path: "model.shortcut", message: "must be A or B, got '\(text)'") }
+            spec.resnet.shortcut = kind
+        }
         spec.width = try c.int("model.width", default: spec.width)
         spec.kernel = try c.int("model.kernel", default: spec.kernel)
         spec.widthGrowth = try c.int("model.width_growth", default: spec.widthGrowth)

@@ -18,6 +18,8 @@ struct TrainCommand: ParsableCommand {
             Model, optimizer and schedule default to the data set's preset; every option below overrides it.
             Presets: mnist1d: 4 Conv1d blocks (width 32, kernel 5, max-pool 2 between blocks), flatten + linear;
             digits: 3 Conv2d blocks (width 32, doubling at each 2x2 max-pool), global average pool + linear.
+            --model resnet20 (any data set): the CIFAR ResNet-20 of He et al. 2016 (3x3 stem at width 16, three stages
+            of basic blocks at widths 16/32/64, stride 2 entering stages 2 and 3, option-A shortcuts), a norm after every conv.
             Both: batch 64, 30 epochs, SGD lr 0.1, momentum 0.9 (Nesterov), weight decay 5e-4 on conv/linear
             weights, cosine schedule with 100 warm-up steps. With --json, stdout is one JSON object (one line);
             every field but "seconds" is identical for the same options and seed.
@@ -31,7 +33,10 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("norm-set"), help: "A norm hyper-parameter KEY=VALUE (repeatable).") var normSettings: [String] = []
     @OptionGroup var plugins: PluginOptions
 
-    @Option(help: "Conv blocks.") var depth: Int?
+    @Option(help: "plain (default), resnet, resnetN (N = 6n+2, e.g. resnet20, resnet56) or preact-resnetN: CIFAR-style ResNet of He et al. 2016 (width 16, option-A shortcuts).") var model: String?
+    @Option(help: "ResNet shortcut where the shape changes: A (zero-padded identity) or B (1x1 conv + norm).") var shortcut: String?
+    @Flag(name: .customLong("zero-init-residual"), help: "ResNet: zero-initialize each block's last norm scale (Goyal et al. 2017).") var zeroInitResidual = false
+    @Option(help: "Conv blocks (plain net) or total depth 6n+2 (ResNet).") var depth: Int?
     @Option(help: "Channels of the first block.") var width: Int?
     @Option(help: "Conv kernel size (odd).") var kernel: Int?
     @Option(name: .customLong("norm-position"), help: "Norm before or after the activation (default before).") var normPosition: NormPosition?
@@ -89,11 +94,20 @@ struct TrainCommand: ParsableCommand {
     private func train() throws {
         let threadCount = threads ?? ProcessInfo.processInfo.activeProcessorCount
         ComputeThreads.set(threadCount)
+        // Model options are checked before any data is loaded.
+        let modelName = try model.map(ModelName.init(parsing:))
+        let shortcutKind = try shortcut.map { text in
+            guard let kind = ShortcutKind(parsing: text) else { throw CLIError("--shortcut must be A or B, got '\(text)'") }
+            return kind
+        }
         let registry = try plugins.registry()
         let data = try DatasetSource(argument: dataset).load(seed: dataSeed)
 
         var recipe = TrainingRecipe(norm: try TrainingRecipe.normSpec(name: norm, settings: normSettings, registry: registry))
         recipe.depth = depth; recipe.width = width; recipe.kernel = kernel
+        if let modelName { try recipe.setModel(modelName) }
+        recipe.shortcut = shortcutKind
+        if zeroInitResidual { recipe.zeroInitResidual = true }
         recipe.normPosition = normPosition; recipe.convBias = convBias; recipe.activation = activation
         recipe.downsample = downsample; recipe.widthGrowth = widthGrowth; recipe.head = head
         recipe.freeze = FreezeSpec(normEval: normEval, normRequiresGrad: !freezeNormAffine, frozenStages: frozenStages)

@@ -97,6 +97,10 @@ public struct ModelSpec: Sendable, Equatable {
     public var dropout: Double = 0
     /// Weight Standardization of every convolution (``WeightStandardization``); nil = off.
     public var weightStandardization: WeightStandardization?
+    /// The plain conv stack (default) or a ResNet (``ModelSpec/resNet(inputShape:classes:depth:width:norm:options:)``).
+    public var family: ModelFamily = .plain
+    /// Shortcut, pre-activation and zero-init choices when `family == .resnet`.
+    public var resnet = ResNetOptions()
 
     public init(inputShape: [Int], classes: Int, depth: Int = 4, width: Int = 32, kernel: Int = 3,
                 norm: NormSpec? = .registryDefault, normPosition: NormPosition = .before, convBias: Bool = false,
@@ -138,5 +142,6 @@ public struct ModelSpec: Sendable, Equatable {
         for k in freeze.perLayer.keys where !(0..<depth).contains(k) {
             throw NetError("model: per-layer freeze for block \(k), but the model has blocks 0..<\(depth)")
         }
+        try validateResNet()
     }
 }

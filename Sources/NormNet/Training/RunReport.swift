@@ -97,6 +97,12 @@ public struct RunReport {
             ("norm_telemetry", .list(telemetry)),
             ("history", .list(history)),
         ]
+        if spec.family == .resnet, let i = fields.firstIndex(where: { $0.key == "model" }), case let .map(m) = fields[i].value {
+            // A ResNet's report names it first; plain-net reports stay as they were.
+            fields[i].value = .map([("name", .string(spec.family.rawValue)), ("shortcut", .string(spec.resnet.shortcut.rawValue)),
+                                    ("preact", .bool(spec.resnet.preActivation)),
+                                    ("zero_init_residual", .bool(spec.resnet.zeroInitResidual))] + m)
+        }
         fields.append(("weight_norm_initial", .real(r.initialWeightNorm)))
         fields.append(("weight_norm_final", .real(r.finalWeightNorm)))
         fields.append(("conv_bias_grad_rms", .optional(r.convBiasGradientRMS)))

@@ -6,6 +6,11 @@ import NormCore
 public struct TrainingRecipe: Sendable, Equatable {
     /// The norm for every slot; `nil` = no normalization.
     public var norm: NormSpec?
+    /// `nil` = the plain net; `.resnet` starts from ``TrainPresets/resNet(for:norm:)``.
+    public var family: ModelFamily?
+    public var shortcut: ShortcutKind?
+    public var preActivation: Bool?
+    public var zeroInitResidual: Bool?
     public var depth: Int?
     public var width: Int?
     public var kernel: Int?
@@ -61,7 +66,10 @@ public struct TrainingRecipe: Sendable, Equatable {
     public var seeds: (model: UInt64, shuffle: UInt64) { TrainPresets.seeds(from: seed) }
 
     public func modelSpec(for dataset: Dataset) -> ModelSpec {
-        var spec = TrainPresets.model(for: dataset, norm: norm)
+        var spec = family == .resnet ? TrainPresets.resNet(for: dataset, norm: norm) : TrainPresets.model(for: dataset, norm: norm)
+        if let shortcut { spec.resnet.shortcut = shortcut }
+        if let preActivation { spec.resnet.preActivation = preActivation }
+        if let zeroInitResidual { spec.resnet.zeroInitResidual = zeroInitResidual }
         if let depth { spec.depth = depth }
         if let width { spec.width = width }
         if let kernel { spec.kernel = kernel }
