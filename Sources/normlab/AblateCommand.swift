@@ -100,7 +100,7 @@ struct AblateRunCommand: ParsableCommand {
             if dryRun { return try printPlan(spec: spec, runner: cellRunner, storePath: storePath, shard: shard) }
 
             // Validate every cell before the store file exists: a bad spec leaves nothing behind.
-            _ = try spec.cells(validatingWith: cellRunner)
+            try spec.validateClaims(cells: try spec.cells(validatingWith: cellRunner), runner: cellRunner)
             let store = try ResultStore(path: storePath)
             let options = DriverOptions(jobs: jobs, threads: threads, shard: shard, keepGoing: keepGoing, addStudy: addStudy)
             let driver = AblationDriver(spec: spec, runner: cellRunner, store: store, options: options)
