@@ -187,10 +187,11 @@ public final class AblationDriver {
                 summary.planned += extra.count
                 let roundName = "\(study.name) (seed round \(summary.seedRounds + 1): claims with a 95 % CI wider than ±\(AblationReport.number(policy.targetHalfWidth)))"
                 observer?.studyStarted(study: roundName, total: extra.count, alreadyDone: 0, toRun: extra.count, jobs: options.jobs)
-                let before = summary
+                let before = summary, roundStart = Date()
                 execute(extra, study: study, git: git, observer: observer, into: &summary)
                 summary.seconds = Date().timeIntervalSince(started)
                 var round = summary
+                round.seconds = Date().timeIntervalSince(roundStart)
                 round.study = roundName
                 round.planned = extra.count
                 round.alreadyDone = 0

@@ -9,7 +9,7 @@ public enum ReportStatistics {
 
     /// The method, stated once in every report.
     public static let methodNote = "95 % confidence intervals are Student t-intervals over seeds, mean ± t(0.975, n−1)·s/√n. "
-        + "Paired differences use the seeds both cells ran (paired t-test, two-sided); p-values are Holm-corrected across every comparison of the table. "
+        + "Claims and differences against the baseline cell are paired over the seeds both cells ran (paired t-test, two-sided); the baseline table's p-values are also Holm-corrected across all its comparisons. "
         + "MDE, the minimal detectable effect at 80 % power and α = 0.05 for the seeds run, is (t(0.975, n−1) + t(0.80, n−1))·s_d/√n with s_d the sample std of the paired differences."
 }
 
