@@ -200,7 +200,7 @@ struct AblateStatusCommand: ParsableCommand {
             if let spec, spec.hash != report.spec.hash {
                 printError("normlab: warning: the store's study '\(report.study.name)' comes from a different spec than \(spec.source)")
             }
-            let complete = report.cells.filter { $0.runs.count == report.spec.seeds.count }.count
+            let complete = report.cells.filter { $0.runs.count >= report.spec.seeds.count }.count
             let empty = report.cells.filter(\.runs.isEmpty).count
             let failures = try store.openFailures().filter { $0.study == report.study.name }
             print("study \(report.study.name) (spec \(report.spec.hash.prefix(12)), runner \(try store.runnerName() ?? "—")) in \(path)")
