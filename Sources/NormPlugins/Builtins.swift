@@ -1,10 +1,11 @@
 import NormCore
 
-/// The six built-in methods, registered in `normlab list` order.
+/// The built-in methods, registered in `normlab list` order.
 public enum Builtins {
     /// The built-in plugin types.
     public static let types: [any NormalizationPlugin.Type] = [
         BatchNorm.self, BatchRenorm.self, GroupNorm.self, LayerNorm.self, InstanceNorm.self, FilterResponseNorm.self,
+        EvoNormS0.self,
     ]
 
     /// Adds every built-in to `registry` (each has a numpy reference in `python/normref`).

@@ -31,16 +31,7 @@ public final class Model {
         var group = 0
         var built: [(conv: Convolution, norm: NormSlot?, act: Layer?, pool: Layer?)] = []
 
-        // Which norm resolves to FRN-with-TLU (its TLU replaces the activation).
-        var normOptions: NormOptions?
-        var tluReplacesActivation = false
-        if let norm = spec.norm {
-            let entry = try registry.entry(named: norm.name)
-            let options = try registry.options(for: norm)
-            normOptions = options
-            tluReplacesActivation = entry.descriptor.name == "filter_response_norm" && options.values["tlu"] == .bool(true)
-                && spec.normPosition == .before
-        }
+        let normOptions = try spec.norm.map { try registry.options(for: $0) }
 
         for i in 0..<spec.depth {
             let stride = strideNext ? 2 : 1
@@ -59,7 +50,10 @@ public final class Model {
                 slot = NormSlot(name: "blocks.\(i).norm", spec: norm, options: options, shape: fshape,
                                 layer: try NormLayer(plugin, freeze: .none))
             }
-            let act: Layer? = tluReplacesActivation ? nil : (spec.activation == .relu ? ReLU() as Layer : Sigmoid())
+            // A norm whose output includes its activation (FRN's TLU, EvoNorm-S0) replaces the
+            // block's activation when it sits before it: the layer says so itself.
+            let normReplacesActivation = spec.normPosition == .before && slot?.layer.plugin.includesActivation == true
+            let act: Layer? = normReplacesActivation ? nil : (spec.activation == .relu ? ReLU() as Layer : Sigmoid())
             shape = out
             var pool: Layer?
             let spatial = Array(shape.dropFirst())
@@ -84,7 +78,7 @@ public final class Model {
                 }
             }
             // Initialization in a fixed order: conv weight (Kaiming normal, fan-in), bias zero.
-            let gain = spec.activation == .relu && !tluReplacesActivation ? 2.0.squareRoot() : 1.0
+            let gain = spec.activation == .relu && !normReplacesActivation ? 2.0.squareRoot() : 1.0
             conv.weight.value = Initializers.kaimingNormal(conv.weight.value.shape, fan: conv.fanIn, gain: gain, using: &rng)
             built.append((conv, slot, act, pool))
         }

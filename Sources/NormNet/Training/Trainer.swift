@@ -1,6 +1,5 @@
 import Foundation
 import NormCore
-import NormPlugins
 
 /// One line of training progress (reported after every step).
 public struct TrainingProgress: Sendable {
@@ -125,12 +124,12 @@ public final class Trainer {
         if case .lastBatches = config.inferenceStatistics { lastBatches = LastBatchesAverage(model) }
         let lastBatchesFrom = total - config.inferenceStatistics.batches
         // BRN layers with their configured limits, for the warm-up schedule (restored at the end)
-        let renorms: [(layer: BatchRenorm, target: RenormLimits)] = config.renormSchedule == nil ? [] :
-            model.normSlots.compactMap { $0.layer.plugin as? BatchRenorm }.map { ($0, $0.limits) }
-        defer { for r in renorms { r.layer.limits = r.target } }
+        let renorms: [(layer: any RenormalizationControl, target: RenormLimits)] = config.renormSchedule == nil ? [] :
+            model.normSlots.compactMap { $0.layer.plugin as? any RenormalizationControl }.map { ($0, $0.limits) }
+        defer { for r in renorms { var l = r.layer; l.limits = r.target } }
         while step < total {
             if let schedule = config.renormSchedule {
-                for r in renorms { r.layer.limits = schedule.limits(at: step, target: r.target) }
+                for r in renorms { var l = r.layer; l.limits = schedule.limits(at: step, target: r.target) }
             }
             lr = config.schedule.rate(at: step, totalSteps: total, base: config.optimizer.learningRate)
             let indices = sampler.next()
