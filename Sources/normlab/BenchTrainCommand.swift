@@ -11,7 +11,8 @@ struct BenchTrainCommand: ParsableCommand {
         abstract: "Time training steps (forward, loss, backward, SGD) of whole networks, with a per-layer-kind breakdown.",
         discussion: """
             Models: plain-2d (the anchor: (1,8,8), 3 x [conv3x3(32) + norm + ReLU], GAP, fc), plain-1d \
-            (the same with Conv1d on (1,40)). Every configuration is first run twice for a few steps from \
+            (the same with Conv1d on (1,40)), resnet20 and resnet56 (CIFAR ResNets, option A, on (1,28,28)). \
+            --quick runs the plain nets at B = 2 and 8. Every configuration is first run twice for a few steps from \
             the same seed and must give bit-identical losses, parameters and buffers (else exit status 1). \
             The breakdown times separate steps with a clock around every layer call. When torch or jax is \
             importable in the embedded Python interpreter, the same model is timed there (in a child \

@@ -36,11 +36,13 @@ import NormPlugins
         #expect(decoded == report)
     }
 
-    /// The layer-by-layer timed step is the same computation as `Model.forward`/`backward`.
-    @Test func timedStepMatchesTheEngineStepBitForBit() throws {
-        let runner = TrainBenchRunner(registry: Builtins.registry, configuration: quickConfig([.plain2D], batch: 4))
-        let a = try runner.makeStep(.plain2D, norm: "bn", batch: 4)
-        let b = try runner.makeStep(.plain2D, norm: "bn", batch: 4)
+    /// The layer-by-layer timed step is the same computation as `Model.forward`/`backward`
+    /// (residual blocks walked through included).
+    @Test(arguments: [TrainBenchModel.plain2D, .resNet20])
+    func timedStepMatchesTheEngineStepBitForBit(_ model: TrainBenchModel) throws {
+        let runner = TrainBenchRunner(registry: Builtins.registry, configuration: quickConfig([model], batch: 4))
+        let a = try runner.makeStep(model, norm: "bn", batch: 4)
+        let b = try runner.makeStep(model, norm: "bn", batch: 4)
         var seconds: [LayerKind: Double] = [:]
         for _ in 0..<3 {
             try a.run()
@@ -48,6 +50,17 @@ import NormPlugins
             #expect(a.loss.bitPattern == b.loss.bitPattern)
         }
         #expect(zip(a.state, b.state).allSatisfy { $0.isBitIdentical(to: $1) })
+    }
+
+    @Test func resNetBreakdownShowsTheResidualAdditions() throws {
+        var c = quickConfig([.resNet20])
+        c.minSteps = 1
+        c.maxSteps = 1
+        let report = try TrainBenchRunner(registry: Builtins.registry, configuration: c).run()
+        let b = try #require(report.records.first?.breakdown)
+        #expect((b[LayerKind.residual.rawValue] ?? 0) > 0)
+        #expect(b[LayerKind.other.rawValue] == nil)
+        #expect(report.passed)
     }
 
     @Test func modelsAreBuiltByName() throws {

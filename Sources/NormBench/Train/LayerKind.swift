@@ -3,8 +3,10 @@ import NormNet
 /// What a slice of a training step's time is spent on, for the per-kind breakdown.
 public enum LayerKind: String, Sendable, Codable, CaseIterable {
     case conv, norm, activation
-    /// Max/average pooling, global average pooling, flatten, residual additions.
+    /// Max/average pooling, global average pooling, flatten.
     case pooling
+    /// A residual block's addition and parameter-free shortcut (option A).
+    case residual
     /// The classifier's linear layer.
     case linear
     /// Softmax cross-entropy (loss and its gradient).
@@ -21,6 +23,7 @@ public enum LayerKind: String, Sendable, Codable, CaseIterable {
         case is NormSlot: self = .norm
         case is ReLU, is Sigmoid: self = .activation
         case is MaxPool, is AvgPool, is GlobalAvgPool, is Flatten: self = .pooling
+        case is ZeroPadShortcut: self = .residual
         case is Linear: self = .linear
         default: self = .other
         }

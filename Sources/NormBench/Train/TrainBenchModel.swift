@@ -7,6 +7,7 @@ import NormNet
 ///   3 × [conv 3×3 (32 channels, no bias) + norm + ReLU], no downsampling, global average
 ///   pooling, a linear layer to 10 classes.
 /// - `plain-1d`: the same on 1-D inputs `(1, 40)` (MNIST-1D's length), kernel 3.
+/// - `resnet20`, `resnet56`: the CIFAR ResNets (option A) on `(1, 28, 28)` (MNIST-sized).
 ///
 /// Every model is trained with `SGDConfig()` (PyTorch's SGD, lr 0.1, momentum 0.9, weight
 /// decay 5e-4 on conv/linear weights) and softmax cross-entropy.
@@ -32,8 +33,18 @@ public struct TrainBenchModel: Sendable, Equatable, Hashable, CustomStringConver
         ModelSpec(inputShape: [1, 40], classes: 10, depth: 3, width: 32, kernel: 3, norm: norm, downsample: .none)
     }
 
+    /// ResNet-20 (He et al. 2016, §4.2; option-A shortcuts, widths 16/32/64) on `(1, 28, 28)`.
+    public static let resNet20 = TrainBenchModel(name: "resnet20", sampleShape: [1, 28, 28], classes: 10) { norm in
+        ModelSpec.resNet(inputShape: [1, 28, 28], classes: 10, depth: 20, norm: norm)
+    }
+
+    /// ResNet-56, the same family with 9 blocks per stage.
+    public static let resNet56 = TrainBenchModel(name: "resnet56", sampleShape: [1, 28, 28], classes: 10) { norm in
+        ModelSpec.resNet(inputShape: [1, 28, 28], classes: 10, depth: 56, norm: norm)
+    }
+
     /// Every model the bench knows, in table order.
-    public static let all: [TrainBenchModel] = [plain2D, plain1D]
+    public static let all: [TrainBenchModel] = [plain2D, plain1D, resNet20, resNet56]
 
     /// The model called `name` (case-insensitive).
     public static func named(_ name: String) throws -> TrainBenchModel {

@@ -23,10 +23,23 @@ enum Im2Col {
     /// `cols[(c, i, j), n·P + oh·outW + ow] = x[n, c, oh·sh − ph + i, ow·sw − pw + j]` (0 outside).
     /// `usesTable` picks the ``PatchTable`` path (default: for maps narrower than its limit).
     /// `serial` keeps the work on the calling thread (a caller that already split its work).
+    /// `usesShiftedPlanes` picks ``forwardShiftedPlanes`` (default: wherever it applies).
     static func forward(_ x: UnsafePointer<Float>, _ g: ConvGeometry, cols: UnsafeMutablePointer<Float>, usesTable: Bool? = nil,
-                        serial: Bool = false) {
+                        usesShiftedPlanes: Bool? = nil, serial: Bool = false) {
         let rows = g.patch, oh = g.outH, ow = g.outW, P = g.outPlane, cols0 = g.n * P
-        if usesTable ?? (ow < PatchTable.maxWidth) {
+        let table = usesTable ?? (ow < PatchTable.maxWidth)
+        if !table, usesShiftedPlanes ?? true, g.sh == 1, g.sw == 1, ow == g.w {
+            split(rows, work: rows * cols0, serial: serial) { range in
+                for r in range {
+                    let c = r / (g.kh * g.kw), i = (r / g.kw) % g.kh, j = r % g.kw
+                    for n in 0..<g.n {
+                        forwardShiftedPlane(x + (n * g.channels + c) * g.inPlane, g, i: i, j: j, into: cols + r * cols0 + n * P)
+                    }
+                }
+            }
+            return
+        }
+        if table {
             let table = PatchTable(g)
             split(rows, work: rows * cols0, serial: serial) { range in
                 for r in range {
@@ -67,6 +80,37 @@ enum Im2Col {
                         if hi < ow { (dst + hi).initialize(repeating: 0, count: ow - hi) }
                     }
                 }
+            }
+        }
+    }
+
+    /// One image's column row of tap `(i, j)` for a stride-1 convolution whose output rows are
+    /// as long as the input rows: the plane shifted by `(i − ph)` rows and `(j − pw)` columns,
+    /// i.e. one contiguous copy of the valid rows, then zeros in the padding rows and in the
+    /// `|j − pw|` border columns that the shift wrapped around. The same floats as the row path.
+    @inline(__always)
+    static func forwardShiftedPlane(_ plane: UnsafePointer<Float>, _ g: ConvGeometry, i: Int, j: Int,
+                                    into dst: UnsafeMutablePointer<Float>) {
+        let ow = g.outW, oh = g.outH, d = j - g.pw
+        let ylo = max(0, g.ph - i), yhi = min(oh, g.h + g.ph - i)
+        guard ylo < yhi, abs(d) < ow else {
+            dst.initialize(repeating: 0, count: oh * ow)
+            return
+        }
+        if ylo > 0 { dst.initialize(repeating: 0, count: ylo * ow) }
+        if yhi < oh { (dst + yhi * ow).initialize(repeating: 0, count: (oh - yhi) * ow) }
+        let out = dst + ylo * ow, count = (yhi - ylo) * ow
+        let src = plane + (ylo - g.ph + i) * g.w + d
+        // Skip the |d| elements at the block's ends that would read outside the plane.
+        if d < 0 {
+            (out - d).update(from: src - d, count: count + d)
+        } else {
+            out.update(from: src, count: count - d)
+        }
+        if d != 0 {
+            for y in 0..<(yhi - ylo) {
+                let row = out + y * ow
+                if d < 0 { row.initialize(repeating: 0, count: -d) } else { (row + ow - d).initialize(repeating: 0, count: d) }
             }
         }
     }
