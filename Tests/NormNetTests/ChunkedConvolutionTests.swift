@@ -77,6 +77,18 @@ import NormCore
         }
     }
 
+    /// Weight standardization goes through the chunked engine like through the plain path.
+    @Test func weightStandardizationMatchesTheWholeBatchPath() throws {
+        let c = Self.cases[0]
+        let a = try make(c, chunked: true), b = try make(c, chunked: false)
+        a.weightStandardization = try WeightStandardization()
+        b.weightStandardization = try WeightStandardization()
+        let (x, gy) = try inputs(c, a)
+        for (u, v) in zip(try run(a, x, gy), try run(b, x, gy)) {
+            #expect(relativeError(u.scalars.map(Double.init), v.scalars.map(Double.init)) < 1e-5)
+        }
+    }
+
     @Test func frozenWeightsAndSkippedInputGradient() throws {
         let c = Self.cases[1]
         let conv = try make(c, chunked: true), reference = try make(c, chunked: false)

@@ -33,12 +33,26 @@ def test_quick_run_writes_table_and_json(tmp_path):
             assert x["breakdown"][kind] > 0, kind
 
 
+def test_steps_times_exactly_that_many_steps():
+    r = run(["bench", "train", "--no-frameworks", "--quiet", "--models", "resnet20", "--batch-sizes", "2",
+             "--threads", "1", "--steps", "2", "--json"], timeout=300)
+    assert r.returncode == 0, r.stderr
+    (rec,) = json.loads(r.stdout)["records"]
+    assert rec["timing"]["reps"] == 2 and rec["check"] == "bit-identical"
+    assert rec["breakdown"]["residual"] > 0 and rec["breakdown"]["conv"] > 0
+
+
+def test_kernel_bench_is_still_the_default_subcommand():
+    r = run(["bench", "--help"])
+    assert r.returncode == 0 and "train" in r.stdout and "kernels" in r.stdout
+
+
 def test_json_flag_norm_list_and_no_breakdown():
     r = run(["bench", "train", "--quick", "--no-frameworks", "--quiet", "--models", "plain-1d",
              "--norm", "gn,none", "--batch-sizes", "4", "--threads", "1", "--no-breakdown", "--json"], timeout=300)
     assert r.returncode == 0, r.stderr
     recs = json.loads(r.stdout)["records"]
-    assert [x["norm"] for x in recs] == ["gn", "none"]
+    assert [(x["norm"], x["threads"]) for x in recs] == [("gn", 1), ("none", 1)]
     assert all("breakdown" not in x for x in recs)
 
 
@@ -50,6 +64,7 @@ def test_json_flag_norm_list_and_no_breakdown():
     (["--batch-sizes", "two"], "--batch-sizes: 'two' is not a batch size"),
     (["--threads", "0"], "bad thread count '0'"),
     (["--min-seconds", "-1"], "--min-seconds must be in (0, 600]"),
+    (["--steps", "0"], "--steps must be between 1 and 1000000"),
     (["--save-json", "/nonexistent-dir/x.json"], "--save-json: directory '/nonexistent-dir' does not exist"),
 ])
 def test_bad_arguments_fail_with_one_line(args, message, tmp_path):

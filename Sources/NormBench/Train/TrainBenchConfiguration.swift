@@ -31,8 +31,8 @@ public struct TrainBenchConfiguration: Sendable, Equatable {
     public static func standard() -> TrainBenchConfiguration {
         TrainBenchConfiguration(models: TrainBenchModel.all, norms: ["bn"], batchSizes: standardBatchSizes,
                                 threads: BenchConfiguration.defaultThreads, quick: false,
-                                warmupSteps: 5, minSteps: 10, maxSteps: 2_000, minSeconds: 1.0,
-                                breakdown: true, frameworks: true, checkSteps: 3, seed: 7)
+                                warmupSteps: 3, minSteps: 5, maxSteps: 2_000, minSeconds: 1.0,
+                                breakdown: true, frameworks: true, checkSteps: 2, seed: 7)
     }
 
     /// Seconds, not minutes: the plain nets at two small batches, few steps.

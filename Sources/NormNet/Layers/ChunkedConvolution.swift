@@ -22,6 +22,9 @@ final class ChunkedConvolution {
 
     private var cachedInput: Tensor?
     private var geometry: ConvGeometry?
+    /// The standardized weight of the last forward when the convolution has
+    /// ``Convolution/weightStandardization`` (used by its backward, as in the plain path).
+    private var standardized: WeightStandardization.Standardized?
     /// Scratch per chunk index; a thread's range of chunks reuses its first chunk's slot.
     private var slots: [Scratch] = []
     private let partials = Scratch()
@@ -44,7 +47,8 @@ final class ChunkedConvolution {
         let bias = conv.bias?.value.scalars
         let y = output.tensor(shape: conv.outputShape(g))
         let slots = self.slots
-        x.withUnsafeBufferPointer { xb in y.withUnsafeOutputBuffer { yb in conv.weight.value.withUnsafeBufferPointer { wb in
+        standardized = conv.weightStandardization?.standardize(conv.weight.value)
+        x.withUnsafeBufferPointer { xb in y.withUnsafeOutputBuffer { yb in (standardized?.weight ?? conv.weight.value).withUnsafeBufferPointer { wb in
             let xp = xb.baseAddress!, yp = yb.baseAddress!, w = wb.baseAddress!
             Parallel.forEach(chunks, work: patch * g.n * P * cout) { range in
                 let scratch = slots[range.lowerBound]
@@ -91,7 +95,8 @@ final class ChunkedConvolution {
         let weightPartials = partials.reserve(max(1, chunks * cout * patch))
         var biasPartials = [Double](repeating: 0, count: wantsBias ? chunks * cout : 0)
         let gx: Tensor? = wantsInput ? gradInput.tensor(shape: x.shape) : nil
-        x.withUnsafeBufferPointer { xb in gradOutput.withUnsafeBufferPointer { gb in conv.weight.value.withUnsafeBufferPointer { wb in
+        x.withUnsafeBufferPointer { xb in gradOutput.withUnsafeBufferPointer { gb in
+        (standardized?.weight ?? conv.weight.value).withUnsafeBufferPointer { wb in
         biasPartials.withUnsafeMutableBufferPointer { bp in
             let xp = xb.baseAddress!, gp = gb.baseAddress!, w = wb.baseAddress!
             let dxp: UnsafeMutablePointer<Float>? = gx?.withUnsafeOutputBuffer { $0.baseAddress! }
@@ -133,7 +138,7 @@ final class ChunkedConvolution {
         }
         if wantsWeight {
             let size = cout * patch
-            conv.weight.gradient = Tensor(shape: conv.weight.value.shape) { gw in
+            let gw = Tensor(shape: conv.weight.value.shape) { gw in
                 let d = gw.baseAddress!
                 d.update(from: weightPartials, count: size)
                 for chunk in 1..<max(1, chunks) {
@@ -141,6 +146,7 @@ final class ChunkedConvolution {
                     for e in 0..<size { d[e] += s[e] }
                 }
             }
+            conv.weight.gradient = standardized?.weightGradient(gw) ?? gw
         } else {
             conv.weight.gradient = nil
         }
