@@ -121,7 +121,7 @@ def _resnet_depth(model):
 
 # --- PyTorch
 
-def _torch_model(model, norm):
+def _torch_model(model, norm, groups=32):
     import torch
     from torch import nn
 
@@ -129,7 +129,7 @@ def _torch_model(model, norm):
         if norm == "bn":
             return nn.BatchNorm2d(c) if dim == 2 else nn.BatchNorm1d(c)
         if norm == "gn":
-            return nn.GroupNorm(min(32, c), c)
+            return nn.GroupNorm(min(groups, c), c)
         return nn.Identity()
 
     if model in ("plain-2d", "plain-1d"):
@@ -177,7 +177,7 @@ def _torch_job(job, threads, min_seconds, min_steps, max_steps):
     import torch
     torch.set_num_threads(threads)
     torch.manual_seed(7)
-    net = _torch_model(job["model"], job["norm"])
+    net = _torch_model(job["model"], job["norm"], job["groups"])
     net.train()
     decay = [p for n, p in net.named_parameters() if p.dim() > 1]
     other = [p for n, p in net.named_parameters() if p.dim() <= 1]
@@ -224,7 +224,7 @@ def _jax_job(job, threads, min_seconds, min_steps, max_steps):
             return x, s
         if norm == "gn":
             n, c = x.shape[:2]
-            g = min(32, c)
+            g = min(job["groups"], c)
             xg = x.reshape((n, g, -1))
             m = xg.mean(-1, keepdims=True)
             v = xg.var(-1, keepdims=True)
@@ -326,7 +326,11 @@ def _child():
     run = {"torch": _torch_job, "jax": _jax_job}[req["framework"]]
     out = []
     for job in req["jobs"]:
-        job = dict(job, norm=NORMS.get(job["norm"].lower(), None))
+        name, *options = job["norm"].split(":")
+        groups = [int(o.split("=")[1]) for o in options if o.startswith("num_groups=")]
+        job = dict(job, norm=NORMS.get(name.lower(), None), groups=groups[0] if groups else 32)
+        if options and not (job["norm"] == "gn" and len(options) == len(groups)):
+            job["norm"] = None
         if job["norm"] is None:
             out.append({"error": "norm not implemented on the framework side"})
             continue

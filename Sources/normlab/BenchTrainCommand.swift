@@ -20,7 +20,7 @@ struct BenchTrainCommand: ParsableCommand {
             """)
 
     @Option(help: "Comma-separated models (default: every model).") var models: String?
-    @Option(help: "Comma-separated norm methods or aliases; 'none' for no normalization (default: bn).") var norm: String?
+    @Option(help: "Comma-separated norm methods or aliases with options as METHOD:OPTION=VALUE (gn:num_groups=8); none for no normalization (default: bn).") var norm: String?
     @Option(name: .customLong("batch-sizes"), help: "Comma-separated batch sizes (default: 2,8,32,128).") var batchSizes: String?
     @Option(help: "Comma-separated thread counts (default: 1 and every core).") var threads: String?
     @Flag(help: "Few steps, the plain nets at B = 2 and 8 (seconds, not minutes).") var quick = false

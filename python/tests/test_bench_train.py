@@ -49,10 +49,10 @@ def test_kernel_bench_is_still_the_default_subcommand():
 
 def test_json_flag_norm_list_and_no_breakdown():
     r = run(["bench", "train", "--quick", "--no-frameworks", "--quiet", "--models", "plain-1d",
-             "--norm", "gn,none", "--batch-sizes", "4", "--threads", "1", "--no-breakdown", "--json"], timeout=300)
+             "--norm", "gn:num_groups=8,none", "--batch-sizes", "4", "--threads", "1", "--no-breakdown", "--json"], timeout=300)
     assert r.returncode == 0, r.stderr
     recs = json.loads(r.stdout)["records"]
-    assert [(x["norm"], x["threads"]) for x in recs] == [("gn", 1), ("none", 1)]
+    assert [(x["norm"], x["threads"]) for x in recs] == [("gn:num_groups=8", 1), ("none", 1)]
     assert all("breakdown" not in x for x in recs)
 
 
@@ -60,6 +60,8 @@ def test_json_flag_norm_list_and_no_breakdown():
     (["--models", "resnet9000"], "unknown model 'resnet9000'"),
     (["--norm", "nosuchnorm"], "unknown norm method 'nosuchnorm'"),
     (["--norm", "bn,"], "--norm: empty method name"),
+    (["--norm", "gn:num_groups"], "--norm: 'num_groups' in 'gn:num_groups' is not OPTION=VALUE"),
+    (["--norm", "gn"], "option 'num_groups' is required"),
     (["--batch-sizes", "0"], "--batch-sizes: '0' is not a batch size"),
     (["--batch-sizes", "two"], "--batch-sizes: 'two' is not a batch size"),
     (["--threads", "0"], "bad thread count '0'"),

@@ -20,13 +20,36 @@ public final class TrainBenchRunner {
         self.log = log
     }
 
-    /// The norm spec for a CLI name (`none` is no normalization); unknown names throw.
-    public func normSpec(_ name: String) throws -> NormSpec? {
-        if name.lowercased() == "none" { return nil }
+    /// The norm spec for a CLI label `METHOD[:OPTION=VALUE...]` (`gn:num_groups=8`; `none`
+    /// is no normalization); unknown names and malformed options throw.
+    public func normSpec(_ label: String) throws -> NormSpec? {
+        let parts = label.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        let name = parts[0]
+        if name.lowercased() == "none" && parts.count == 1 { return nil }
         do { _ = try registry.entry(named: name) } catch {
             throw BenchError("unknown norm method '\(name)'")
         }
-        return NormSpec(name)
+        var options: [String: OptionValue] = [:]
+        for item in parts.dropFirst() {
+            let kv = item.split(separator: "=", maxSplits: 1).map(String.init)
+            guard kv.count == 2, !kv[0].isEmpty, !kv[1].isEmpty else {
+                throw BenchError("--norm: '\(item)' in '\(label)' is not OPTION=VALUE")
+            }
+            options[kv[0]] = Self.optionValue(kv[1])
+        }
+        return NormSpec(name, options: options)
+    }
+
+    /// `8` → integer, `0.5` → real, `true`/`false` → bool, `none` → none, else text.
+    static func optionValue(_ text: String) -> OptionValue {
+        if let i = Int(text) { return .integer(i) }
+        if let d = Double(text) { return .real(d) }
+        switch text.lowercased() {
+        case "true": return .bool(true)
+        case "false": return .bool(false)
+        case "none": return .none
+        default: return .text(text)
+        }
     }
 
     /// Validates the selection before anything runs.
