@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import NormCore
+import NormNet
 
 /// A (cell, seed) pair: the unit that runs once and is stored once.
 public struct RunKey: Hashable, Sendable, Comparable, CustomStringConvertible {
