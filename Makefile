@@ -20,6 +20,7 @@ test: setup
 	swift test
 	NORMLAB_BIN="$$(swift build --show-bin-path)/normlab" $(PY) -m pytest python/tests -q
 	"$$(swift build --show-bin-path)/normlab" bench --quick --quiet > /dev/null
+	NORMLAB="$$(swift build --show-bin-path)/normlab" bash scripts/test-slurm.sh
 
 # libFuzzer on the .npy reader for FUZZ_SECONDS (default 60); not part of `make test`.
 fuzz:
