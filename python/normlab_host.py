@@ -155,16 +155,58 @@ def load_plugin(path):
             "name": str(key), "type": spec_["type"], "default": spec_.get("default"),
             "min": spec_.get("min"), "max": spec_.get("max"),
             "choices": [str(c) for c in spec_.get("choices", [])], "help": str(spec_.get("help", "")),
+            "samples": list(spec_.get("samples", [])),
         })
     ranks = desc.get("ranks", [2, 5])
     if not (isinstance(ranks, (list, tuple)) and len(ranks) == 2 and 1 <= int(ranks[0]) <= int(ranks[1])):
         raise PluginError("plugin %s: ranks must be [lowest, highest]" % name)
+    capabilities = _capabilities(name, desc, {o["name"]: o for o in options})
     _PLUGINS[name.lower()] = module
-    return {
+    return {**capabilities,
         "name": name, "aliases": [str(a) for a in desc.get("aliases", [])],
         "summary": str(desc.get("summary", "")), "reference": str(desc.get("reference", "")),
         "ranks": [int(ranks[0]), int(ranks[1])], "options": options,
         "has_reference": callable(getattr(module, "reference", None)),
+    }
+
+
+_REDUCTIONS = ("batch", "spatial", "channels")
+
+
+def _capabilities(name, desc, options):
+    """What the rest of normlab needs to know about the method (see the plugin contract):
+    includes_activation (bool, or the name of a bool option that switches it on),
+    running_buffers (buffer names that are running statistics; default: every buffer),
+    constraints ({"divides_channels": [option], "divides_batch": [option]}) and reduction
+    ("batch", "spatial", "channels" or "groups:OPTION")."""
+    act = desc.get("includes_activation", False)
+    if isinstance(act, str):
+        if options.get(act, {}).get("type") != "bool":
+            raise PluginError("plugin %s: includes_activation names %r, which is not a bool option" % (name, act))
+    elif not isinstance(act, bool):
+        raise PluginError("plugin %s: includes_activation must be true/false or the name of a bool option" % name)
+    running = desc.get("running_buffers")
+    if running is not None and not (isinstance(running, (list, tuple)) and all(isinstance(b, str) for b in running)):
+        raise PluginError("plugin %s: running_buffers must be a list of buffer names" % name)
+    constraints = []
+    for kind, names in (desc.get("constraints") or {}).items():
+        if kind not in ("divides_channels", "divides_batch"):
+            raise PluginError("plugin %s: unknown constraint %r (known: divides_channels, divides_batch)" % (name, kind))
+        for opt in ([names] if isinstance(names, str) else names):
+            if options.get(opt, {}).get("type") != "integer":
+                raise PluginError("plugin %s: constraint %s names %r, which is not an integer option" % (name, kind, opt))
+            constraints.append([kind, opt])
+    reduction = desc.get("reduction")
+    if reduction is not None:
+        ok = reduction in _REDUCTIONS or (isinstance(reduction, str) and reduction.startswith("groups:")
+                                          and options.get(reduction[7:], {}).get("type") == "integer")
+        if not ok:
+            raise PluginError("plugin %s: reduction must be one of batch, spatial, channels or groups:OPTION" % name)
+    return {
+        "includes_activation": act if isinstance(act, bool) else None,
+        "activation_option": act if isinstance(act, str) else None,
+        "running_buffers": None if running is None else list(running),
+        "constraints": constraints, "reduction": reduction,
     }
 
 

@@ -14,14 +14,8 @@ enum Main {
             try command.run()
         } catch let code as ExitCode {
             exit(code.rawValue)
-        } catch let error as ApplyError {
-            fail(error.description, code: 1)
-        } catch let error as NormError {
-            fail(error.description, code: 1)
-        } catch let error as PythonError {
-            fail(error.description, code: 1)
-        } catch let error as CLIError {
-            fail(error.description, code: 1)
+        } catch let error as any UserFacingError {
+            fail(error.userMessage, code: error.exitStatus)
         } catch {
             let code = Normlab.exitCode(for: error)
             if code == .success {
@@ -41,7 +35,7 @@ enum Main {
 }
 
 /// An error in the CLI layer itself (bad flag combination), printed as one line.
-struct CLIError: Error, CustomStringConvertible {
+struct CLIError: UserFacingError {
     let description: String
     init(_ message: String) { description = message }
 }
