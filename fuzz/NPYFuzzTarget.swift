@@ -1,5 +1,6 @@
 // libFuzzer target for the .npy reader (issue 17, item 9). Built by fuzz/run.sh together
-// with every file of Sources/NormCore into one module (`swiftc -sanitize=fuzzer,address`).
+// with every file of Sources/NormCore into one module, linked with NormKernels
+// (`swiftc -sanitize=fuzzer,address`).
 //
 // For every input it checks, besides "no crash, no hang, no sanitizer report":
 // - decoding the bytes and reading them from a file (the pread path) agree exactly:

@@ -3,8 +3,8 @@
 #
 #   bash fuzz/run.sh [SECONDS]      (default 60; `make fuzz` runs this, `make test` does not)
 #
-# Builds fuzz/NPYFuzzTarget.swift together with Sources/NormCore into one executable with
-# `swiftc -sanitize=fuzzer,address` (rebuilt when a source is newer), starts from the seed
+# Builds Sources/NormKernels, then fuzz/NPYFuzzTarget.swift together with Sources/NormCore, into
+# one executable with `swiftc -sanitize=fuzzer,address` (rebuilt when a source is newer), starts from the seed
 # corpus fuzz/corpus (numpy-written files of every supported layout plus a few invalid ones),
 # and keeps what it learns in .build/fuzz/work. An input that crashes, hangs (> 10 s) or
 # trips AddressSanitizer is written to fuzz/regressions/ — commit it: the NormCore test
@@ -16,11 +16,16 @@ build=.build/fuzz
 binary="$build/npy-fuzzer"
 mkdir -p "$build/work" "$build/scratch" fuzz/regressions
 
-if [ ! -x "$binary" ] || [ -n "$(find Sources/NormCore fuzz/NPYFuzzTarget.swift -name '*.swift' -newer "$binary" | head -n 1)" ]; then
-    echo "fuzz: building $binary (swiftc -sanitize=fuzzer,address)"
-    mapfile -t sources < <(find Sources/NormCore -name '*.swift' | sort)
-    swiftc -sanitize=fuzzer,address -O -parse-as-library -module-name NormCore \
-        "${sources[@]}" fuzz/NPYFuzzTarget.swift -o "$binary" 2> "$build/build.log" \
+if [ ! -x "$binary" ] || [ -n "$(find Sources/NormKernels Sources/NormCore fuzz/NPYFuzzTarget.swift -name '*.swift' -newer "$binary" | head -n 1)" ]; then
+    echo "fuzz: building $binary (swiftc -sanitize=fuzzer,address: NormKernels, then NormCore with the target)"
+    flags=(-sanitize=fuzzer,address -O -parse-as-library)
+    mkdir -p "$build/modules"
+    mapfile -t kernels < <(find Sources/NormKernels -name '*.swift' | sort)
+    mapfile -t core < <(find Sources/NormCore -name '*.swift' | sort)
+    { swiftc "${flags[@]}" -module-name NormKernels -wmo -c "${kernels[@]}" -I Sources/CBLAS \
+          -emit-module -emit-module-path "$build/modules/NormKernels.swiftmodule" -o "$build/NormKernels.o" \
+      && swiftc "${flags[@]}" -module-name NormCore -I "$build/modules" -I Sources/CBLAS \
+          "${core[@]}" fuzz/NPYFuzzTarget.swift "$build/NormKernels.o" -o "$binary"; } 2> "$build/build.log" \
         || { cat "$build/build.log" >&2; exit 1; }
 fi
 
