@@ -338,7 +338,10 @@ def test_ctrl_c_in_ablate_keeps_finished_runs(tmp_path):
     store = tmp_path / "s.sqlite"
     args = ["ablate", "run", "--preset", "freeze", "--quick", "--runner", "fake", "--store", store, "--no-report"]
     p = start(args, env={"NORMLAB_FAKE_SLEEP": "0.3"})
-    status, err, took = interrupt(p, after=lambda: store.exists() and ablate_status(store)[0] >= 2)
+    def two_stored():
+        r = run(["ablate", "status", "--store", store])   # fails until the study is registered
+        return r.returncode == 0 and ablate_status(store)[0] >= 2
+    status, err, took = interrupt(p, after=lambda: store.exists() and two_stored())
     assert status == 130, (status, err)
     assert err.strip().splitlines()[-1].startswith("normlab: interrupted (Ctrl-C); every finished run is stored in ")
     assert took < 5
@@ -399,7 +402,7 @@ def test_two_ablate_processes_share_one_store(tmp_path):
     first = run(args + ["--dry-run"])
     assert first.returncode == 0, first.stderr
     planned = int(first.stdout.split(" runs")[0].split("= ")[-1])
-    env = {"NORMLAB_FAKE_SLEEP": "0.15"}
+    env = {"NORMLAB_FAKE_SLEEP": "0.4"}   # 16 runs: several seconds, so the second process surely joins
     a = start(args, env=env)
     time.sleep(0.3)
     b = start(args + ["--jobs", "2"], env=env)
