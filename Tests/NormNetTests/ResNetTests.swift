@@ -281,9 +281,8 @@ import NormPython
     @Test func everyRegisteredMethodFitsEverySlot() throws {
         for entry in registry.all {
             var options: [String: OptionValue] = [:]
-            for o in entry.descriptor.options where o.defaultValue == nil {
-                if case .integer = o.kind { options[o.name] = .integer(2) }   // num_groups: divides 4, 8, 16
-            }
+            // Options declared to divide the channel count (GN's num_groups, EvoNorm-S0's groups): 2 divides 4, 8 and 16.
+            for case let .dividesChannels(option) in entry.descriptor.constraints { options[option] = .integer(2) }
             let spec = tinySpec(norm: NormSpec(entry.descriptor.name, options: options), shortcut: .b)
             let model = try Model(spec: spec, registry: registry, seed: 1)
             #expect(model.normSlots.count == 1 + 2 * 3 + 2 && model.normSlots.allSatisfy { $0.method == entry.descriptor.name })
