@@ -54,7 +54,9 @@ import NormNet
                              ("model: {dropout: 1}", "model.dropout"),
                              ("model: {weight_standardization: {eps: 0}}", "model.weight_standardization"),
                              ("model: {weight_standardization: {epsilon: 1e-5}}", "model.weight_standardization.epsilon"),
-                             ("dataset: cifar10", "dataset")] {
+                             ("dataset: cifar10", "dataset"),
+                             ("dataset: synthetic\naugment: true", "augment"),
+                             ("dataset: missing/data.npz", "dataset")] {
             let problems = runner.validate(try cell(yaml))
             #expect(problems.contains { $0.path == path }, "\(yaml): \(problems)")
         }
