@@ -12,17 +12,20 @@ import NormNet
 
     func cell(_ yaml: String) throws -> CellConfig { CellConfig(try YAMLTree(text: yaml, source: "cell.yaml").root) }
 
+    /// A phase's training configuration on a small data set (the recipe's defaults need one).
+    func training(_ phase: Phase) -> TrainingConfig { phase.training(for: SyntheticDataset.make(seed: 0), seed: 1) }
+
     @Test func optimizerNameAndItsDefaults() throws {
         let adamw = try Phase(try cell("optimizer: {name: adamw, beta2: 0.98}"), prefix: "")
         #expect(adamw.features.optimizer == .adamw && adamw.features.adam.beta2 == 0.98)
-        #expect(adamw.optimizer.learningRate == 1e-3 && adamw.optimizer.weightDecay == 1e-2)
+        #expect(training(adamw).optimizer.learningRate == 1e-3 && training(adamw).optimizer.weightDecay == 1e-2)
         let adam = try Phase(try cell("optimizer: {name: adam, lr: 0.01}"), prefix: "")
-        #expect(adam.features.optimizer == .adam && adam.optimizer.learningRate == 0.01 && adam.optimizer.weightDecay == 0)
-        let config = adam.training(seed: 1)
+        #expect(adam.features.optimizer == .adam && training(adam).optimizer.learningRate == 0.01 && training(adam).optimizer.weightDecay == 0)
+        let config = training(adam)
         #expect(config.features.optimizerConfig(sgd: config.optimizer)
                 == .adam(AdamConfig(learningRate: 0.01, weightDecay: 0, decoupledWeightDecay: false)))
         let sgd = try Phase(try cell("batch_size: 8"), prefix: "")
-        #expect(sgd.features.optimizer == .sgd && sgd.optimizer.learningRate == 0.1 && sgd.optimizer.weightDecay == 5e-4)
+        #expect(sgd.features.optimizer == .sgd && training(sgd).optimizer.learningRate == 0.1 && training(sgd).optimizer.weightDecay == 5e-4)
     }
 
     @Test func augmentLabelSmoothingDropoutAndWeightStandardization() throws {
@@ -34,10 +37,10 @@ import NormNet
         let phase = try Phase(c, prefix: "")
         #expect(phase.features.augmentation == AugmentationConfig(cropPadding: 2, flip: false))
         #expect(phase.features.labelSmoothing == 0.1)
-        let spec = try runner.modelSpec(c, dataset: nil, freeze: FreezeSpec())
+        let spec = try runner.modelSpec(c, dataset: ([1, 8, 8], 10), freeze: FreezeSpec())
         #expect(spec.dropout == 0.25 && spec.weightStandardization?.epsilon == 1e-5)
         #expect(try Phase(try cell("augment: true"), prefix: "").features.augmentation == .standard)
-        #expect(try runner.modelSpec(try cell("model: {weight_standardization: true}"), dataset: nil, freeze: FreezeSpec())
+        #expect(try runner.modelSpec(try cell("model: {weight_standardization: true}"), dataset: ([1, 8, 8], 10), freeze: FreezeSpec())
                 .weightStandardization == (try WeightStandardization()))
         #expect(runner.validate(c).isEmpty)
     }
