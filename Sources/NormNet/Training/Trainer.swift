@@ -41,7 +41,7 @@ public struct TrainingResult: Sendable {
     public var seconds: Double
     public var diverged: Bool
     public var divergedAtStep: Int?
-    /// `nan`, `inf` or `-inf` when diverged.
+    /// `nan`, `inf`, `-inf` or the loss value that broke the ``DivergenceRule``, when diverged.
     public var divergenceLoss: String?
     public var finalLearningRate: Double
     public var history: [EpochRecord]
@@ -71,12 +71,13 @@ public struct TrainingResult: Sendable {
 /// Trains a ``Model`` on a ``Dataset`` with SGD, deterministically: the same model seed,
 /// config seed and thread count give bit-identical losses, parameters and results.
 ///
-/// A non-finite loss stops the run and is reported (`diverged`), never thrown.
+/// A loss that is non-finite or beyond 1000x the initial one stops the run and is reported
+/// (`diverged`, ``DivergenceRule``), never thrown.
 public final class Trainer {
     public let model: Model
     public let dataset: Dataset
     public let config: TrainingConfig
-    public let optimizer: SGD
+    public let optimizer: Optimizer
 
     public init(model: Model, dataset: Dataset, config: TrainingConfig) throws {
         try config.validate()
@@ -89,8 +90,9 @@ public final class Trainer {
         guard dataset.trainLabels.count >= 2 else { throw NetError("need at least 2 training samples") }
         self.model = model
         self.dataset = dataset
+        try config.features.augmentation.validate(sampleShape: dataset.sampleShape)
         self.config = config
-        optimizer = try SGD(config.optimizer, model: model)
+        optimizer = try config.features.makeOptimizer(sgd: config.optimizer, model: model)
     }
 
     /// Steps the configured duration amounts to.
@@ -106,6 +108,7 @@ public final class Trainer {
         func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
         var sampler = BatchSampler(count: dataset.trainLabels.count, batchSize: config.batchSize, seed: config.seed)
         var gatherer = BatchGatherer()
+        var augmenter = BatchAugmenter(config.features.augmentation, seed: config.features.augmentationSeed(from: config.seed))
         let total = totalSteps, perEpoch = sampler.batchesPerEpoch
         for slot in model.normSlots { slot.telemetry.reset() }
         model.recordTelemetry(config.recordTelemetry)
@@ -115,6 +118,7 @@ public final class Trainer {
         losses.reserveCapacity(total)
         var history: [EpochRecord] = []
         var diverged = false, divergedAt: Int?, divergenceLoss: String?
+        var divergence = DivergenceRule()
         var lr = config.optimizer.learningRate
         var step = 0
         let initialWeightNorm = model.weightNorm
@@ -133,14 +137,14 @@ public final class Trainer {
             }
             lr = config.schedule.rate(at: step, totalSteps: total, base: config.optimizer.learningRate)
             let indices = sampler.next()
-            let x = gatherer.gather(dataset.trainInputs, indices)
+            let x = augmenter.augment(gatherer.gather(dataset.trainInputs, indices))
             let labels = indices.map { dataset.trainLabels[$0] }
             let logits = try model.forward(x)
-            let ce = try SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels)
-            guard ce.loss.isFinite else {
+            let ce = try SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels, labelSmoothing: config.features.labelSmoothing)
+            if let loss = divergence.check(loss: ce.loss) {
                 diverged = true
                 divergedAt = step
-                divergenceLoss = ce.loss.isNaN ? "nan" : (ce.loss > 0 ? "inf" : "-inf")
+                divergenceLoss = loss
                 break
             }
             if step >= lastBatchesFrom { try lastBatches?.record() }
