@@ -90,11 +90,11 @@ struct RenamingBackend: ReferenceBackend {
     @Test func rmsNormPluginWorksThroughTheRegistryAndParity() throws {
         var registry = Builtins.registry
         try PythonPlugins.register(file: path("python/plugins/rms_norm.py"), into: &registry)
-        let entry = try registry.entry(named: "RMS")
-        #expect(entry.descriptor.name == "rms_norm" && entry.hasReference)
+        let entry = try registry.entry(named: "RMS_norm_PY")
+        #expect(entry.descriptor.name == "rms_norm_py" && entry.hasReference)
         var rng = SeededGenerator(seed: 1)
         let x = Tensor.randomNormal([3, 4, 5], using: &rng)
-        let layer = try registry.make(NormSpec("rms"), shape: FeatureShape(of: x))
+        let layer = try registry.make(NormSpec("rms_norm_py"), shape: FeatureShape(of: x))
         let y = try layer.forward(x, mode: .train)
         let gx = try layer.backward(Tensor.ones(x.shape))
         #expect(y.shape == x.shape && gx.shape == x.shape)
