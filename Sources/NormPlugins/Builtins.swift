@@ -6,6 +6,7 @@ public enum Builtins {
     public static let types: [any NormalizationPlugin.Type] = [
         BatchNorm.self, BatchRenorm.self, GroupNorm.self, LayerNorm.self, InstanceNorm.self, FilterResponseNorm.self,
         EvoNormS0.self,
+        EvoNormB0.self,
     ]
 
     /// Adds every built-in to `registry` (each has a numpy reference in `python/normref`).
