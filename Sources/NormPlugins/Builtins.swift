@@ -7,6 +7,7 @@ public enum Builtins {
         BatchNorm.self, BatchRenorm.self, GroupNorm.self, LayerNorm.self, InstanceNorm.self, FilterResponseNorm.self,
         EvoNormS0.self,
         EvoNormB0.self,
+        SwitchableNorm.self,
     ]
 
     /// Adds every built-in to `registry` (each has a numpy reference in `python/normref`).
