@@ -8,6 +8,7 @@ public enum Builtins {
         EvoNormS0.self,
         EvoNormB0.self,
         SwitchableNorm.self,
+        BatchChannelNorm.self,
     ]
 
     /// Adds every built-in to `registry` (each has a numpy reference in `python/normref`).
