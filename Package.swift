@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-/// Release flags of the kernel targets (NormCore, NormPlugins): no overflow or bounds checks
+/// Release flags of the kernel targets (NormKernels, NormCore, NormPlugins): no overflow or bounds checks
 /// and, on x86-64, code for Haswell-class CPUs (AVX2, FMA, BMI2 — every x86-64 server of the
 /// last decade, the AMD EPYC CI machine included): 256-bit vectors make the cache-resident
 /// kernels 20–40 % faster (issue #7). Results are bit-identical to a generic x86-64 build (Swift
@@ -19,6 +19,7 @@ let kernelFlags = ["-Ounchecked", "-Xcc", "-fno-math-errno"]
 let package = Package(
     name: "normlab",
     products: [
+        .library(name: "NormKernels", targets: ["NormKernels"]),
         .library(name: "NormCore", targets: ["NormCore"]),
         .library(name: "NormPlugins", targets: ["NormPlugins"]),
         .library(name: "NormPython", targets: ["NormPython"]),
@@ -42,9 +43,16 @@ let package = Package(
             pkgConfig: "python3-embed",
             providers: [.apt(["python3-dev"])]
         ),
+        // The SIMD reductions, normalize and backward kernels, the thread pool and scratch
+        // memory, on raw buffers (no Tensor); NormCore re-exports them.
+        .target(
+            name: "NormKernels",
+            dependencies: ["CBLAS"],
+            swiftSettings: [.unsafeFlags(kernelFlags, .when(configuration: .release))]
+        ),
         .target(
             name: "NormCore",
-            dependencies: ["CBLAS"],
+            dependencies: ["NormKernels", "CBLAS"],
             swiftSettings: [.unsafeFlags(kernelFlags, .when(configuration: .release))]
         ),
         .target(
@@ -87,6 +95,7 @@ let package = Package(
         ),
         // Helpers shared by the test targets (the seeded test generator); not a product.
         .target(name: "NormTestSupport", dependencies: ["NormCore"], path: "Tests/NormTestSupport"),
+        .testTarget(name: "NormKernelsTests", dependencies: ["NormKernels", "NormTestSupport"]),
         .testTarget(name: "NormCoreTests", dependencies: ["NormCore", "NormTestSupport"]),
         .testTarget(name: "NormPluginsTests", dependencies: ["NormCore", "NormPlugins", "NormTestSupport"]),
         .testTarget(name: "NormPythonTests", dependencies: ["NormCore", "NormPlugins", "NormPython"]),

@@ -11,6 +11,8 @@ public enum Builtins {
     /// Adds every built-in to `registry` (each has a numpy reference in `python/normref`).
     public static func register(into registry: inout NormRegistry) {
         for type in types { try! registerOne(type, into: &registry) }
+        // Batch normalization is what a model uses when no method is named.
+        try! registry.setDefault(BatchNorm.descriptor.name)
     }
 
     private static func registerOne<P: NormalizationPlugin>(_ type: P.Type, into registry: inout NormRegistry) throws {

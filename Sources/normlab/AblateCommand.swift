@@ -106,6 +106,7 @@ struct AblateRunCommand: ParsableCommand {
             let store = try ResultStore(path: storePath)
             let options = DriverOptions(jobs: jobs, threads: threads, shard: shard, keepGoing: keepGoing, addStudy: addStudy)
             let driver = AblationDriver(spec: spec, runner: cellRunner, store: store, options: options)
+            Interrupt.setMessage("normlab: interrupted (Ctrl-C); every finished run is stored in \(storePath) — rerun the same command to continue")
             let summary = try driver.run(observer: StudyProgressDisplay())
             if !summary.failures.isEmpty {
                 for f in summary.failures.prefix(5) {

@@ -28,6 +28,18 @@ public enum PythonPlugins {
         }
     }
 
+    /// Limits every later call into plugin code (loading, `Layer(...)`, forward, backward,
+    /// reference) to `seconds`; a call that takes longer fails with a one-line error naming
+    /// the plugin. The limit stops Python bytecode (an endless loop), not one long C call.
+    public static func setTimeLimit(seconds: Double) throws {
+        do {
+            let host = try PythonSupport.host()
+            _ = try Python.withGIL { try host.attribute("set_time_limit").call(arguments: [seconds]) }
+        } catch let e as PythonError {
+            throw NormError.pluginLoad(e.description)
+        }
+    }
+
     /// Files named on the command line plus every `*.py` in `$NORMLAB_PLUGIN_PATH` folders.
     public static func pluginFiles(explicit: [String]) -> [String] {
         var files = explicit

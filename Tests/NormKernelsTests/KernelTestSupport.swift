@@ -1,4 +1,4 @@
-import NormCore
+import NormKernels
 
 /// Runs `body` with `Parallel.threadCount = threads`, restoring it after.
 func withThreads<R>(_ threads: Int, _ body: () throws -> R) rethrows -> R {

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import NormCore
+import NormKernels
 import NormTestSupport
 
 /// ``ChannelKernels`` (BatchNorm on `(N, C)`: column reductions and the elementwise passes) and
