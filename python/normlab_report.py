@@ -34,6 +34,11 @@ def _nan(x):
     return float("nan") if x is None else float(x)
 
 
+def _errors(series):
+    """Error bars: the 95 % CI half-widths (0 where a cell has fewer than two values)."""
+    return [0.0 if v is None else float(v) for v in series.get("ci", series["std"])]
+
+
 def _bar(fig, spec):
     ax = fig.add_subplot(1, 1, 1)
     categories = spec["categories"]
@@ -44,9 +49,9 @@ def _bar(fig, spec):
     for i, s in enumerate(series):
         offs = [x - 0.4 + width * (i + 0.5) for x in xs]
         means = [_nan(m) for m in s["mean"]]
-        stds = [0.0 if v is None else float(v) for v in s["std"]]
+        errs = _errors(s)
         color = _COLORS[i % len(_COLORS)]
-        ax.bar(offs, [0 if m != m else m for m in means], width=width * 0.95, yerr=stds, capsize=3,
+        ax.bar(offs, [0 if m != m else m for m in means], width=width * 0.95, yerr=errs, capsize=3,
                color=color, label=s["label"], edgecolor="black", linewidth=0.4)
         for x, m, d, n in zip(offs, means, s["diverged"], s["n"]):
             if d:
@@ -78,7 +83,7 @@ def _curve(fig, spec):
     ax = fig.add_subplot(1, 1, 1)
     for i, line in enumerate(spec["lines"]):
         mean = [_nan(v) for v in line["mean"]]
-        std = [0.0 if v is None else float(v) for v in line["std"]]
+        std = _errors(line)
         xs = line.get("x") or list(range(1, len(mean) + 1))
         color = _COLORS[i % len(_COLORS)]
         style = "-" if i < len(_COLORS) else "--"
@@ -102,7 +107,7 @@ def _line(fig, spec):
     for i, line in enumerate(spec["lines"]):
         xs = [float(v) for v in line["x"]]
         mean = [_nan(m) for m in line["mean"]]
-        std = [0.0 if v is None else float(v) for v in line["std"]]
+        std = _errors(line)
         color = _COLORS[i % len(_COLORS)]
         style = "-" if i < len(_COLORS) else "--"
         ax.errorbar(xs, mean, yerr=std, fmt=style, color=color, label=line["label"], linewidth=1.2,
@@ -121,6 +126,32 @@ def _line(fig, spec):
     _legend(ax, len(spec["lines"]))
 
 
+_VERDICT_COLORS = {"supported": "#55A868", "contradicted": "#C44E52", "inconclusive": "#8C8C8C"}
+
+
+def _claims(fig, spec):
+    """Forest plot: each claim's effect with its 95 % CI, a line at 0, colored by verdict."""
+    ax = fig.add_subplot(1, 1, 1)
+    claims = spec["claims"]
+    ys = list(range(len(claims)))
+    for y, c in zip(ys, claims):
+        color = _VERDICT_COLORS.get(c["verdict"], "black")
+        eff = _nan(c["effect"])
+        if eff == eff:
+            lo, hi = c["ci_low"], c["ci_high"]
+            if lo is not None and hi is not None:
+                ax.errorbar([eff], [y], xerr=[[eff - lo], [hi - eff]], fmt="o", color=color, capsize=4, markersize=5)
+            else:
+                ax.plot([eff], [y], "o", color=color, markersize=5)
+        ax.annotate(c["verdict"], (1.01, y), xycoords=("axes fraction", "data"), va="center", fontsize=7, color=color)
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.set_yticks(ys)
+    ax.set_yticklabels(["%s\n(%s)" % (c["label"], c["definition"]) for c in claims], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("effect (paired over seeds), 95 % CI")
+    ax.grid(axis="x", alpha=0.3)
+
+
 def render_figures(payload_json, out_dir):
     """Draws every figure of ``{"figures": [...]}`` into ``out_dir``; returns the files written."""
     payload = json.loads(payload_json)
@@ -132,7 +163,10 @@ def render_figures(payload_json, out_dir):
             width = max(7.0, min(16.0, 1.2 * len(spec["categories"]) * max(1, len(spec["series"])) ** 0.5))
         elif len(spec.get("lines", [])) > 6:
             width = 9.5  # room for the legend beside the axes
-        fig = Figure(figsize=(spec.get("width", width), spec.get("height", 4.4)), dpi=110)
+        height = 4.4
+        if spec["kind"] == "claims":
+            width, height = 9.0, max(2.2, 0.7 * len(spec["claims"]) + 1.4)
+        fig = Figure(figsize=(spec.get("width", width), spec.get("height", height)), dpi=110)
         FigureCanvasAgg(fig)
         if spec["kind"] == "bar":
             _bar(fig, spec)
@@ -140,6 +174,8 @@ def render_figures(payload_json, out_dir):
             _curve(fig, spec)
         elif spec["kind"] == "line":
             _line(fig, spec)
+        elif spec["kind"] == "claims":
+            _claims(fig, spec)
         else:
             raise ValueError("unknown figure kind %r" % spec["kind"])
         fig.suptitle(spec["title"], fontsize=10)
@@ -170,13 +206,15 @@ metric = {metric!r}
 rows = [r for r in table if r["metric"] == metric]
 labels = [", ".join("%s=%s" % (a, r[a]) for a in axes) or "all" for r in rows]
 means = [num(r["mean"]) for r in rows]
-stds = [0.0 if r["std"] in ("", "nan") else num(r["std"]) for r in rows]
+# error bars: the 95 % t-interval over seeds (ci_low, ci_high); none for a single seed
+lo = [m - num(r["ci_low"]) if r.get("ci_low") not in (None, "", "nan") else 0.0 for m, r in zip(means, rows)]
+hi = [num(r["ci_high"]) - m if r.get("ci_high") not in (None, "", "nan") else 0.0 for m, r in zip(means, rows)]
 fig, ax = plt.subplots(figsize=(8, 0.35 * len(rows) + 1.5))
-ax.barh(range(len(rows)), means, xerr=stds, capsize=3)
+ax.barh(range(len(rows)), means, xerr=[lo, hi], capsize=3)
 ax.set_yticks(range(len(rows)))
 ax.set_yticklabels(labels, fontsize=7)
 ax.invert_yaxis()
-ax.set_xlabel(metric + " (mean ± std over seeds)")
+ax.set_xlabel(metric + " (mean, 95 % CI over seeds)")
 plt.tight_layout()
 plt.show()'''
 
@@ -203,6 +241,10 @@ def write_notebook(payload_json, path):
     cells.append(v4.new_markdown_cell("## Spec\n\n```yaml\n%s\n```" % p["spec_yaml"].rstrip()))
     cells.append(v4.new_markdown_cell("## Provenance\n\n" + p["provenance_md"]))
     cells.append(v4.new_markdown_cell("## Results\n\n" + p["table_md"] + "\n" + p["legend"]))
+    if p.get("claims_md"):
+        cells.append(v4.new_markdown_cell("## Claims\n\n" + p["claims_md"]))
+    if p.get("differences_md"):
+        cells.append(v4.new_markdown_cell("## Paired differences against the baseline\n\n" + p["differences_md"]))
     for fig in p["figures"]:
         name = os.path.basename(fig["png"])
         with open(fig["png"], "rb") as f:

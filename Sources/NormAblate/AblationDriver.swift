@@ -117,6 +117,8 @@ public struct RunSummary: Sendable {
     /// Planned runs not attempted (stopped after a failure).
     public var notStarted: Int
     public var seconds: Double
+    /// Rounds of extra seeds a ``SeedPolicy`` ran after the first `min` seeds.
+    public var seedRounds = 0
 
     /// Every planned run has a result now.
     public var isComplete: Bool { failures.isEmpty && notStarted == 0 }
@@ -148,7 +150,9 @@ public final class AblationDriver {
 
     /// Validates every cell (throws ``SpecError`` with all problems) and returns the plan.
     public func plan() throws -> RunPlan {
-        RunPlan(spec: spec, cells: try spec.cells(validatingWith: runner))
+        let cells = try spec.cells(validatingWith: runner)
+        try spec.validateClaims(cells: cells, runner: runner)
+        return RunPlan(spec: spec, cells: cells)
     }
 
     /// Runs what is missing. Throws before anything runs for spec problems or a store
@@ -163,12 +167,46 @@ public final class AblationDriver {
         let todo = mine.filter { !done.contains($0.key) }
         let git = GitInfo.current
 
-        let state = WorkState(summary: RunSummary(
+        var summary = RunSummary(
             study: study.name, storePath: store.path, studyRuns: plan.runs.count, planned: mine.count,
             alreadyDone: mine.count - todo.count, ran: 0, diverged: 0, discardedDuplicates: 0,
-            failures: [], notStarted: 0, seconds: 0))
-        observer?.studyStarted(study: study.name, total: mine.count, alreadyDone: state.summary.alreadyDone, toRun: todo.count, jobs: options.jobs)
+            failures: [], notStarted: 0, seconds: 0)
+        observer?.studyStarted(study: study.name, total: mine.count, alreadyDone: summary.alreadyDone, toRun: todo.count, jobs: options.jobs)
+        execute(todo, study: study, git: git, observer: observer, into: &summary)
+        summary.seconds = Date().timeIntervalSince(started)
+        observer?.studyFinished(summary)
 
+        // Seeds until the claims are clear (not per shard: a shard's store lacks the others' runs).
+        if let policy = spec.seedPolicy, options.shard == nil {
+            while summary.isComplete {
+                let cells = Set(plan.cells.map(\.hash))
+                let extra = policy.nextRound(spec: spec, cells: plan.cells, runs: try store.runs(cellHashes: cells), done: try store.completedKeys())
+                if extra.isEmpty { break }
+                summary.seedRounds += 1
+                summary.studyRuns += extra.count
+                summary.planned += extra.count
+                let roundName = "\(study.name) (seed round \(summary.seedRounds + 1): claims with a 95 % CI wider than ±\(AblationReport.number(policy.targetHalfWidth)))"
+                observer?.studyStarted(study: roundName, total: extra.count, alreadyDone: 0, toRun: extra.count, jobs: options.jobs)
+                let before = summary, roundStart = Date()
+                execute(extra, study: study, git: git, observer: observer, into: &summary)
+                summary.seconds = Date().timeIntervalSince(started)
+                var round = summary
+                round.seconds = Date().timeIntervalSince(roundStart)
+                round.study = roundName
+                round.planned = extra.count
+                round.alreadyDone = 0
+                round.ran = summary.ran - before.ran
+                round.diverged = summary.diverged - before.diverged
+                round.discardedDuplicates = summary.discardedDuplicates - before.discardedDuplicates
+                observer?.studyFinished(round)
+            }
+        }
+        return summary
+    }
+
+    /// Runs `todo`, `jobs` at a time, adding what happened to `summary`.
+    private func execute(_ todo: [PlannedRun], study: StudyRecord, git: GitInfo?, observer: ProgressObserver?, into summary: inout RunSummary) {
+        let state = WorkState(summary: summary)
         let runner = self.runner, store = self.store, spec = self.spec, options = self.options
         let observerBox = ObserverBox(observer)
         let work: @Sendable () -> Void = {
@@ -233,11 +271,8 @@ public final class AblationDriver {
             }
             group.wait()
         }
-        var summary = state.summary
-        summary.notStarted = todo.count - state.next
-        summary.seconds = Date().timeIntervalSince(started)
-        observer?.studyFinished(summary)
-        return summary
+        summary = state.summary
+        summary.notStarted += todo.count - state.next
     }
 }
 

@@ -23,6 +23,8 @@ public struct MetricSummary: Sendable, Equatable {
     /// Stored runs that reported the metric at all (a runner may record a metric only where
     /// it applies, e.g. the conv-bias gradient of a model with conv biases).
     public let recorded: Int
+    /// Student t-interval (95 %) of the mean over the same values; its half-width is nil for n < 2.
+    public let interval: MeanInterval?
 
     init(runs stored: [StoredRun], metric: String, expected: Int) {
         values = stored.map { $0.result.metrics[metric] ?? .nan }
@@ -33,6 +35,7 @@ public struct MetricSummary: Sendable, Equatable {
         runs = stored.count
         self.expected = expected
         diverged = stored.filter(\.result.diverged).count
+        interval = MeanInterval(used)
         if used.isEmpty {
             mean = nil; std = nil; min = nil; max = nil
         } else {
@@ -104,6 +107,12 @@ public struct AblationReport: Sendable {
     public let provenance: ProvenanceSummary
     /// How `steps_to_baseline` was derived (when the spec names a baseline).
     public let baselineNote: String?
+    /// The verdicts of the spec's claims, in spec order.
+    public let claimResults: [ClaimResult]
+    /// The baseline cell (`report.baseline`) when it selects exactly one cell.
+    public let baselineCell: Cell?
+    /// Paired differences of every other cell against the baseline cell, per metric.
+    public let baselineDifferences: [BaselineDifference]
 
     /// Loads a study (the only one, or `study`) from a store and aggregates it.
     public static func load(store: ResultStore, study name: String? = nil) throws -> AblationReport {
@@ -132,7 +141,7 @@ public struct AblationReport: Sendable {
         }
         let byCell = Dictionary(grouping: runs, by: \.key.cellHash).mapValues { $0.sorted { $0.key.seed < $1.key.seed } }
         // only seeds of this spec (a shared store may hold more)
-        let seedSet = Set(spec.seeds)
+        let seedSet = Set(spec.seedPolicy?.allSeeds ?? spec.seeds)
         var metrics = spec.report.metrics
         if metrics.isEmpty {
             metrics = Array(Set(runs.flatMap { $0.result.metrics.keys })).sorted()
@@ -141,8 +150,26 @@ public struct AblationReport: Sendable {
         self.cells = cells.map { cell in
             let mine = (byCell[cell.hash] ?? []).filter { seedSet.contains($0.key.seed) }
             var m: [String: MetricSummary] = [:]
-            for name in metrics { m[name] = MetricSummary(runs: mine, metric: name, expected: spec.seeds.count) }
+            // with a seed policy a cell expects the seeds it was given (at least min)
+            let expected = spec.seedPolicy == nil ? spec.seeds.count : Swift.max(spec.seeds.count, mine.count)
+            for name in metrics { m[name] = MetricSummary(runs: mine, metric: name, expected: expected) }
             return CellSummary(cell: cell, runs: mine, metrics: m)
+        }
+        let selection = CellSelection(spec: spec, cells: cells)
+        let summaries = Dictionary(uniqueKeysWithValues: self.cells.map { ($0.cell.hash, $0) })
+        claimResults = spec.claims.map { claim in
+            ClaimEvaluator.evaluate(claim, claims: spec.claims, selection: selection) { cell, metric in
+                ClaimEvaluator.values(of: summaries[cell.hash]?.runs ?? [], metric: metric)
+            }
+        }
+        let summaryList = self.cells
+        if let baseline = spec.report.baseline {
+            let differences = BaselineComparison.pairedDifferences(baseline, cells: summaryList, metrics: metrics)
+            baselineCell = differences.base
+            baselineDifferences = differences.rows
+        } else {
+            baselineCell = nil
+            baselineDifferences = []
         }
         let axisIndex: (String) -> Int? = { name in spec.axes.firstIndex { $0.name == name } }
         rowAxes = spec.report.rows.compactMap(axisIndex)
@@ -169,7 +196,9 @@ public struct AblationReport: Sendable {
 
     // MARK: layout helpers
 
-    public var expectedRuns: Int { cells.count * spec.seeds.count }
+    public var expectedRuns: Int {
+        spec.seedPolicy == nil ? cells.count * spec.seeds.count : cells.reduce(0) { $0 + Swift.max(spec.seeds.count, $1.runs.count) }
+    }
     public var storedRuns: Int { cells.reduce(0) { $0 + $1.runs.count } }
     public var divergedRuns: Int { cells.reduce(0) { $0 + $1.runs.filter(\.result.diverged).count } }
 
@@ -211,7 +240,8 @@ public struct AblationReport: Sendable {
         return String(format: "%d h %02d min", Int(s) / 3600, (Int(s) % 3600) / 60)
     }
 
-    /// `0.9123 ± 0.0041 (3)`, `0.9000 ± 0.0100 (2/3, 1† diverged)`, `—`.
+    /// `0.9123 ± 0.0041 [0.9021, 0.9225] (3)` (mean ± std [95 % CI] (n)),
+    /// `0.9000 ± 0.0100 [0.8100, 0.9900] (2/3, 1† diverged)`, `—`.
     public static func cellText(_ m: MetricSummary) -> String {
         if m.runs == 0 { return "—" }
         if m.recorded == 0 { return "n/a" }
@@ -219,7 +249,8 @@ public struct AblationReport: Sendable {
         if m.diverged > 0 { count += ", \(m.diverged)† diverged" }
         guard let mean = m.mean else { return "no finite value (\(count))" }
         let spread = m.std.map { " ± " + number($0) } ?? ""
-        return number(mean) + spread + " (\(count))"
+        let ci = m.interval.flatMap { i in i.lower.flatMap { lo in i.upper.map { " [\(number(lo)), \(number($0))]" } } } ?? ""
+        return number(mean) + spread + ci + " (\(count))"
     }
 
     // MARK: Markdown
@@ -264,12 +295,16 @@ public struct AblationReport: Sendable {
         if let d = spec.description { out += d.trimmingCharacters(in: .whitespacesAndNewlines) + "\n\n" }
         out += markdownTable()
         out += "\n" + legend + "\n"
+        if !claimResults.isEmpty { out += "\n### Claims\n\n" + claimsMarkdown() }
+        if !baselineDifferences.isEmpty, let baselineCell { out += "\n### Paired differences against the baseline (\(label(of: baselineCell)))\n\n" + differencesMarkdown() }
         return out
     }
 
     /// What the numbers mean, in one paragraph.
     public var legend: String {
-        var text = "Mean ± sample std over seeds (in parentheses: runs in the mean, of \(spec.seeds.count) seed\(spec.seeds.count == 1 ? "" : "s")). "
+        var text = "Mean ± sample std over seeds [95 % CI] (in parentheses: runs in the mean, of \(spec.seeds.count) seed\(spec.seeds.count == 1 ? "" : "s")"
+            + (spec.seedPolicy.map { ", up to \($0.max) for the claims' cells until their effect's CI half-width is at most \(Self.number($0.targetHalfWidth))" } ?? "") + "). "
+            + ReportStatistics.methodNote + " "
         text += "\(storedRuns) of \(expectedRuns) runs stored"
         if divergedRuns > 0 { text += "; † diverged runs (\(divergedRuns)) are excluded from mean and std" }
         if cells.contains(where: { c in c.metrics.values.contains { $0.runs > 0 && $0.recorded == 0 } }) {
@@ -304,14 +339,15 @@ public struct AblationReport: Sendable {
 
     /// Tidy aggregated table: one line per (cell, metric).
     public func csv() -> String {
-        var lines = [(["study", "cell", "cell_hash"] + csvAxisColumns + ["metric", "mean", "std", "n", "runs", "expected", "diverged", "min", "max"])
+        var lines = [(["study", "cell", "cell_hash"] + csvAxisColumns + ["metric", "mean", "std", "n", "runs", "expected", "diverged", "min", "max", "ci_low", "ci_high"])
             .map(Self.csvField).joined(separator: ",")]
         for c in cells {
             for metric in metrics {
                 guard let m = c.metrics[metric] else { continue }
                 let axes = spec.axes.indices.map { valueText($0, c.cell.coordinates[$0]) }
                 let fields = [study.name, String(c.cell.index), c.cell.hash] + axes + [metric, Self.csvNumber(m.mean), Self.csvNumber(m.std),
-                    String(m.n), String(m.runs), String(m.expected), String(m.diverged), Self.csvNumber(m.min), Self.csvNumber(m.max)]
+                    String(m.n), String(m.runs), String(m.expected), String(m.diverged), Self.csvNumber(m.min), Self.csvNumber(m.max),
+                    Self.csvNumber(m.interval?.lower), Self.csvNumber(m.interval?.upper)]
                 lines.append(fields.map(Self.csvField).joined(separator: ","))
             }
         }
@@ -361,6 +397,7 @@ public struct AblationReport: Sendable {
                     ("mean", Self.jsonNumber(m.mean)), ("std", Self.jsonNumber(m.std)), ("n", .integer(m.n)),
                     ("runs", .integer(m.runs)), ("expected", .integer(m.expected)), ("diverged", .integer(m.diverged)),
                     ("min", Self.jsonNumber(m.min)), ("max", Self.jsonNumber(m.max)),
+                    ("ci_low", Self.jsonNumber(m.interval?.lower)), ("ci_high", Self.jsonNumber(m.interval?.upper)),
                     ("seeds", .list(m.seeds.map { .integer(Int($0)) })),
                     ("values", .list(m.values.map { Self.jsonNumber($0) })),
                 ]))
@@ -380,7 +417,10 @@ public struct AblationReport: Sendable {
             ("layout", .map([("rows", .list(rowAxes.map { .string(spec.axes[$0].name) })),
                              ("columns", .list(columnAxes.map { .string(spec.axes[$0].name) }))])),
             ("runs", .map([("expected", .integer(expectedRuns)), ("stored", .integer(storedRuns)), ("diverged", .integer(divergedRuns))])),
+            ("statistics", .string(ReportStatistics.methodNote)),
             ("cells", cellValues),
+            ("claims", claimsJSON),
+            ("baseline_differences", differencesJSON),
             ("table", .map([("header", .list(header.map { .string($0) })), ("rows", .list(rows.map { .list($0.map { .string($0) }) }))])),
             ("provenance", prov),
         ])

@@ -118,7 +118,8 @@ public struct ReportSpec: Sendable, Equatable {
 ///   zip:                         # groups whose lists move together (one axis each)
 ///     - batch_size: [2, 8, 32]
 ///       optimizer.lr: [0.00625, 0.025, 0.1]
-/// seeds: 3                       # repeat dimension: 3 → seeds 0,1,2; or a list [0, 7, 9]
+/// seeds: 3                       # repeat dimension: 3 → seeds 0,1,2; or a list [0, 7, 9];
+///                                # or {min: 5, max: 20, until_ci_halfwidth: 0.005} (SeedPolicy)
 /// report:
 ///   rows: [model.norm.name]      # axis paths (default: every axis not in columns)
 ///   columns: [batch_size]
@@ -126,16 +127,20 @@ public struct ReportSpec: Sendable, Equatable {
 ///   plots:
 ///     - {kind: bar, metric: test_accuracy}
 ///     - {kind: curve, metric: test_accuracy, name: acc-curves}
+/// claims:                        # verdicts the report computes (ClaimSpec)
+///   - {name: BN degrades at small batch, metric: test_error, compare: {norm: bn, batch_size: 2},
+///      against: {norm: bn, batch_size: 32}, expect: greater}
 /// quick:                         # optional smaller variant (--quick): merged into the above
 ///   base: {epochs: 2}
 ///   grid: {model.norm.name: [bn]}
 ///   seeds: 1
+///   claims: [...]                # replaces claims (a quick grid may lack their cells)
 /// ```
 public struct AblationSpec: Sendable {
-    public static let topLevelKeys = ["name", "description", "base", "grid", "seeds", "report", "quick"]
+    public static let topLevelKeys = ["name", "description", "base", "grid", "seeds", "report", "claims", "quick"]
     public static let reportKeys = ["rows", "columns", "metrics", "plots", "baseline"]
     public static let plotKeys = ["kind", "metric", "name", "title", "x", "log_x"]
-    public static let quickKeys = ["base", "grid", "seeds"]
+    public static let quickKeys = ["base", "grid", "seeds", "claims"]
 
     public let name: String
     public let description: String?
@@ -144,7 +149,12 @@ public struct AblationSpec: Sendable {
     public let axes: [GridAxis]
     /// The repeat dimension (never part of a cell's configuration).
     public let seeds: [UInt64]
+    /// `seeds: {min, max, until_ci_halfwidth}`: more seeds for the claims' cells until their
+    /// effects are clear (then ``seeds`` are the first `min`).
+    public let seedPolicy: SeedPolicy?
     public let report: ReportSpec
+    /// The claims the report gives verdicts on (`claims:`; `quick.claims` in a quick variant).
+    public let claims: [ClaimSpec]
     /// Whether this is the `--quick` variant of a spec (its name ends in `-quick`).
     public let isQuick: Bool
     /// Whether the spec has a `quick` section.
@@ -293,8 +303,12 @@ public struct AblationSpec: Sendable {
 
         // seeds
         var seeds: [UInt64] = [0]
+        var seedPolicy: SeedPolicy? = nil
         switch tree["seeds"] {
         case nil: break
+        case let policy? where policy.mapValue != nil:
+            seedPolicy = SeedPolicy.parse(policy, problem: problem)
+            if let seedPolicy { seeds = seedPolicy.initialSeeds }
         case let .integer(n)?:
             if n >= 1 && n <= 10_000 { seeds = (0..<UInt64(n)).map { $0 } } else { problem("seeds", "a seed count must be between 1 and 10000, got \(n)") }
         case let .list(items)?:
@@ -311,9 +325,11 @@ public struct AblationSpec: Sendable {
                 list.append(UInt64(s))
             }
             if !list.isEmpty { seeds = list }
-        case let other?: problem("seeds", "must be a count (3 → seeds 0, 1, 2) or a list of seeds, got \(other.kindName)")
+        case let other?: problem("seeds", "must be a count (3 → seeds 0, 1, 2), a list of seeds or {min, max, until_ci_halfwidth}, got \(other.kindName)")
         }
         self.seeds = seeds
+        self.seedPolicy = seedPolicy
+        claims = ClaimSpec.parseList(tree["claims"], problem: problem)
 
         // report
         var report = ReportSpec(rows: [], columns: [], metrics: [], plots: [])
@@ -569,6 +585,10 @@ public struct AblationSpec: Sendable {
         if let qs = quick["seeds"] {
             set("seeds", qs)
             origins["seeds"] = "quick.seeds"
+        }
+        if let qc = quick["claims"] {
+            set("claims", qc)
+            origins["claims"] = "quick.claims"
         }
         top.removeAll { $0.key == "quick" }
         return try AblationSpec(tree: .map(top), lines: lines, source: source, origins: origins, isQuick: true)

@@ -142,3 +142,5 @@ public struct AblationError: Error, CustomStringConvertible, Sendable {
     public let description: String
     public init(_ message: String) { description = message }
 }
+
+extension AblationError: UserFacingError {}

@@ -28,7 +28,7 @@ extension AblationReport {
 
     /// Drawing instructions for `normlab_report.render_figures`.
     func figurePayload(_ plot: PlotSpec) throws -> ConfigValue {
-        let title = plot.title ?? "\(study.name): \(plot.metric)" + (plot.kind == .curve ? " per epoch" : "") + " (mean ± std over seeds)"
+        let title = plot.title ?? "\(study.name): \(plot.metric)" + (plot.kind == .curve ? " per epoch" : "") + " (mean, 95 % CI over seeds)"
         if cells.allSatisfy({ $0.runs.allSatisfy { $0.result.metrics[plot.metric] == nil } }) && plot.kind != .curve {
             throw AblationError("figure '\(plot.name)': no run has the metric '\(plot.metric)'")
         }
@@ -46,6 +46,7 @@ extension AblationReport {
                     ("label", .string(columnAxes.isEmpty ? plot.metric : keyLabel(columnAxes, ck))),
                     ("mean", .list(stats.map { Self.jsonNumber($0?.mean) })),
                     ("std", .list(stats.map { Self.jsonNumber($0?.std) })),
+                    ("ci", .list(stats.map { Self.jsonNumber($0?.interval?.halfWidth) })),
                     ("n", .list(stats.map { .integer($0?.n ?? 0) })),
                     ("diverged", .list(stats.map { .integer($0?.diverged ?? 0) })),
                 ])
@@ -69,6 +70,7 @@ extension AblationReport {
                     ("x", .list(members.map { .real(xs[$0.cell.coordinates[xa]]) })),
                     ("mean", .list(stats.map { Self.jsonNumber($0?.mean) })),
                     ("std", .list(stats.map { Self.jsonNumber($0?.std) })),
+                    ("ci", .list(stats.map { Self.jsonNumber($0?.interval?.halfWidth) })),
                     ("n", .list(stats.map { .integer($0?.n ?? 0) })),
                     ("diverged", .list(stats.map { .integer($0?.diverged ?? 0) })),
                 ])
@@ -86,17 +88,17 @@ extension AblationReport {
                 let curves = finished.compactMap { $0.result.curves[plot.metric] }
                 let stepCurve = bySteps ? finished.compactMap { $0.result.curves["steps"] }.max { $0.count < $1.count } : nil
                 guard let length = curves.map(\.count).max(), length > 0 else { continue }
-                var mean: [ConfigValue] = [], std: [ConfigValue] = []
+                var mean: [ConfigValue] = [], std: [ConfigValue] = [], ci: [ConfigValue] = []
                 for e in 0..<length {
                     let xs = curves.compactMap { e < $0.count ? $0[e] : nil }.filter(\.isFinite)
-                    guard !xs.isEmpty else { mean.append(.null); std.append(.null); continue }
-                    let m = xs.reduce(0, +) / Double(xs.count)
-                    mean.append(.real(m))
-                    std.append(xs.count < 2 ? .real(0) : .real((xs.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(xs.count - 1)).squareRoot()))
+                    guard let interval = MeanInterval(xs) else { mean.append(.null); std.append(.null); ci.append(.null); continue }
+                    mean.append(.real(interval.mean))
+                    std.append(.real(interval.std))
+                    ci.append(.real(interval.halfWidth ?? 0))
                 }
                 let text = spec.axes.indices.filter { spec.axes[$0].count > 1 }
                     .map { "\(axisLabel($0))=\(valueText($0, c.cell.coordinates[$0]))" }.joined(separator: ", ")
-                var entry: [(key: String, value: ConfigValue)] = [("label", .string(text.isEmpty ? "all" : text)), ("mean", .list(mean)), ("std", .list(std))]
+                var entry: [(key: String, value: ConfigValue)] = [("label", .string(text.isEmpty ? "all" : text)), ("mean", .list(mean)), ("std", .list(std)), ("ci", .list(ci))]
                 if bySteps {
                     guard let steps = stepCurve, steps.count >= length else {
                         throw AblationError("figure '\(plot.name)': x: steps needs a per-epoch 'steps' curve in every run")
@@ -114,7 +116,7 @@ extension AblationReport {
     /// Draws the figures into `directory` (PNG and SVG each) with matplotlib in the embedded
     /// interpreter; returns the files written.
     public func renderFigures(to directory: String) throws -> [String] {
-        let payload: ConfigValue = .map([("figures", .list(try plots.map(figurePayload)))])
+        let payload: ConfigValue = .map([("figures", .list(try plots.map(figurePayload) + (claimsFigurePayload.map { [$0] } ?? [])))])
         let module = try ReportPython.module()
         return try Python.withGIL {
             try module.attribute("render_figures").call(arguments: [payload.orderedJSON, directory]).decode([String].self)
@@ -182,7 +184,7 @@ extension AblationReport {
         let figureEntries: [ConfigValue] = pngs.map { png in
             let name = URL(fileURLWithPath: png).deletingPathExtension().lastPathComponent
             let plot = plots.first { $0.name == name }
-            let title = plot?.title ?? plot.map { "\($0.metric) (\($0.kind.rawValue))" } ?? name
+            let title = plot?.title ?? plot.map { "\($0.metric) (\($0.kind.rawValue))" } ?? (name == "claims-effects" ? "Claims: effects with 95 % CIs" : name)
             return .map([("name", .string(name)), ("title", .string(title)), ("png", .string(png))])
         }
         let payload: ConfigValue = .map([
@@ -196,6 +198,8 @@ extension AblationReport {
             ("provenance_md", .string(provenanceMarkdown())),
             ("table_md", .string(markdownTable())),
             ("legend", .string(legend)),
+            ("claims_md", .string(claimResults.isEmpty ? "" : claimsMarkdown())),
+            ("differences_md", .string(baselineDifferences.isEmpty ? "" : "Baseline: " + (baselineCell.map(label) ?? "") + "\n\n" + differencesMarkdown())),
             ("figures", .list(figureEntries)),
             ("csv", .string(csvName)),
             ("runs_csv", .string(runsName)),

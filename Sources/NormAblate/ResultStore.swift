@@ -201,7 +201,13 @@ public final class ResultStore: @unchecked Sendable {
             }
             let existing = try Row.fetchAll(db, sql: "SELECT * FROM studies ORDER BY id").map(Self.study)
             if let same = existing.first(where: { $0.name == spec.name }) {
-                if same.specHash == spec.hash { return same }
+                if same.specHash == spec.hash {
+                    // Same runs; the parts outside the identity (description, report, claims,
+                    // the seed policy's max and target) follow the latest spec.
+                    guard same.specJSON != spec.effectiveJSON else { return same }
+                    try db.execute(sql: "UPDATE studies SET spec_json = ? WHERE id = ?", arguments: [spec.effectiveJSON, same.id])
+                    return try Row.fetchOne(db, sql: "SELECT * FROM studies WHERE id = ?", arguments: [same.id]).map(Self.study)!
+                }
                 var changed: [String] = []
                 if let old = try? same.spec() { changed = Self.differences(old, spec) }
                 throw AblationError(

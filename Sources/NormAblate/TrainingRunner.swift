@@ -20,6 +20,7 @@ import NormNet
 public struct TrainingRunner: CellRunner {
     public let registry: NormRegistry
     private let cache = PretrainCache()
+    private let shapes = DatasetShapes()
 
     public init(registry: NormRegistry) { self.registry = registry }
 
@@ -31,12 +32,15 @@ public struct TrainingRunner: CellRunner {
     public var curveNames: [String]? { ["test_accuracy", "train_loss", "weight_norm", "steps"] }
 
     static let phaseKeys = ["dataset", "batch_size", "steps", "epochs", "optimizer", "schedule", "freeze", "inference_stats", "precise_bn", "renorm_schedule"]
+        + RecipeFeatureKeys.phaseKeys
     static let modelKeys = ["depth", "width", "kernel", "norm", "norm_position", "conv_bias", "activation", "downsample",
-                            "head", "width_growth"]
+                            "head", "width_growth", "name", "shortcut", "preact", "zero_init_residual"] + RecipeFeatureKeys.modelKeys
 
     /// Every key a `train` cell accepts, with what it means (printed by `normlab describe --spec`).
     /// Norm options (`model.norm.options.*`) are the method's own: `normlab describe METHOD`.
     public static let keyDocumentation: [(key: String, meaning: String)] = [
+        ("model.name", "plain (default) | resnet | resnetN (N = 6n+2, e.g. resnet20, resnet56) | preact-resnetN: the CIFAR ResNet of He et al. 2016 (width 16, depth 20 unless given)"),
+        ("model.shortcut / preact / zero_init_residual", "resnet only: A (zero-padded identity) | B (1x1 conv + norm) shortcuts; the pre-activation block (He et al. 2016b); each block's last norm scale starts at 0 (Goyal et al. 2017)"),
         ("model.norm", "a method name (or none), or {name, options: {...}}; options are the plugin's (normlab describe METHOD)"),
         ("model.depth / width / kernel", "conv blocks, channels of the first block, kernel size"),
         ("model.width_growth", "channel multiplier at each downsampling (default: the dataset preset's)"),
@@ -45,7 +49,7 @@ public struct TrainingRunner: CellRunner {
         ("model.activation", "relu | sigmoid (FRN with tlu=true replaces it by its TLU)"),
         ("model.downsample", "max | avg | strided | none, after every block while maps stay >= 2 wide"),
         ("model.head", "gap | flatten: global average pooling or flattening before the classifier"),
-        ("dataset", "a name (mnist1d, digits, synthetic) or {name, seed, scale, offset, noise, train_examples, as_channels}"),
+        ("dataset", "a name (mnist1d, digits, fashion-mnist, synthetic), a path to an .npz file (x_train, y_train, x_test, y_test), or {name, seed, scale, offset, noise, train_examples, as_channels}"),
         ("dataset.scale / offset / noise", "inputs become scale*x + offset + noise*N(0,1) (seeded by dataset.seed): a shifted task"),
         ("dataset.train_examples", "keep a seeded subset of this many training examples"),
         ("dataset.as_channels", "true: every input value becomes a channel of a 1x1 map, so every norm sees 1x1 feature maps"),
@@ -53,6 +57,7 @@ public struct TrainingRunner: CellRunner {
         ("steps | epochs", "training length (default 10 epochs)"),
         ("optimizer.lr / momentum / weight_decay / nesterov", "SGD (defaults 0.1, 0.9, 5e-4, false); weight decay on conv and linear weights"),
         ("optimizer.lr_reference_batch_size", "scale lr linearly with the batch size: effective lr = lr * batch_size / this (Goyal et al. 2017)"),
+    ] + RecipeFeatureKeys.documentation + [
         ("schedule.name / warmup_steps", "cosine | step | constant, with linear warm-up (default cosine, 0)"),
         ("freeze.norm_eval / requires_grad / frozen_stages", "MMDetection's BN freezing: statistics frozen, affine frozen, stem + stages 1..k frozen"),
         ("inference_stats.estimator", "ema | precise | last_batches: what the norms evaluate with — the running averages, PreciseBN over K fresh batches, or the mean of the last K training batches' statistics (Wu & Johnson 2021)"),
@@ -86,7 +91,12 @@ public struct TrainingRunner: CellRunner {
                 if prefix == "pretrain.", phase.freeze != FreezeSpec() {
                     problems.append(ConfigProblem(path: "pretrain.freeze", message: "freezing applies to finetune only"))
                 }
-                _ = try modelSpec(config, dataset: nil, freeze: phase.freeze)
+                let spec = try modelSpec(config, dataset: try shapes.shape(of: phase, key: config[prefix + "dataset"]?.canonicalJSON ?? ""),
+                                         freeze: phase.freeze)
+                // Build every layer: norm options against every layer's width, freezing against the layers.
+                do { _ = try Model(spec: spec, registry: registry, seed: 0) } catch {
+                    problems.append(ConfigProblem(path: "model", message: "\(error)"))
+                }
             } catch let p as ConfigProblem { problems.append(p) } catch { problems.append(ConfigProblem(path: prefix + "dataset", message: "\(error)")) }
         }
         return problems
@@ -104,19 +114,19 @@ public struct TrainingRunner: CellRunner {
             let pretrained = try cache.value(for: key) { () -> [(name: String, tensor: Tensor)] in
                 let data = try pre.loadDataset()
                 let model = try Model(spec: try modelSpec(config, dataset: data, freeze: FreezeSpec()), registry: registry, seed: seeds.model)
-                let result = try Trainer(model: model, dataset: data, config: pre.training(seed: seeds.shuffle)).run()
+                let result = try Trainer(model: model, dataset: data, config: pre.training(for: data, seed: seeds.shuffle)).run()
                 if result.diverged { throw AblationError("pretraining diverged at step \(result.divergedAtStep ?? -1)") }
                 return Checkpoint.arrays(of: model)
             }
             let data = try fine.loadDataset()
             let model = try Model(spec: try modelSpec(config, dataset: data, freeze: fine.freeze), registry: registry, seed: seeds.model &+ 1)
             _ = try Checkpoint.load(model, arrays: pretrained.filter { !$0.name.hasPrefix("classifier") }, strict: false)
-            return try finish(model: model, data: data, training: fine.training(seed: seeds.shuffle &+ 1))
+            return try finish(model: model, data: data, training: fine.training(for: data, seed: seeds.shuffle &+ 1))
         }
         let phase = try Phase(config, prefix: "")
         let data = try phase.loadDataset()
         let model = try Model(spec: try modelSpec(config, dataset: data, freeze: phase.freeze), registry: registry, seed: seeds.model)
-        return try finish(model: model, data: data, training: phase.training(seed: seeds.shuffle))
+        return try finish(model: model, data: data, training: phase.training(for: data, seed: seeds.shuffle))
     }
 
     private func finish(model: Model, data: Dataset, training: TrainingConfig) throws -> CellResult {
@@ -172,11 +182,33 @@ public struct TrainingRunner: CellRunner {
 
     // MARK: - Decoding
 
-    func modelSpec(_ c: CellConfig, dataset: Dataset?, freeze: FreezeSpec) throws -> ModelSpec {
-        let shape = dataset?.sampleShape ?? [1, 40], classes = dataset?.classes ?? 10
-        var spec = ModelSpec(inputShape: shape, classes: classes)
-        if let d = dataset { spec = TrainPresets.model(for: d, norm: spec.norm) }
-        spec.depth = try c.int("model.depth", default: spec.depth)
+    func modelSpec(_ c: CellConfig, dataset: Dataset, freeze: FreezeSpec) throws -> ModelSpec {
+        try modelSpec(c, dataset: (dataset.sampleShape, dataset.classes), freeze: freeze)
+    }
+
+    func modelSpec(_ c: CellConfig, dataset: (sampleShape: [Int], classes: Int), freeze: FreezeSpec) throws -> ModelSpec {
+        let shape = dataset.sampleShape, classes = dataset.classes
+        let name: ModelName
+        do { name = try ModelName(parsing: try c.string("model.name", default: "plain")) } catch let e as NetError {
+            throw ConfigProblem(path: "model.name", message: e.description)
+        }
+        var spec = name.family == .resnet
+            ? TrainPresets.resNet(sampleShape: shape, classes: classes, norm: nil)
+            : TrainPresets.model(sampleShape: shape, classes: classes, norm: nil)
+        if let d = name.depth, c.contains("model.depth"), try c.int("model.depth") != d {
+            throw ConfigProblem(path: "model.depth", message: "the model name '\(try c.string("model.name"))' gives depth \(d)")
+        }
+        spec.depth = try c.int("model.depth", default: name.depth ?? spec.depth)
+        spec.resnet.preActivation = try c.bool("model.preact", default: name.preActivation)
+        if name.preActivation && !spec.resnet.preActivation {
+            throw ConfigProblem(path: "model.preact", message: "false contradicts the model name '\(try c.string("model.name"))'")
+        }
+        spec.resnet.zeroInitResidual = try c.bool("model.zero_init_residual", default: false)
+        if c.contains("model.shortcut") {
+            let text = try c.string("model.shortcut")
+            guard let kind = ShortcutKind(parsing: text) else { throw ConfigProblem(path: "model.shortcut", message: "must be A or B, got '\(text)'") }
+            spec.resnet.shortcut = kind
+        }
         spec.width = try c.int("model.width", default: spec.width)
         spec.kernel = try c.int("model.kernel", default: spec.kernel)
         spec.widthGrowth = try c.int("model.width_growth", default: spec.widthGrowth)
@@ -186,12 +218,13 @@ public struct TrainingRunner: CellRunner {
         spec.downsample = try choice(c, "model.downsample", spec.downsample)
         spec.head = try choice(c, "model.head", spec.head)
         spec.norm = try normSpec(c)
+        try RecipeFeatureKeys.apply(c, to: &spec)
         spec.freeze = freeze
         return spec
     }
 
     private func normSpec(_ c: CellConfig) throws -> NormSpec? {
-        guard let v = c["model.norm"] else { return NormSpec("batch_norm") }
+        guard let v = c["model.norm"] else { return .registryDefault }
         if v.isNull || v.stringValue?.lowercased() == "none" { return nil }
         if let name = v.stringValue { return try checked(NormSpec(name), path: "model.norm") }
         let name = try c.string("model.norm.name")
@@ -227,29 +260,26 @@ public struct TrainingRunner: CellRunner {
 
 /// One training phase of a cell, decoded.
 struct Phase {
-    var dataset: DatasetName
+    var dataset: DatasetSource
     var datasetSeed: UInt64
     var noise: Double
     var scale: Double
     var offset: Double
     var trainExamples: Int?
-    var batchSize: Int
-    var duration: TrainingDuration
-    var optimizer: SGDConfig
-    var schedule: LRSchedule
+    /// The phase's training keys, decoded into the one recipe `normlab train` uses too (its
+    /// defaults are the recipe's; model keys and freezing are filled in by the runner).
+    var recipe: TrainingRecipe
     var freeze: FreezeSpec
     var inferenceStatistics: InferenceStatistics
     var renormSchedule: RenormSchedule?
     var asChannels: Bool
+    var features: RecipeFeatures
 
     init(_ c: CellConfig, prefix p: String) throws {
         let dpath = p + "dataset"
         let name: String
         if let plain = c[dpath]?.stringValue { name = plain } else { name = try c.string(dpath + ".name", default: "mnist1d") }
-        guard let d = DatasetName(rawValue: name) else {
-            throw ConfigProblem(path: dpath, message: "unknown dataset '\(name)'; known: \(DatasetName.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        dataset = d
+        do { dataset = try DatasetSource(argument: name) } catch { throw ConfigProblem(path: dpath, message: "\(error)") }
         let isMap = c[dpath]?.mapValue != nil
         datasetSeed = UInt64(max(0, isMap ? try c.int(dpath + ".seed", default: 0) : 0))
         noise = isMap ? try c.double(dpath + ".noise", default: 0) : 0
@@ -260,34 +290,8 @@ struct Phase {
         trainExamples = isMap && c.contains(dpath + ".train_examples") ? try c.int(dpath + ".train_examples") : nil
         guard noise >= 0 else { throw ConfigProblem(path: dpath + ".noise", message: "must be >= 0") }
         if let t = trainExamples, t < 2 { throw ConfigProblem(path: dpath + ".train_examples", message: "must be at least 2") }
-        batchSize = try c.int(p + "batch_size", default: 64)
-        guard batchSize >= 1 else { throw ConfigProblem(path: p + "batch_size", message: "must be a positive integer, got \(batchSize)") }
-        if c.contains(p + "steps") && c.contains(p + "epochs") {
-            throw ConfigProblem(path: p + "steps", message: "give steps or epochs, not both")
-        }
-        let steps = try c.int(p + "steps", default: 0), epochs = try c.int(p + "epochs", default: 0)
-        if c.contains(p + "steps") { guard steps >= 1 else { throw ConfigProblem(path: p + "steps", message: "must be >= 1") }; duration = .steps(steps) }
-        else if c.contains(p + "epochs") { guard epochs >= 1 else { throw ConfigProblem(path: p + "epochs", message: "must be >= 1") }; duration = .epochs(epochs) }
-        else { duration = .epochs(10) }
-        for problem in c.unknownKeys(at: p + "optimizer", allowed: ["lr", "momentum", "weight_decay", "nesterov", "lr_reference_batch_size"]) { throw problem }
-        var lr = try c.double(p + "optimizer.lr", default: 0.1)
-        if c.contains(p + "optimizer.lr_reference_batch_size") {
-            let reference = try c.int(p + "optimizer.lr_reference_batch_size")
-            guard reference >= 1 else { throw ConfigProblem(path: p + "optimizer.lr_reference_batch_size", message: "must be a positive integer, got \(reference)") }
-            lr *= Double(batchSize) / Double(reference)
-        }
-        optimizer = SGDConfig(learningRate: lr,
-                              momentum: try c.double(p + "optimizer.momentum", default: 0.9),
-                              weightDecay: try c.double(p + "optimizer.weight_decay", default: 5e-4),
-                              nesterov: try c.bool(p + "optimizer.nesterov", default: false))
-        do { try optimizer.validate() } catch { throw ConfigProblem(path: p + "optimizer", message: "\(error)") }
-        let warmup = try c.int(p + "schedule.warmup_steps", default: 0)
-        switch try c.string(p + "schedule.name", default: "cosine") {
-        case "cosine": schedule = LRSchedule(.cosine(minimumFactor: 0), warmupSteps: warmup)
-        case "step": schedule = LRSchedule(LRSchedule.standardStep, warmupSteps: warmup)
-        case "constant": schedule = LRSchedule(.constant, warmupSteps: warmup)
-        case let other: throw ConfigProblem(path: p + "schedule.name", message: "must be cosine, step or constant, got '\(other)'")
-        }
+        features = try RecipeFeatureKeys.features(c, prefix: p)
+        recipe = try Self.trainingRecipe(c, prefix: p, optimizer: features.optimizer)
         freeze = FreezeSpec(normEval: try c.bool(p + "freeze.norm_eval", default: false),
                             normRequiresGrad: try c.bool(p + "freeze.requires_grad", default: true),
                             frozenStages: try c.int(p + "freeze.frozen_stages", default: -1))
@@ -320,15 +324,61 @@ struct Phase {
         }
     }
 
-    func training(seed: UInt64) -> TrainingConfig {
-        TrainingConfig(batchSize: batchSize, duration: duration, seed: seed, optimizer: optimizer, schedule: schedule,
-                       recordTelemetry: true, evaluateEachEpoch: true, inferenceStatistics: inferenceStatistics,
-                       renormSchedule: renormSchedule)
+    /// The training configuration for `data`, shuffled by `seed` (the recipe's, with the
+    /// phase's inference statistics and BRN warm-up).
+    func training(for data: Dataset, seed: UInt64) -> TrainingConfig {
+        var r = recipe
+        r.inferenceStatistics = inferenceStatistics
+        r.renormSchedule = renormSchedule
+        var config = r.config(for: data)
+        config.seed = seed
+        config.features = features
+        return config
+    }
+
+    /// Batch size, duration, optimizer and schedule keys (under `prefix`) as recipe overrides.
+    static func trainingRecipe(_ c: CellConfig, prefix p: String, optimizer: OptimizerName) throws -> TrainingRecipe {
+        var r = TrainingRecipe(norm: nil)
+        r.optimizer = optimizer
+        if c.contains(p + "batch_size") {
+            let b = try c.int(p + "batch_size")
+            guard b >= 1 else { throw ConfigProblem(path: p + "batch_size", message: "must be a positive integer, got \(b)") }
+            r.batchSize = b
+        }
+        if c.contains(p + "steps") && c.contains(p + "epochs") {
+            throw ConfigProblem(path: p + "steps", message: "give steps or epochs, not both")
+        }
+        for key in ["steps", "epochs"] where c.contains(p + key) {
+            let n = try c.int(p + key)
+            guard n >= 1 else { throw ConfigProblem(path: p + key, message: "must be >= 1") }
+            r.duration = key == "steps" ? .steps(n) : .epochs(n)
+        }
+        for problem in c.unknownKeys(at: p + "optimizer", allowed: ["lr", "momentum", "weight_decay", "nesterov", "lr_reference_batch_size"]
+                                     + RecipeFeatureKeys.optimizerKeys) { throw problem }
+        if c.contains(p + "optimizer.lr") { r.learningRate = try c.double(p + "optimizer.lr") }
+        if c.contains(p + "optimizer.momentum") { r.momentum = try c.double(p + "optimizer.momentum") }
+        if c.contains(p + "optimizer.weight_decay") { r.weightDecay = try c.double(p + "optimizer.weight_decay") }
+        if c.contains(p + "optimizer.nesterov") { r.nesterov = try c.bool(p + "optimizer.nesterov") }
+        if c.contains(p + "optimizer.lr_reference_batch_size") {
+            let reference = try c.int(p + "optimizer.lr_reference_batch_size")
+            guard reference >= 1 else { throw ConfigProblem(path: p + "optimizer.lr_reference_batch_size", message: "must be a positive integer, got \(reference)") }
+            r.learningRateReferenceBatchSize = reference
+        }
+        if c.contains(p + "schedule.warmup_steps") { r.warmupSteps = try c.int(p + "schedule.warmup_steps") }
+        if c.contains(p + "schedule.name") {
+            let name = try c.string(p + "schedule.name")
+            guard let kind = LRSchedule.kind(named: name) else {
+                throw ConfigProblem(path: p + "schedule.name", message: "must be \(LRSchedule.kindNames.joined(separator: ", ")), got '\(name)'")
+            }
+            r.schedule = kind
+        }
+        do { try r.validateTraining() } catch { throw ConfigProblem(path: p + "optimizer", message: "\(error)") }
+        return r
     }
 
     /// The named data set, shifted by seeded noise and subsampled as configured.
     func loadDataset() throws -> Dataset {
-        var base = try Datasets.load(dataset, seed: dataset == .mnist1d ? 0 : datasetSeed)
+        var base = try dataset.load(seed: dataset == .builtin(.mnist1d) ? 0 : datasetSeed)
         if asChannels {
             // every value becomes a channel of a 1-wide map: (C, L) -> (C·L, 1), (C, H, W) -> (C·H·W, 1, 1)
             let shape = [base.sampleShape.product] + Array(repeating: 1, count: base.sampleShape.count - 1)
@@ -364,6 +414,21 @@ struct Phase {
         return Dataset(name: "\(base.name)+shift(\(shift))",
                        trainInputs: trainX, trainLabels: trainY, testInputs: testX, testLabels: base.testLabels,
                        classes: base.classes, contentHash: base.contentHash + "+shift(" + shift + ")")
+    }
+}
+
+/// The sample shape and class count of each data set a study's cells name, loaded once per
+/// distinct `dataset` value (validation builds every cell's model before anything runs).
+final class DatasetShapes: @unchecked Sendable {
+    private let lock = NSLock()
+    private var shapes: [String: (sampleShape: [Int], classes: Int)] = [:]
+
+    func shape(of phase: Phase, key: String) throws -> (sampleShape: [Int], classes: Int) {
+        lock.lock(); defer { lock.unlock() }
+        if let s = shapes[key] { return s }
+        let data = try phase.loadDataset()
+        shapes[key] = (data.sampleShape, data.classes)
+        return shapes[key]!
     }
 }
 

@@ -185,3 +185,6 @@ public struct YAMLTree {
         return chars.isEmpty
     }
 }
+
+extension ConfigProblem: UserFacingError {}
+extension SpecError: UserFacingError {}

@@ -103,3 +103,5 @@ public struct BenchError: Error, CustomStringConvertible, Equatable {
 
 /// `32x64x56x56`.
 public func shapeLabel(_ shape: [Int]) -> String { shape.map(String.init).joined(separator: "x") }
+
+extension BenchError: UserFacingError {}

@@ -22,16 +22,17 @@ public struct BenchSubject {
 
     public var method: String { entry.descriptor.name }
 
-    /// Picks options for `entry` at `shape`: defaults, plus `num_groups` (the largest divisor
-    /// of C up to 32 leaving more than one value per group) when the method requires it.
+    /// Picks options for `entry` at `shape`: defaults, plus, for a required option that must
+    /// divide the channel count (a declared ``NormConstraint``), the largest divisor of C up to
+    /// 32 leaving more than one value per group (GroupNorm's usual 32 groups).
     /// `nil` when the method has another required option the bench cannot choose.
     public static func options(for descriptor: NormDescriptor, shape: [Int]) -> [String: OptionValue]? {
         var given: [String: OptionValue] = [:]
         for spec in descriptor.options where spec.defaultValue == nil {
-            guard spec.name == "num_groups" else { return nil }
+            guard descriptor.constraints.contains(.dividesChannels(option: spec.name)) else { return nil }
             let c = shape[1], s = shape.dropFirst(2).reduce(1, *)
             let g = (1...min(32, c)).reversed().first { c % $0 == 0 && (c / $0) * s > 1 } ?? 1
-            given["num_groups"] = .integer(g)
+            given[spec.name] = .integer(g)
         }
         return given
     }

@@ -1,27 +1,45 @@
 import NormCore
 
-/// Generates seeded parity cases for a method: every rank it supports, train and eval,
-/// with and without affine/tracking, non-default parameters and state, edge values, and
-/// multi-step trajectories. Built-ins get method-specific edge cases; any other method with
-/// a reference gets the generic cases (default options, all ranks, both modes, trajectories).
+/// Generates seeded parity cases for any registered method from its descriptor alone: every
+/// rank it supports in train and eval mode, multi-step trajectories (running statistics are
+/// compared after every step), every declared edge value of every option (``OptionSpec/samples``,
+/// every value of bool and choice options), large-mean inputs, and random variants.
+///
+/// The generator never asks for a method by name. Shapes are drawn so that declared
+/// ``NormConstraint``s hold (channels made a multiple of a `dividesChannels` option, the batch
+/// of a `dividesBatch` option) and each statistic covers at least two values
+/// (``NormDescriptor/reduction``). Options pinned by the caller (`parity --set`) hold in every
+/// case; a required option without a default is drawn among the channel count's divisors when
+/// it must divide it, from its samples otherwise. Parameters and running statistics are
+/// perturbed away from their initial values (the layer is built once to learn their shapes).
 public struct ParityCaseGenerator {
     public let descriptor: NormDescriptor
+    /// Options every case uses (`parity --set KEY=VALUE`).
+    public let pinned: [String: OptionValue]
     private var rng: SeededGenerator
-    /// For methods that are not built-ins: the parameter shapes a layer built with these
-    /// options for this input shape has (the generator cannot guess a custom method's names).
-    public typealias ParameterShapes = ([String: OptionValue], [Int]) -> [String: [Int]]
-    private let parameterShapes: ParameterShapes?
+    /// Builds a layer for the options and input shape (to learn its parameters and buffers).
+    public typealias LayerFactory = ([String: OptionValue], [Int]) throws -> any Normalization
+    private let makeLayer: LayerFactory
 
-    public init(descriptor: NormDescriptor, seed: UInt64, parameterShapes: ParameterShapes? = nil) {
+    /// The generator for a registered method, building probe layers through `registry`.
+    public init(for descriptor: NormDescriptor, in registry: NormRegistry, seed: UInt64, pinned: [String: OptionValue] = [:]) {
+        self.init(descriptor: descriptor, seed: seed, pinned: pinned) { options, xShape in
+            try registry.make(NormSpec(descriptor.name, options: options),
+                              shape: FeatureShape(channels: xShape[1], spatial: Array(xShape.dropFirst(2))))
+        }
+    }
+
+    public init(descriptor: NormDescriptor, seed: UInt64, pinned: [String: OptionValue] = [:], makeLayer: @escaping LayerFactory) {
         self.descriptor = descriptor
-        self.parameterShapes = parameterShapes
+        self.pinned = pinned
+        self.makeLayer = makeLayer
         // A per-method stream, so selecting methods does not change another method's cases.
         var h: UInt64 = 1469598103934665603
         for b in descriptor.name.utf8 { h = (h ^ UInt64(b)) &* 1099511628211 }
         rng = SeededGenerator(seed: seed ^ h)
     }
 
-    /// `count` cases (at least; the edge cases come first, the rest are random variants).
+    /// `count` cases (the edge cases first, then random variants).
     public mutating func cases(count: Int) -> [ParityCase] {
         var out = edgeCases()
         var i = 0
@@ -32,94 +50,10 @@ public struct ParityCaseGenerator {
         return Array(out.prefix(max(count, 1)))
     }
 
-    // MARK: - Shapes and tensors
-
-    private mutating func shape(rank: Int, channels: Int? = nil, spatialOne: Bool = false) -> [Int] {
-        let n = rng.nextInt(in: 2...4)
-        let c = channels ?? [2, 3, 4, 6][rng.nextInt(in: 0...3)]
-        var s = [n, c]
-        for _ in 0..<(rank - 2) { s.append(spatialOne ? 1 : rng.nextInt(in: 2...4)) }
-        return s
-    }
-
-    private mutating func normal(_ shape: [Int], mean: Double = 0, std: Double = 1) -> Tensor {
-        Tensor.randomNormal(shape, mean: mean, std: std, using: &rng)
-    }
-
-    private mutating func positive(_ shape: [Int]) -> Tensor {
-        Tensor.randomUniform(shape, low: 0.5, high: 2, using: &rng)
-    }
-
-    private var isBuiltinBatchLike: Bool { ["batch_norm", "batch_renorm"].contains(descriptor.name) }
-    private var hasTracking: Bool { descriptor.option("track_running_stats") != nil }
-    /// BatchNorm's `train_statistics` (batch | running).
-    private var hasTrainStatistics: Bool { descriptor.option("train_statistics") != nil }
-
-    /// Non-default parameters of the right shapes for the options.
-    private static let builtins: Set<String> = ["batch_norm", "batch_renorm", "group_norm", "layer_norm", "instance_norm", "filter_response_norm"]
-
-    private mutating func parameters(for options: [String: OptionValue], xShape: [Int]) -> [String: Tensor] {
-        if !Self.builtins.contains(descriptor.name) {
-            // Custom method: perturb every parameter it has around 1 (scales) — values O(1).
-            var p: [String: Tensor] = [:]
-            for (name, shape) in (parameterShapes?(options, xShape) ?? [:]).sorted(by: { $0.key < $1.key }) {
-                p[name] = normal(shape, mean: name == "bias" ? 0 : 1, std: 0.5)
-            }
-            return p
-        }
-        let c = xShape[1]
-        var p: [String: Tensor] = [:]
-        let affineDefault: Bool = {
-            if case let .bool(b)? = descriptor.option("affine")?.defaultValue { return b }
-            return false
-        }()
-        let affine: Bool = { if case let .bool(b)? = options["affine"] { return b }; return affineDefault }()
-        if affine && descriptor.option("affine") != nil {
-            let pshape = descriptor.name == "layer_norm" ? Array(xShape.dropFirst()) : [c]
-            p["weight"] = normal(pshape, mean: 1, std: 0.5)
-            p["bias"] = normal(pshape, std: 0.5)
-        }
-        if descriptor.name == "filter_response_norm" {
-            if options["tlu"] != .bool(false) { p["tau"] = normal([c], std: 0.3) }
-            if options["learnable_eps"] == .bool(true) { p["eps"] = Tensor(shape: [1], scalars: [Float(rng.nextUniform() * 0.1 + 1e-3)]) }
-        }
-        return p
-    }
-
-    private mutating func buffers(for options: [String: OptionValue], channels: Int) -> [String: Tensor] {
-        guard hasTracking else { return [:] }
-        let trackDefault = descriptor.option("track_running_stats")?.defaultValue == .bool(true)
-        let track: Bool = { if case let .bool(b)? = options["track_running_stats"] { return b }; return trackDefault }()
-        guard track else { return [:] }
-        return ["running_mean": normal([channels], std: 0.5), "running_var": positive([channels])]
-    }
-
-    private mutating func steps(_ shape: [Int], modes: [Mode], mean: Double = 0, std: Double = 1) -> [ParityStep] {
-        modes.map { mode in ParityStep(input: normal(shape, mean: mean, std: std), mode: mode, gradOutput: normal(shape)) }
-    }
-
-    private mutating func make(_ name: String, rank: Int, options: [String: OptionValue], modes: [Mode],
-                               mean: Double = 0, std: Double = 1, channels: Int? = nil, spatialOne: Bool = false) -> ParityCase {
-        var opts = options.filter { descriptor.option($0.key) != nil }
-        var s = shape(rank: rank, channels: channels, spatialOne: spatialOne)
-        if descriptor.name == "group_norm", opts["num_groups"] == nil {
-            let spatial = s.dropFirst(2).reduce(1, *)
-            // Only group counts leaving more than one value per group (a single value is an error).
-            let divisors = (1...s[1]).filter { s[1] % $0 == 0 && (s[1] / $0) * spatial > 1 }
-            opts["num_groups"] = .integer(divisors[rng.nextInt(in: 0...(divisors.count - 1))])
-        }
-        if descriptor.name == "group_norm", case let .integer(g)? = opts["num_groups"], s[1] % g != 0 { s[1] = g * 2 }
-        let params = parameters(for: opts, xShape: s)
-        let bufs = buffers(for: opts, channels: s[1])
-        let text = opts.keys.sorted().map { "\($0)=\(opts[$0]!)" }.joined(separator: " ")
-        let label = "\(name) \(s.shapeText) \(modes.map(\.rawValue).joined(separator: "+"))" + (text.isEmpty ? "" : " \(text)")
-        return ParityCase(name: label, method: descriptor.name, options: opts, parameters: params, buffers: bufs,
-                          steps: steps(s, modes: modes, mean: mean, std: std))
-    }
+    // MARK: - Cases
 
     private var ranks: [Int] { Array(descriptor.ranks) }
-
-    // MARK: - Cases
+    private var mainRank: Int { ranks.contains(4) ? 4 : ranks.last! }
 
     private mutating func edgeCases() -> [ParityCase] {
         var out: [ParityCase] = []
@@ -129,60 +63,17 @@ public struct ParityCaseGenerator {
             out.append(make("rank\(rank)", rank: rank, options: [:], modes: [.eval]))
             out.append(make("trajectory rank\(rank)", rank: rank, options: [:], modes: trajectory))
         }
-        let r = ranks.contains(4) ? 4 : ranks.last!
-        out.append(make("eps large", rank: r, options: ["eps": .real(1.0)], modes: [.train, .eval]))
-        out.append(make("eps tiny", rank: r, options: ["eps": .real(1e-10)], modes: [.train, .eval]))
-        out.append(make("mean>>std", rank: r, options: [:], modes: [.train, .train, .eval], mean: 1000, std: 0.5))
-        if descriptor.option("affine") != nil {
-            out.append(make("no affine", rank: r, options: ["affine": .bool(false)], modes: [.train, .eval]))
-            out.append(make("affine", rank: r, options: ["affine": .bool(true)], modes: [.train, .eval]))
-        }
-        if hasTracking && descriptor.name != "batch_renorm" {
-            out.append(make("tracking toggled", rank: r, options: ["track_running_stats": .bool(descriptor.name == "instance_norm")],
-                            modes: [.train, .eval]))
-        }
-        if hasTracking {
-            do {
-                let track: [String: OptionValue] = descriptor.name == "instance_norm" ? ["track_running_stats": .bool(true)] : [:]
-                out.append(make("momentum=none trajectory", rank: r, options: track.merging(["momentum": .none]) { a, _ in a },
-                                modes: [.train, .train, .train, .train, .eval]))
-                out.append(make("momentum=0.3 trajectory", rank: r, options: track.merging(["momentum": .real(0.3)]) { a, _ in a },
-                                modes: [.train, .train, .train, .eval]))
+        out.append(make("mean>>std", rank: mainRank, options: [:], modes: [.train, .train, .eval], mean: 1000, std: 0.5))
+        if descriptor.reduction == nil {
+            // No statistic needs two values (no centering): 1x1 maps are valid inputs.
+            for rank in ranks where rank > 2 {
+                out.append(make("1x1 spatial", rank: rank, options: [:], modes: [.train, .eval], spatialOne: true))
             }
         }
-        switch descriptor.name {
-        case "batch_renorm":
-            out.append(make("clipping active", rank: r, options: ["r_max": .real(1.1), "d_max": .real(0.05)],
-                            modes: [.train, .train, .train, .eval], mean: 2, std: 3))
-            out.append(make("r_max=1 d_max=0", rank: r, options: ["r_max": .real(1), "d_max": .real(0)], modes: [.train, .eval]))
-        case "group_norm":
-            out.append(make("one group", rank: r, options: ["num_groups": .integer(1)], modes: [.train]))
-            out.append(make("groups=C", rank: r, options: ["num_groups": .integer(4)], modes: [.train], channels: 4))
-        case "filter_response_norm":
-            for rank in ranks {
-                out.append(make("1x1 spatial learnable eps", rank: rank, options: ["learnable_eps": .bool(true)], modes: [.train], spatialOne: true))
+        for spec in descriptor.options where pinned[spec.name] == nil {
+            for value in spec.parityValues where value != spec.defaultValue {
+                out.append(make("\(spec.name)=\(value)", rank: mainRank, options: [spec.name: value], modes: [.train, .train, .eval]))
             }
-            out.append(make("no tlu", rank: r, options: ["tlu": .bool(false)], modes: [.train]))
-            out.append(make("learnable eps", rank: r, options: ["learnable_eps": .bool(true)], modes: [.train, .train]))
-        case "instance_norm":
-            out.append(make("tracked affine", rank: r, options: ["track_running_stats": .bool(true), "affine": .bool(true)],
-                            modes: [.train, .train, .eval]))
-        default: break
-        }
-        if isBuiltinBatchLike {
-            out.append(make("running_var=biased", rank: r, options: ["running_var": .text("biased")], modes: [.train, .train, .eval]))
-        }
-        if hasTrainStatistics {
-            // BN normalizing with its running statistics in train mode (Ioffe 2017, §2 ablation):
-            // trajectories where each step reads the previous step's update, rank 2 (channel-row
-            // kernels) and 4, and with the cumulative average.
-            let running: [String: OptionValue] = ["train_statistics": .text("running")]
-            out.append(make("train_statistics=running trajectory", rank: r, options: running, modes: [.train, .train, .train, .eval]))
-            if ranks.contains(2) {
-                out.append(make("train_statistics=running rank2", rank: 2, options: running, modes: [.train, .train, .eval]))
-            }
-            out.append(make("train_statistics=running momentum=none", rank: r, options: running.merging(["momentum": .none]) { a, _ in a },
-                            modes: [.train, .train, .train]))
         }
         return out
     }
@@ -190,28 +81,111 @@ public struct ParityCaseGenerator {
     private mutating func randomCase(index: Int) -> ParityCase {
         let rank = ranks[rng.nextInt(in: 0...(ranks.count - 1))]
         var opts: [String: OptionValue] = [:]
-        if descriptor.option("eps") != nil, rng.nextUniform() < 0.5 { opts["eps"] = .real([1e-3, 0.1, 0.5][rng.nextInt(in: 0...2)]) }
-        if descriptor.option("affine") != nil, rng.nextUniform() < 0.3 { opts["affine"] = .bool(rng.nextUniform() < 0.5) }
-        if hasTracking {
-            let track = descriptor.name == "instance_norm" ? rng.nextUniform() < 0.6 : rng.nextUniform() < 0.85
-            if descriptor.name != "batch_renorm" { opts["track_running_stats"] = .bool(track) }
-            if track || descriptor.name == "batch_renorm", rng.nextUniform() < 0.5 {
-                opts["momentum"] = rng.nextUniform() < 0.3 ? OptionValue.none : .real(rng.nextUniform() * 0.5 + 0.05)
-            }
-            // train_statistics=running needs tracking; drawn only for methods that have it (BN).
-            if hasTrainStatistics, track, rng.nextUniform() < 0.3 { opts["train_statistics"] = .text("running") }
-        }
-        if descriptor.name == "batch_renorm" {
-            opts["r_max"] = .real(1 + rng.nextUniform() * 2)
-            opts["d_max"] = .real(rng.nextUniform())
-        }
-        if descriptor.name == "filter_response_norm" {
-            if rng.nextUniform() < 0.3 { opts["tlu"] = .bool(false) }
-            if rng.nextUniform() < 0.4 { opts["learnable_eps"] = .bool(true) }
+        for spec in descriptor.options where pinned[spec.name] == nil {
+            let values = spec.parityValues
+            guard !values.isEmpty, rng.nextUniform() < 0.35 else { continue }
+            opts[spec.name] = values[rng.nextInt(in: 0...(values.count - 1))]
         }
         let lengths = [1, 2, 3, 4]
         let modes: [Mode] = (0..<lengths[rng.nextInt(in: 0...3)]).map { _ in rng.nextUniform() < 0.7 ? .train : .eval }
         return make("random#\(index) rank\(rank)", rank: rank, options: opts, modes: modes,
                     mean: rng.nextUniform() * 4 - 2, std: 0.5 + rng.nextUniform() * 2)
+    }
+
+    // MARK: - Building one case
+
+    private mutating func make(_ name: String, rank: Int, options: [String: OptionValue], modes: [Mode],
+                               mean: Double = 0, std: Double = 1, spatialOne: Bool = false) -> ParityCase {
+        var opts = options.merging(pinned) { _, p in p }
+        fitOptionRules(&opts)
+        var s = shape(rank: rank, spatialOne: spatialOne)
+        fillRequired(&opts, shape: s)
+        fitConstraints(&s, options: opts)
+        let (params, bufs) = state(options: opts, shape: s)
+        let text = opts.keys.sorted().map { "\($0)=\(opts[$0]!)" }.joined(separator: " ")
+        let label = "\(name) \(s.shapeText) \(modes.map(\.rawValue).joined(separator: "+"))" + (text.isEmpty ? "" : " \(text)")
+        return ParityCase(name: label, method: descriptor.name, options: opts, parameters: params, buffers: bufs,
+                          steps: modes.map { ParityStep(input: normal(s, mean: mean, std: std), mode: $0, gradOutput: normal(s)) })
+    }
+
+    private mutating func shape(rank: Int, spatialOne: Bool = false) -> [Int] {
+        var s = [rng.nextInt(in: 2...4), [2, 3, 4, 6][rng.nextInt(in: 0...3)]]
+        for _ in 0..<(rank - 2) { s.append(spatialOne ? 1 : rng.nextInt(in: 2...4)) }
+        return s
+    }
+
+    /// Required options without a default: a divisor of the channels when they must divide
+    /// them (leaving ≥ 2 values per statistic), else the first declared sample.
+    private mutating func fillRequired(_ opts: inout [String: OptionValue], shape: [Int]) {
+        for spec in descriptor.options where spec.defaultValue == nil && opts[spec.name] == nil {
+            if descriptor.constraints.contains(.dividesChannels(option: spec.name)) {
+                let c = shape[1], spatial = shape.dropFirst(2).reduce(1, *)
+                let divisors = (1...c).filter { c % $0 == 0 && (c / $0) * spatial > 1 }
+                opts[spec.name] = .integer(divisors.isEmpty ? 1 : divisors[rng.nextInt(in: 0...(divisors.count - 1))])
+            } else if let first = spec.samples.first {
+                opts[spec.name] = first
+            }
+        }
+    }
+
+    /// Adjusts drawn (never pinned) options to the declared rules among options: the option a
+    /// set option needs, and one of two exclusive options dropped.
+    private func fitOptionRules(_ opts: inout [String: OptionValue]) {
+        for constraint in descriptor.constraints {
+            switch constraint {
+            case let .requires(o, v) where pinned[o] == nil:
+                if opts[o] != nil { opts[o] = v }
+            case let .setRequires(o, other, v) where opts[o] != nil && pinned[other] == nil:
+                opts[other] = v
+            case let .exclusive(a, b) where opts[a] != nil && opts[b] != nil:
+                if pinned[b] == nil { opts[b] = nil } else if pinned[a] == nil { opts[a] = nil }
+            default: break
+            }
+        }
+    }
+
+    /// Makes channels and batch multiples of the options that must divide them, and grows the
+    /// batch until each statistic covers at least two values (where the method declares its axes).
+    private func fitConstraints(_ s: inout [Int], options given: [String: OptionValue]) {
+        var options = given
+        for o in descriptor.options where options[o.name] == nil { options[o.name] = o.defaultValue }
+        for constraint in descriptor.constraints {
+            switch constraint {
+            case let .dividesChannels(o):
+                if case let .integer(k)? = options[o], k > 0, s[1] % k != 0 { s[1] = k * 2 }
+            case let .dividesBatch(o):
+                if case let .integer(k)? = options[o], k > 0, s[0] % k != 0 { s[0] = k * 2 }
+            case .requires, .setRequires, .exclusive: break
+            }
+        }
+        guard let reduction = descriptor.reduction else { return }
+        if s.count > 2 && s.dropFirst(2).allSatisfy({ $0 == 1 }) { return }   // a deliberate 1x1 case
+        if let n = reduction.valuesPerReduction(shape: s, options: options), n < 2, s.count > 2 {
+            for i in 2..<s.count { s[i] = max(s[i], 2) }
+        }
+    }
+
+    /// Parameters and buffers perturbed away from the layer's initial values: parameters by
+    /// N(0, 0.5), running means N(0, 0.5), running variances U(0.5, 2); other buffers as built.
+    private mutating func state(options: [String: OptionValue], shape: [Int]) -> ([String: Tensor], [String: Tensor]) {
+        guard let layer = try? makeLayer(options, shape) else { return ([:], [:]) }
+        var params: [String: Tensor] = [:]
+        for p in layer.parameters.sorted(by: { $0.name < $1.name }) {
+            let noise = normal(p.value.shape, std: 0.5)
+            params[p.name] = Tensor(shape: p.value.shape, scalars: zip(p.value.scalars, noise.scalars).map { $0 + $1 })
+        }
+        var bufs: [String: Tensor] = [:]
+        if let stats = layer.trackedStatistics?.evalStatistics {
+            let c = stats.mean.value.shape
+            bufs[stats.mean.name] = normal(c, std: 0.5)
+            bufs[stats.variance.name] = Tensor.randomUniform(c, low: 0.5, high: 2, using: &rng)
+        } else if layer.trackedStatistics == nil, !(layer is any BatchStatisticsReporting) {
+            for b in layer.buffers { bufs[b.name] = b.value }
+        }
+        return (params, bufs)
+    }
+
+    private mutating func normal(_ shape: [Int], mean: Double = 0, std: Double = 1) -> Tensor {
+        Tensor.randomNormal(shape, mean: mean, std: std, using: &rng)
     }
 }

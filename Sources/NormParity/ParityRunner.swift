@@ -30,6 +30,9 @@ public struct ParityRunner {
         public var maxAbsError: Double
         public var maxRelError: Double
         public var failure: String?
+        /// Why the layer refused this case at construction (or its input at the first
+        /// forward): a skipped case, never a mismatch.
+        public var skipped: String?
     }
 
     /// Runs every case for one method and aggregates.
@@ -40,8 +43,14 @@ public struct ParityRunner {
 
     public func run(_ c: ParityCase) -> CaseResult {
         var result = CaseResult(name: c.name, maxAbsError: 0, maxRelError: 0, failure: nil)
+        let layer: any Normalization
         do {
-            let layer = try registry.make(NormSpec(c.method, options: c.options), shape: FeatureShape(of: c.steps[0].input))
+            layer = try registry.make(NormSpec(c.method, options: c.options), shape: FeatureShape(of: c.steps[0].input))
+        } catch {
+            result.skipped = "\(error)"
+            return result
+        }
+        do {
             for (name, value) in c.parameters {
                 guard let p = layer.parameter(named: name) else { throw ParityFailure("plugin has no parameter '\(name)'") }
                 p.value = value
@@ -53,7 +62,12 @@ public struct ParityRunner {
             var refBuffers = c.buffers
             var refBatches = 0
             for (k, step) in c.steps.enumerated() {
-                var swift: [String: Tensor] = ["output": try layer.forward(step.input, mode: step.mode)]
+                let output: Tensor
+                do { output = try layer.forward(step.input, mode: step.mode) } catch let e as NormError where k == 0 && e.refusesInput {
+                    result.skipped = e.description
+                    return result
+                }
+                var swift: [String: Tensor] = ["output": output]
                 if let g = step.gradOutput {
                     swift["grad_input"] = try layer.backward(g)
                     for p in layer.parameters { if let grad = p.gradient { swift["grad_\(p.name)"] = grad } }
@@ -77,8 +91,7 @@ public struct ParityRunner {
                         throw ParityFailure("step \(k + 1) \(name): error \(rel) of magnitude exceeds \(Self.tolerance)")
                     }
                 }
-                if let rm = ref.arrays["running_mean"] { refBuffers["running_mean"] = rm }
-                if let rv = ref.arrays["running_var"] { refBuffers["running_var"] = rv }
+                for name in c.buffers.keys { if let updated = ref.arrays[name] { refBuffers[name] = updated } }
                 if let n = ref.batchesTracked { refBatches = n }
             }
         } catch let e as ParityFailure {
@@ -109,4 +122,15 @@ public struct ParityRunner {
 struct ParityFailure: Error {
     let message: String
     init(_ message: String) { self.message = message }
+}
+
+extension NormError {
+    /// The layer refused the input itself (shape or a single-value reduction), as opposed to
+    /// computing something wrong.
+    var refusesInput: Bool {
+        switch self {
+        case .invalidInput, .singleValueReduction: return true
+        default: return false
+        }
+    }
 }

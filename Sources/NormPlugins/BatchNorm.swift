@@ -20,7 +20,7 @@ import NormCore
 /// normalizing with moving averages during training, with the statistics outside the
 /// gradient, ignores that the running statistics depend on the parameters, and the paper
 /// reports the model blowing up. It requires `track_running_stats=true`.
-public final class BatchNorm: NormalizationPlugin, RunningStatisticsProviding {
+public final class BatchNorm: NormalizationPlugin, RunningStatisticsProviding, BatchStatisticsReporting, AffineFolding {
     public static let descriptor = NormDescriptor(
         name: "batch_norm", aliases: ["bn", "batchnorm"],
         summary: "Batch Normalization: per-channel statistics over (N, spatial)",
@@ -33,7 +33,10 @@ public final class BatchNorm: NormalizationPlugin, RunningStatisticsProviding {
                 "normalizes with the biased batch variance; running_var stores the unbiased one (running_var=unbiased)",
                 "eval uses running statistics; with track_running_stats=false it uses batch statistics",
                 "train_statistics=running (Ioffe 2017 §2 ablation): train normalizes with the pre-update running stats, "
-                    + "constants for the gradient; batch stats still update them"])
+                    + "constants for the gradient; batch stats still update them"],
+        constraints: CommonOptions.runningStatisticsConstraints
+            + [.setRequires(option: "train_statistics", other: "track_running_stats", value: .bool(true))],
+        reduction: .batchAndSpatial)
 
     let core: BatchStatisticsCore
 
@@ -56,4 +59,8 @@ public final class BatchNorm: NormalizationPlugin, RunningStatisticsProviding {
 
     public func forward(_ x: Tensor, mode: Mode) throws -> Tensor { try core.forward(x, mode: mode, renorm: nil) }
     public func backward(_ gradOutput: Tensor) throws -> Tensor { try core.backward(gradOutput) }
+
+    public var evalStatistics: EvalStatistics? { core.evalStatistics }
+    public var lastBatchMoments: BatchMoments? { core.lastBatchMoments }
+    public func foldedIntoAffine() -> Result<any Normalization, FoldingRefusal> { FrozenBatchNorm.folding(self) }
 }

@@ -49,6 +49,8 @@ public final class FilterResponseNorm: NormalizationPlugin {
     public var parameters: [Parameter] { (affine?.parameters ?? []) + [tau, learnedEps].compactMap { $0 } }
     public var buffers: [Buffer] { [] }
     public var tracksRunningStatistics: Bool { false }
+    /// With the TLU the output is already activated: a model adds no activation after it.
+    public var includesActivation: Bool { tau != nil }
 
     /// The eps in use (the learned value when learnable).
     public var eps: Double { learnedEps.map { Double($0.value[flat: 0]) } ?? fixedEps }

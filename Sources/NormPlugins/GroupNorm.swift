@@ -12,11 +12,14 @@ public final class GroupNorm: NormalizationPlugin {
         name: "group_norm", aliases: ["gn", "groupnorm"],
         summary: "Group Normalization: per-sample statistics over groups of channels",
         reference: "Wu & He 2018, arXiv:1803.08494; PyTorch nn.GroupNorm",
-        options: [OptionSpec("num_groups", .integer(1...Int.max), default: nil, "number of channel groups; must divide C"),
+        options: [OptionSpec("num_groups", .integer(1...Int.max), default: nil, "number of channel groups; must divide C",
+                             samples: [.integer(1)]),
                   CommonOptions.eps(), CommonOptions.affine(default: true)],
         ranks: 2...5,
         notes: ["per (n, group) over (C/G channels, spatial); biased variance",
-                "affine weight/bias per channel, shape (C,); train and eval are identical"])
+                "affine weight/bias per channel, shape (C,); train and eval are identical"],
+        constraints: [.dividesChannels(option: "num_groups")],
+        reduction: .channelGroupsAndSpatial(groupsOption: "num_groups"))
 
     let channels: Int
     /// Number of channel groups.

@@ -8,7 +8,7 @@ import NormCore
 /// `track_running_stats=false`. With tracking, train mode updates the running statistics
 /// with the batch-mean of the per-instance mean and **unbiased** variance (as PyTorch), and
 /// eval mode normalizes every instance with them.
-public final class InstanceNorm: NormalizationPlugin, RunningStatisticsProviding {
+public final class InstanceNorm: NormalizationPlugin, RunningStatisticsProviding, BatchStatisticsReporting, AffineFolding {
     public static let descriptor = NormDescriptor(
         name: "instance_norm", aliases: ["in", "instancenorm"],
         summary: "Instance Normalization: per-sample, per-channel statistics over spatial axes",
@@ -16,7 +16,9 @@ public final class InstanceNorm: NormalizationPlugin, RunningStatisticsProviding
         options: [CommonOptions.eps(), CommonOptions.affine(default: false)] + CommonOptions.runningStatistics(track: false),
         ranks: 3...5,
         notes: ["per (n, c) over the spatial axes; needs rank >= 3 and more than one spatial value",
-                "with track_running_stats: running stats get the batch-mean of per-instance mean / unbiased var; eval uses them"])
+                "with track_running_stats: running stats get the batch-mean of per-instance mean / unbiased var; eval uses them"],
+        constraints: CommonOptions.runningStatisticsConstraints,
+        reduction: .spatial)
 
     let channels: Int
     let eps: Double
@@ -89,4 +91,12 @@ public final class InstanceNorm: NormalizationPlugin, RunningStatisticsProviding
     public func backward(_ gradOutput: Tensor) throws -> Tensor {
         try PlaneNormalizer.backward(gradOutput, state: state, affine: affine, descriptor: Self.descriptor, output: &gradInput)
     }
+
+    public var evalStatistics: EvalStatistics? {
+        running.map { EvalStatistics(mean: $0.mean, variance: $0.variance, storesUnbiasedVariance: $0.estimator == .unbiased, eps: eps) }
+    }
+    public var lastBatchMoments: BatchMoments? {
+        lastInstanceStatistics.map { BatchMoments(mean: $0.mean, variance: $0.variance, count: $0.count, perInstance: true) }
+    }
+    public func foldedIntoAffine() -> Result<any Normalization, FoldingRefusal> { FrozenBatchNorm.folding(self) }
 }

@@ -15,7 +15,8 @@ public final class LayerNorm: NormalizationPlugin {
         options: [CommonOptions.eps(), OptionSpec("affine", .bool, default: .bool(true), "learnable elementwise weight and bias of shape x.shape[1:]")],
         ranks: 2...5,
         notes: ["per sample over (C, spatial...); biased variance",
-                "elementwise affine of shape x.shape[1:] (GN(num_groups=1) is per-channel instead)"])
+                "elementwise affine of shape x.shape[1:] (GN(num_groups=1) is per-channel instead)"],
+        reduction: .channelsAndSpatial)
 
     /// The normalized shape `(C, spatial...)`.
     public let normalizedShape: [Int]

@@ -1,3 +1,4 @@
+import NormCore
 import CPython
 import Foundation
 
@@ -168,3 +169,4 @@ public struct PythonError: Error, CustomStringConvertible, Sendable, Equatable {
         return utf8String(text)
     }
 }
+extension PythonError: UserFacingError {}

@@ -100,10 +100,11 @@ struct AblateRunCommand: ParsableCommand {
             if dryRun { return try printPlan(spec: spec, runner: cellRunner, storePath: storePath, shard: shard) }
 
             // Validate every cell before the store file exists: a bad spec leaves nothing behind.
-            _ = try spec.cells(validatingWith: cellRunner)
+            try spec.validateClaims(cells: try spec.cells(validatingWith: cellRunner), runner: cellRunner)
             let store = try ResultStore(path: storePath)
             let options = DriverOptions(jobs: jobs, threads: threads, shard: shard, keepGoing: keepGoing, addStudy: addStudy)
             let driver = AblationDriver(spec: spec, runner: cellRunner, store: store, options: options)
+            Interrupt.setMessage("normlab: interrupted (Ctrl-C); every finished run is stored in \(storePath) — rerun the same command to continue")
             let summary = try driver.run(observer: StudyProgressDisplay())
             if !summary.failures.isEmpty {
                 for f in summary.failures.prefix(5) {
@@ -200,7 +201,7 @@ struct AblateStatusCommand: ParsableCommand {
             if let spec, spec.hash != report.spec.hash {
                 printError("normlab: warning: the store's study '\(report.study.name)' comes from a different spec than \(spec.source)")
             }
-            let complete = report.cells.filter { $0.runs.count == report.spec.seeds.count }.count
+            let complete = report.cells.filter { $0.runs.count >= report.spec.seeds.count }.count
             let empty = report.cells.filter(\.runs.isEmpty).count
             let failures = try store.openFailures().filter { $0.study == report.study.name }
             print("study \(report.study.name) (spec \(report.spec.hash.prefix(12)), runner \(try store.runnerName() ?? "—")) in \(path)")

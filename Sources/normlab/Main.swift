@@ -8,25 +8,21 @@ import NormPython
 @main
 enum Main {
     static func main() {
+        Interrupt.install()
         do {
-            var command = try Normlab.parseAsRoot()
+            var command = try Normlab.parseAsRoot(NegativeNumberArguments.joined(Array(CommandLine.arguments.dropFirst())))
             try command.run()
         } catch let code as ExitCode {
             exit(code.rawValue)
-        } catch let error as ApplyError {
-            fail(error.description, code: 1)
-        } catch let error as NormError {
-            fail(error.description, code: 1)
-        } catch let error as PythonError {
-            fail(error.description, code: 1)
-        } catch let error as CLIError {
-            fail(error.description, code: 1)
+        } catch let error as any UserFacingError {
+            fail(error.userMessage, code: error.exitStatus)
         } catch {
             let code = Normlab.exitCode(for: error)
             if code == .success {
                 Normlab.exit(withError: error)   // --help / --version: print and exit 0
             }
-            let text = Normlab.message(for: error)
+            var text = Normlab.message(for: error)
+            if let plain = NegativeNumberArguments.message(rewriting: text) { text = plain }
             fail(text.split(separator: "\n").first.map(String.init) ?? "invalid arguments", code: code.rawValue)
         }
     }
@@ -39,7 +35,7 @@ enum Main {
 }
 
 /// An error in the CLI layer itself (bad flag combination), printed as one line.
-struct CLIError: Error, CustomStringConvertible {
+struct CLIError: UserFacingError {
     let description: String
     init(_ message: String) { description = message }
 }

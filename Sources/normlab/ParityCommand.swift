@@ -12,6 +12,7 @@ struct ParityCommand: ParsableCommand {
     @Option(help: "Comma-separated methods (default: every registered method with a reference).") var methods: String?
     @Option(help: "Seed of the case generator.") var seed: UInt64 = 0
     @Option(help: "Cases per method (>= 1).") var cases: Int = 60
+    @Option(name: .customLong("set"), help: "Pin an option in every case, KEY=VALUE (repeatable; with one --methods entry, or valid for each selected method).") var settings: [String] = []
     @Flag(help: "Print the report as JSON instead of a table.") var json = false
     @OptionGroup var plugins: PluginOptions
 
@@ -28,8 +29,12 @@ struct ParityCommand: ParsableCommand {
         } else {
             selected = registry.all.filter(\.hasReference)
         }
+        var pinned: [String: [String: OptionValue]] = [:]
+        for e in selected where !settings.isEmpty {
+            pinned[e.descriptor.name] = try NormOptions.parse(method: e.descriptor.name, schema: e.descriptor.options, settings: settings)
+        }
         let report = try ParitySuite.run(registry: registry, backend: PythonReferenceBackend(),
-                                         methods: selected.map(\.descriptor), seed: seed, casesPerMethod: cases)
+                                         methods: selected.map(\.descriptor), seed: seed, casesPerMethod: cases, pinned: pinned)
         if json {
             FileHandle.standardOutput.write(try report.json())
             print()

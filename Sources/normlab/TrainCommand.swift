@@ -4,6 +4,7 @@ import NormCore
 import NormNet
 
 extension DatasetName: ExpressibleByArgument {}
+extension OptimizerName: ExpressibleByArgument {}
 extension NormPosition: ExpressibleByArgument {}
 extension ActivationKind: ExpressibleByArgument {}
 extension DownsampleKind: ExpressibleByArgument {}
@@ -17,6 +18,8 @@ struct TrainCommand: ParsableCommand {
             Model, optimizer and schedule default to the data set's preset; every option below overrides it.
             Presets: mnist1d: 4 Conv1d blocks (width 32, kernel 5, max-pool 2 between blocks), flatten + linear;
             digits: 3 Conv2d blocks (width 32, doubling at each 2x2 max-pool), global average pool + linear.
+            --model resnet20 (any data set): the CIFAR ResNet-20 of He et al. 2016 (3x3 stem at width 16, three stages
+            of basic blocks at widths 16/32/64, stride 2 entering stages 2 and 3, option-A shortcuts), a norm after every conv.
             Both: batch 64, 30 epochs, SGD lr 0.1, momentum 0.9 (Nesterov), weight decay 5e-4 on conv/linear
             weights, cosine schedule with 100 warm-up steps. With --json, stdout is one JSON object (one line);
             every field but "seconds" is identical for the same options and seed.
@@ -24,13 +27,16 @@ struct TrainCommand: ParsableCommand {
 
     enum Schedule: String, ExpressibleByArgument { case step, cosine, constant }
 
-    @Option(help: "digits, mnist1d or synthetic.") var dataset: DatasetName = .mnist1d
+    @Option(help: "digits, mnist1d, fashion-mnist, synthetic, or a path to an .npz file (x_train, y_train, x_test, y_test; see the README).") var dataset: String = "mnist1d"
     @Option(name: .customLong("data-seed"), help: "Seed of the data split/generator (digits split, synthetic).") var dataSeed: UInt64 = 0
-    @Option(help: "Normalization method name or alias, or 'none'.") var norm: String = "batch_norm"
+    @Option(help: "Normalization method name or alias, 'none', or 'default' (the registry's default method; see `normlab list`).") var norm: String = NormSpec.defaultMethodName
     @Option(name: .customLong("norm-set"), help: "A norm hyper-parameter KEY=VALUE (repeatable).") var normSettings: [String] = []
     @OptionGroup var plugins: PluginOptions
 
-    @Option(help: "Conv blocks.") var depth: Int?
+    @Option(help: "plain (default), resnet, resnetN (N = 6n+2, e.g. resnet20, resnet56) or preact-resnetN: CIFAR-style ResNet of He et al. 2016 (width 16, option-A shortcuts).") var model: String?
+    @Option(help: "ResNet shortcut where the shape changes: A (zero-padded identity) or B (1x1 conv + norm).") var shortcut: String?
+    @Flag(name: .customLong("zero-init-residual"), help: "ResNet: zero-initialize each block's last norm scale (Goyal et al. 2017).") var zeroInitResidual = false
+    @Option(help: "Conv blocks (plain net) or total depth 6n+2 (ResNet).") var depth: Int?
     @Option(help: "Channels of the first block.") var width: Int?
     @Option(help: "Conv kernel size (odd).") var kernel: Int?
     @Option(name: .customLong("norm-position"), help: "Norm before or after the activation (default before).") var normPosition: NormPosition?
@@ -43,6 +49,13 @@ struct TrainCommand: ParsableCommand {
     @Flag(name: .customLong("freeze-norm-affine"), help: "No gradients for norm weights (MMDetection requires_grad=False).") var freezeNormAffine = false
     @Option(name: .customLong("frozen-stages"), help: "MMDetection frozen_stages: -1 none, k freezes the stem and stages 1..k.") var frozenStages: Int = -1
 
+    @Option(help: "sgd (default), adam or adamw (PyTorch's rules; Adam/AdamW default to lr 1e-3 and weight decay 0 / 1e-2).") var optimizer: OptimizerName?
+    @Flag(help: "Augment training images: random crops with zero padding and horizontal flips (2-D data only).") var augment = false
+    @Option(name: .customLong("crop-padding"), help: "With --augment: zero padding of the random crop (default 4; 0 = flips only).") var cropPadding: Int?
+    @Flag(name: .customLong("no-flip"), help: "With --augment: no horizontal flips.") var noFlip = false
+    @Option(help: "Dropout probability before the classifier (default 0).") var dropout: Double?
+    @Option(name: .customLong("label-smoothing"), help: "Label smoothing epsilon of the cross-entropy, in [0, 1] (default 0).") var labelSmoothing: Double?
+    @Flag(name: .customLong("weight-standardization"), help: "Weight Standardization of every convolution (Qiao et al. 2019; eps 1e-6 inside the square root, as timm's StdConv2d).") var weightStandardization = false
     @Option(help: "Base learning rate.") var lr: Double?
     @Option(help: "SGD momentum.") var momentum: Double?
     @Option(name: .customLong("weight-decay"), help: "L2 weight decay (conv and linear weights).") var weightDecay: Double?
@@ -69,6 +82,7 @@ struct TrainCommand: ParsableCommand {
     func validate() throws {
         if epochs != nil && steps != nil { throw ValidationError("give --epochs or --steps, not both") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if !augment && (cropPadding != nil || noFlip) { throw ValidationError("--crop-padding and --no-flip need --augment") }
         if preciseBN != nil && inferenceStats != "ema" { throw ValidationError("give --precise-bn or --inference-stats, not both") }
     }
 
@@ -80,11 +94,20 @@ struct TrainCommand: ParsableCommand {
     private func train() throws {
         let threadCount = threads ?? ProcessInfo.processInfo.activeProcessorCount
         ComputeThreads.set(threadCount)
+        // Model options are checked before any data is loaded.
+        let modelName = try model.map(ModelName.init(parsing:))
+        let shortcutKind = try shortcut.map { text in
+            guard let kind = ShortcutKind(parsing: text) else { throw CLIError("--shortcut must be A or B, got '\(text)'") }
+            return kind
+        }
         let registry = try plugins.registry()
-        let data = try Datasets.load(dataset, seed: dataSeed)
+        let data = try DatasetSource(argument: dataset).load(seed: dataSeed)
 
         var recipe = TrainingRecipe(norm: try TrainingRecipe.normSpec(name: norm, settings: normSettings, registry: registry))
         recipe.depth = depth; recipe.width = width; recipe.kernel = kernel
+        if let modelName { try recipe.setModel(modelName) }
+        recipe.shortcut = shortcutKind
+        if zeroInitResidual { recipe.zeroInitResidual = true }
         recipe.normPosition = normPosition; recipe.convBias = convBias; recipe.activation = activation
         recipe.downsample = downsample; recipe.widthGrowth = widthGrowth; recipe.head = head
         recipe.freeze = FreezeSpec(normEval: normEval, normRequiresGrad: !freezeNormAffine, frozenStages: frozenStages)
@@ -108,6 +131,13 @@ struct TrainCommand: ParsableCommand {
             try recipe.renormSchedule?.validate()
         }
         recipe.evaluateEachEpoch = epochEval
+        recipe.optimizer = optimizer
+        if augment {
+            recipe.augmentation = AugmentationConfig(cropPadding: cropPadding ?? AugmentationConfig.standard.cropPadding, flip: !noFlip)
+        }
+        recipe.dropout = dropout
+        recipe.labelSmoothing = labelSmoothing
+        if weightStandardization { recipe.weightStandardization = try WeightStandardization() }
 
         let model: Model
         do { model = try recipe.makeModel(for: data, registry: registry) } catch let NormError.missingOption(method, option) {

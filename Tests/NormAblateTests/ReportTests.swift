@@ -21,7 +21,7 @@ func smallReport(_ dir: TempDir, yaml: String = smallSpecYAML, runner: FakeRunne
         #expect(lines[1] == "|---|---|---:|---:|---:|---:|")
         #expect(lines[2].hasPrefix("| bn | 8 | "))
         #expect(lines[5].hasPrefix("| gn | 16 | "))
-        let cellPattern = try Regex(#"\d\.\d{4} ± \d\.\d{4} \(3\)"#)
+        let cellPattern = try Regex(#"\d\.\d{4} ± \d\.\d{4} \[\d\.\d{4}, \d\.\d{4}\] \(3\)"#)
         for line in lines[2...] {
             let fields = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             #expect(fields.count == 6)
@@ -32,7 +32,9 @@ func smallReport(_ dir: TempDir, yaml: String = smallSpecYAML, runner: FakeRunne
         let xs = cell.runs.map { $0.result.metrics["test_accuracy"]! }
         let mean = xs.reduce(0, +) / 3
         let std = (xs.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 2).squareRoot()
-        #expect(lines[5].contains(String(format: "%.4f ± %.4f (3)", mean, std)))
+        // and the 95 % Student t-interval: t(0.975, 2) = 4.302652729749462 (scipy)
+        let half = 4.302652729749462 * std / 3.0.squareRoot()
+        #expect(lines[5].contains(String(format: "%.4f ± %.4f [%.4f, %.4f] (3)", mean, std, mean - half, mean + half)))
         let full = report.markdown()
         #expect(full.hasPrefix("## small\n\nA test study.\n\n| norm.name |"))
         #expect(full.contains("24 of 24 runs stored"))
@@ -42,10 +44,12 @@ func smallReport(_ dir: TempDir, yaml: String = smallSpecYAML, runner: FakeRunne
         let dir = try TempDir(); defer { dir.cleanUp() }
         let report = try smallReport(dir)
         let lines = report.csv().split(separator: "\n").map(String.init)
-        #expect(lines[0] == "study,cell,cell_hash,norm.name,batch_size+lr,width,metric,mean,std,n,runs,expected,diverged,min,max")
+        #expect(lines[0] == "study,cell,cell_hash,norm.name,batch_size+lr,width,metric,mean,std,n,runs,expected,diverged,min,max,ci_low,ci_high")
         #expect(lines.count == 1 + 8 * 2)
         #expect(lines[1].hasPrefix("small,0,\(report.cells[0].cell.hash),bn,\"2, 0.01\",8,test_accuracy,"))
-        #expect(lines[1].hasSuffix(",3,3,3,0," + AblationReport.csvNumber(report.cells[0].metrics["test_accuracy"]!.min) + "," + AblationReport.csvNumber(report.cells[0].metrics["test_accuracy"]!.max)))
+        let m0 = report.cells[0].metrics["test_accuracy"]!
+        #expect(lines[1].hasSuffix(",3,3,3,0," + AblationReport.csvNumber(m0.min) + "," + AblationReport.csvNumber(m0.max)
+                                   + "," + AblationReport.csvNumber(m0.interval?.lower) + "," + AblationReport.csvNumber(m0.interval?.upper)))
         let mean = Double(lines[1].split(separator: ",")[8])!
         #expect(mean == report.cells[0].metrics["test_accuracy"]!.mean!)
         // runs.csv: one line per run with every metric and provenance

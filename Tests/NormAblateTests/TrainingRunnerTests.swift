@@ -14,8 +14,8 @@ import NormNet
 
     @Test func learningRateScalesLinearlyWithTheBatchSize() throws {
         let c = try cell("batch_size: 8\noptimizer: {lr: 0.1, lr_reference_batch_size: 32}")
-        #expect(try Phase(c, prefix: "").optimizer.learningRate == 0.1 * 8 / 32)
-        #expect(try Phase(try cell("batch_size: 8\noptimizer: {lr: 0.1}"), prefix: "").optimizer.learningRate == 0.1)
+        #expect(try Phase(c, prefix: "").training(for: SyntheticDataset.make(seed: 0), seed: 0).optimizer.learningRate == 0.1 * 8 / 32)
+        #expect(try Phase(try cell("batch_size: 8\noptimizer: {lr: 0.1}"), prefix: "").training(for: SyntheticDataset.make(seed: 0), seed: 0).optimizer.learningRate == 0.1)
         let bad = runner.validate(try cell("optimizer: {lr: 0.1, lr_reference_batch_size: 0}"))
         #expect(bad.contains { $0.path == "optimizer.lr_reference_batch_size" })
         let typo = runner.validate(try cell("optimizer: {lr: 0.1, lr_refrence_batch_size: 32}"))

@@ -269,7 +269,7 @@ import NormPython
             Issue.record("expected an error")
         } catch let error as PythonError {
             #expect(error.typeName == "normlab_datasets.DatasetError")
-            #expect(error.description == "normlab_datasets.DatasetError: unknown data set 'cifar10'; Python-generated data sets: digits, mnist1d")
+            #expect(error.description == "normlab_datasets.DatasetError: unknown data set 'cifar10'; Python-generated data sets: digits, mnist1d, fashion-mnist")
         }
     }
 }

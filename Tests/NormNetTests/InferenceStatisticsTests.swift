@@ -40,7 +40,7 @@ import NormPlugins
         for _ in 0..<total {
             let idx = sampler.next()
             let logits = try reference.forward(gatherer.gather(data.trainInputs, idx))
-            moments.append((reference.normSlots[0].layer.plugin as! BatchStatisticsSource).lastBatchMoments!)
+            moments.append((reference.normSlots[0].layer.plugin as! any BatchStatisticsReporting).lastBatchMoments!)
             let ce = try SoftmaxCrossEntropy.evaluate(logits: logits, labels: idx.map { data.trainLabels[$0] })
             try reference.backward(ce.gradient)
             optimizer.step(learningRate: config.optimizer.learningRate)

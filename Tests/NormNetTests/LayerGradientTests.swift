@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import NormCore
+import NormPlugins
 @testable import NormNet
 
 /// Finite-difference checks of every layer's analytic backward.

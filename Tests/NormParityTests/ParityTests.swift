@@ -42,32 +42,33 @@ struct RenamingBackend: ReferenceBackend {
         let registry = Builtins.registry
         let report = try ParitySuite.run(registry: registry, backend: PythonReferenceBackend(),
                                          methods: registry.all.map(\.descriptor), seed: 11, casesPerMethod: 60)
-        #expect(report.methods.count == 6)
+        #expect(report.methods.count == Builtins.types.count)
         for m in report.methods {
-            #expect(m.cases >= 50)
+            #expect(m.cases - m.skipped >= 50, "\(m.method): \(m.skipReasons)")
             #expect(m.failed == 0, "\(m.method): \(m.failures)")
             #expect(m.maxRelError < ParityRunner.tolerance)
-            #expect(m.maxRelError > 0 || m.method == "none", "a method with zero error compared nothing: \(m.method)")
+            // EvoNorm-S0 computes in float64 and rounds once, as the reference's float32 copy does.
+            #expect(m.maxRelError > 0 || m.method == EvoNormS0.descriptor.name, "a method with zero error compared nothing: \(m.method)")
         }
     }
 
     @Test func casesCoverTrajectoriesEdgesAndAllRanks() {
         for type in Builtins.types {
-            var g = ParityCaseGenerator(descriptor: type.descriptor, seed: 0)
+            var g = ParityCaseGenerator(for: type.descriptor, in: Builtins.registry, seed: 0)
             let cases = g.cases(count: 60)
             #expect(cases.contains { $0.steps.count >= 4 && $0.steps.filter { $0.mode == .train }.count >= 3 })
             #expect(Set(cases.map { $0.steps[0].input.rank }) == Set(type.descriptor.ranks))
             #expect(cases.contains { $0.name.contains("mean>>std") })
         }
-        var brn = ParityCaseGenerator(descriptor: BatchRenorm.descriptor, seed: 0)
-        #expect(brn.cases(count: 50).contains { $0.name.contains("clipping active") })
-        var frn = ParityCaseGenerator(descriptor: FilterResponseNorm.descriptor, seed: 0)
+        var brn = ParityCaseGenerator(for: BatchRenorm.descriptor, in: Builtins.registry, seed: 0)
+        #expect(brn.cases(count: 50).contains { $0.name.contains("r_max=1.1") })
+        var frn = ParityCaseGenerator(for: FilterResponseNorm.descriptor, in: Builtins.registry, seed: 0)
         #expect(frn.cases(count: 50).contains { $0.steps[0].input.spatialCount == 1 })
     }
 
     @Test func sameSeedSameCases() {
-        var a = ParityCaseGenerator(descriptor: BatchNorm.descriptor, seed: 3)
-        var b = ParityCaseGenerator(descriptor: BatchNorm.descriptor, seed: 3)
+        var a = ParityCaseGenerator(for: BatchNorm.descriptor, in: Builtins.registry, seed: 3)
+        var b = ParityCaseGenerator(for: BatchNorm.descriptor, in: Builtins.registry, seed: 3)
         let ca = a.cases(count: 20), cb = b.cases(count: 20)
         #expect(ca.map(\.name) == cb.map(\.name))
         #expect(zip(ca, cb).allSatisfy { $0.steps[0].input.isBitIdentical(to: $1.steps[0].input) })

@@ -25,17 +25,17 @@ final class IgnoresTrainStatisticsBatchNorm: NormalizationPlugin {
 
 @Suite struct TrainStatisticsParityTests {
     @Test func batchNormCasesDrawTrainStatisticsRunningWithTrackingOnly() {
-        var g = ParityCaseGenerator(descriptor: BatchNorm.descriptor, seed: 0)
+        var g = ParityCaseGenerator(for: BatchNorm.descriptor, in: Builtins.registry, seed: 0)
         let cases = g.cases(count: 60)
         let running = cases.filter { $0.options["train_statistics"] == .text("running") }
-        #expect(running.contains { $0.name.contains("train_statistics=running trajectory") })
+        #expect(running.contains { $0.name.hasPrefix("train_statistics=running") })
         #expect(running.contains { $0.name.hasPrefix("random#") }, "random cases draw train_statistics=running too")
         #expect(running.contains { $0.steps[0].input.rank == 2 })
         #expect(running.allSatisfy { $0.options["track_running_stats"] != .bool(false) && !$0.buffers.isEmpty })
         #expect(running.filter { $0.steps.contains { $0.mode == .train } }.count >= 5)
         #expect(running.contains { $0.steps.filter { $0.mode == .train }.count >= 3 })
 
-        var brn = ParityCaseGenerator(descriptor: BatchRenorm.descriptor, seed: 0)
+        var brn = ParityCaseGenerator(for: BatchRenorm.descriptor, in: Builtins.registry, seed: 0)
         #expect(brn.cases(count: 60).allSatisfy { $0.options["train_statistics"] == nil })
     }
 

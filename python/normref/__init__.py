@@ -5,17 +5,33 @@ Entry point::
     normref.run(method, x, mode="train", grad_output=None, params=None,
                 buffers=None, options=None) -> dict
 
-See python/README.md and /work/shared/apply-contract.md for the exact semantics.
+See python/README.md and docs/apply-contract.md for the exact semantics.
 Works on numpy 1.24 (Debian's /usr/bin/python3).
 """
 
+import importlib
+import pkgutil
+
 import numpy as np
 
-from . import (batch_norm, batch_renorm, common, filter_response_norm, group_norm,
-               instance_norm, layer_norm)
+from . import common
 
-_MODULES = {m.NAME: m for m in (batch_norm, batch_renorm, group_norm, layer_norm,
-                                instance_norm, filter_response_norm)}
+
+def _discover():
+    """Every module of this package that defines a method (NAME and apply), ordered by its
+    ORDER (then name): a new reference is one new file here, nothing else."""
+    found = []
+    for info in pkgutil.iter_modules(__path__):
+        if info.name == "common":
+            continue
+        mod = importlib.import_module("." + info.name, __name__)
+        if hasattr(mod, "NAME") and hasattr(mod, "apply"):
+            found.append(mod)
+    found.sort(key=lambda m: (getattr(m, "ORDER", 100), m.NAME))
+    return {m.NAME: m for m in found}
+
+
+_MODULES = _discover()
 
 #: canonical method names, in the contract's order
 METHODS = tuple(_MODULES)

@@ -20,6 +20,7 @@ from . import common
 NAME = "batch_norm"
 ALIASES = ("bn",)
 SUMMARY = "Batch normalization: per-channel statistics over the batch and spatial axes"
+ORDER = 10
 MIN_RANK = 2
 
 OPTIONS = {

@@ -20,6 +20,7 @@ from . import batch_norm, common
 NAME = "batch_renorm"
 ALIASES = ("brn",)
 SUMMARY = "Batch renormalization: BN corrected towards the running statistics by r and d"
+ORDER = 20
 MIN_RANK = 2
 
 OPTIONS = {k: v for k, v in batch_norm.OPTIONS.items() if k not in batch_norm.BN_ONLY_OPTIONS}

@@ -2,7 +2,7 @@
 
 Everything here is plain numpy (works on numpy 1.24) and float64.
 
-Conventions (see /work/shared/apply-contract.md):
+Conventions (see docs/apply-contract.md):
 - layout: channel axis 1, shapes (N,C), (N,C,L), (N,C,H,W), (N,C,D,H,W);
 - momentum: PyTorch, ``running = (1 - m) * running + m * batch``; ``momentum=None``
   means a cumulative average, ``m = 1 / num_batches_tracked`` after the counter was

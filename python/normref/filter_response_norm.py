@@ -21,6 +21,7 @@ from . import common
 NAME = "filter_response_norm"
 ALIASES = ("frn",)
 SUMMARY = "Filter response normalization with a thresholded linear unit (FRN + TLU)"
+ORDER = 60
 MIN_RANK = 3
 
 OPTIONS = {

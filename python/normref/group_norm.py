@@ -13,6 +13,7 @@ from . import common
 NAME = "group_norm"
 ALIASES = ("gn",)
 SUMMARY = "Group normalization: per-sample statistics over groups of channels"
+ORDER = 30
 MIN_RANK = 2
 
 OPTIONS = {

@@ -22,6 +22,7 @@ from . import common
 NAME = "instance_norm"
 ALIASES = ("in",)
 SUMMARY = "Instance normalization: per-sample, per-channel statistics over spatial axes"
+ORDER = 50
 MIN_RANK = 3
 
 OPTIONS = {

@@ -12,6 +12,7 @@ from . import common
 NAME = "layer_norm"
 ALIASES = ("ln",)
 SUMMARY = "Layer normalization: per-sample statistics over all non-batch axes"
+ORDER = 40
 MIN_RANK = 2
 
 OPTIONS = {

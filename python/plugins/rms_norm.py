@@ -16,6 +16,11 @@ or put its directory in NORMLAB_PLUGIN_PATH. The contract a plugin file follows:
   ``backward(grad_output, params) -> (grad_input, {param name: grad})``.
 - optional ``reference(x, mode, grad_output, params, buffers, options) -> dict``: a float64
   reference in normref.run's format, used by `normlab parity`.
+- every array handed to normlab (parameters, buffers, forward's output, backward's gradients)
+  is float32: any other dtype, float64 included, is refused (no silent narrowing);
+  ``backward`` returns a gradient for every parameter in ``self.parameters``.
+- plugin code runs inside normlab: whatever it prints goes to stderr (stdout stays normlab's),
+  and ``os._exit``/``sys.exit`` are errors naming the plugin, not a way to end normlab.
 """
 import numpy as np
 

@@ -16,17 +16,19 @@ def test_parity_all_builtins_json():
     res = run(["parity", "--cases", "50", "--seed", "4", "--json"])
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr
     report = json.loads(res.stdout)
-    assert [m["method"] for m in report["methods"]] == METHODS
+    assert [m["method"] for m in report["methods"]][:len(METHODS)] == METHODS
     for m in report["methods"]:
         assert m["cases"] == 50 and m["failed"] == 0
-        assert 0 < m["max_rel_error"] < 1e-4 and m["max_abs_error"] >= 0 and m["worst_case"]
+        # a method computing in float64 and rounding once may match the float32 reference copy exactly
+        assert 0 <= m["max_rel_error"] < 1e-4 and m["max_abs_error"] >= 0 and m["worst_case"]
+        assert m["max_rel_error"] > 0 or m["method"] not in METHODS
 
 
 def test_parity_table_and_selection():
     res = run(["parity", "--methods", "bn,GN", "--cases", "5"])
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
-    assert lines[0].split()[:6] == ["method", "cases", "failed", "max_abs_error", "max_rel_error", "worst_case"]
+    assert lines[0].split()[:7] == ["method", "cases", "failed", "skipped", "max_abs_error", "max_rel_error", "worst_case"]
     assert [l.split()[0] for l in lines[2:4]] == ["batch_norm", "group_norm"]
     bad = run(["parity", "--methods", "nope"])
     assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1

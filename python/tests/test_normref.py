@@ -1,6 +1,6 @@
 """Tests of the float64 numpy references (normref).
 
-Run: cd /work/main && /usr/bin/python3 -m pytest python/tests -q
+Run (from the repository root): /usr/bin/python3 -m pytest python/tests -q
 """
 
 import numpy as np

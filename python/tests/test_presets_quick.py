@@ -1,9 +1,11 @@
 """Every preset's quick form through the real command: runs, table, figures, notebook.
 
 Each test also checks the one property its preset is about, where a quick run can show it
-(the full runs and their verdicts are in the README and notebooks-export/).
+(the full runs and their verdicts are in the README and notebooks-export/), and for presets
+with claims that the report prints each claim's verdict with its effect and 95 % CI.
 """
 import csv
+import json
 import re
 
 import nbformat
@@ -13,7 +15,8 @@ from cli_helpers import run
 
 # preset -> (runs in the quick form, figure stems)
 QUICK = {
-    "batch-size": (8, ["error-vs-batch", "accuracy"]),
+    # 4 cells x 2 seeds, then a seed round: 2 more seeds on the 4 cells the claims compare
+    "batch-size": (24, ["error-vs-batch", "accuracy", "claims-effects"]),
     "learning-rate": (4, ["accuracy", "steps-to-baseline", "accuracy-curves"]),
     "moving-average-training": (3, ["accuracy", "weight-norm-growth", "loss-curves", "weight-norm-curves"]),
     "placement": (4, ["accuracy", "bias-gradient"]),
@@ -22,13 +25,16 @@ QUICK = {
 }
 
 
-def quick_runs(tmp_path, preset):
+def quick_runs(tmp_path, preset, printed=None):
+    """Runs the quick form; returns its runs (and appends what it printed to `printed`)."""
     store = tmp_path / (preset + ".sqlite")
     res = run(["ablate", "--preset", preset, "--quick", "--jobs", "2", "--store", store], timeout=900)
     assert res.returncode == 0, res.stderr[-2000:]
+    if printed is not None:
+        printed.append(res.stdout)
     expected, figures = QUICK[preset]
-    assert "%d/%d runs stored" % (expected, expected) in res.stdout + res.stderr
     report = tmp_path / (preset + "-report")
+    assert "%d of %d runs stored" % (expected, expected) in (report / "table.md").read_text()
     with open(report / "runs.csv") as f:
         runs = list(csv.DictReader(f))
     assert len(runs) == expected
@@ -38,6 +44,31 @@ def quick_runs(tmp_path, preset):
     nbformat.validate(nbformat.read(str(report / (preset + "-quick.ipynb")), as_version=4))
     assert (report / "table.md").read_text().startswith("## %s-quick" % preset)
     return runs
+
+
+def check_claims(tmp_path, preset, stdout, names):
+    """Every claim is in the printed report and in table.json with an effect, a 95 % CI and
+    the verdict that CI implies; the notebook has the claims section."""
+    assert "### Claims" in stdout
+    report = tmp_path / (preset + "-report")
+    claims = json.loads((report / "table.json").read_text())["claims"]
+    assert [c["name"] for c in claims] == names
+    for c in claims:
+        assert c["name"] in stdout
+        assert c["n"] >= 2 and c["ci_low"] <= c["effect"] <= c["ci_high"]
+        below = c["expect"] != "greater"
+        lo, hi = c["ci_low"], c["ci_high"]
+        if below:
+            expected = "supported" if hi < 0 else ("contradicted" if lo > 0 else "inconclusive")
+        else:
+            expected = "supported" if lo > 0 else ("contradicted" if hi < 0 else "inconclusive")
+        assert c["verdict"] == expected
+        # the printed row: effect and CI as the JSON has them, then the verdict
+        row = next(line for line in stdout.splitlines() if line.startswith("| " + c["name"].replace("|", "\\|") + " |"))
+        assert "[%+.4f, %+.4f]" % (lo, hi) in row and "**%s**" % c["verdict"] in row
+    nb = nbformat.read(str(report / (preset + "-quick.ipynb")), as_version=4)
+    assert any(cell.source.startswith("## Claims") for cell in nb.cells)
+    return claims
 
 
 def by(runs, **axes):
@@ -52,9 +83,16 @@ def test_every_preset_is_listed():
 
 
 def test_batch_size_quick(tmp_path):
-    runs = quick_runs(tmp_path, "batch-size")
+    printed = []
+    runs = quick_runs(tmp_path, "batch-size", printed)
+    claims = check_claims(tmp_path, "batch-size", printed[0],
+                          ["BN's error rises from B=32 to B=4", "GN's change is under a third of BN's"])
+    assert claims[0]["n"] == 4 and claims[0]["compare"] == "norm=bn, batch_size=4"
     assert {r["norm"] for r in runs} == {"bn", "gn(num_groups=4)", "frn", "none"}
     assert {r["batch_size"] for r in runs} == {"4", "32"}
+    # the seed policy added seeds 2 and 3 to the claims' cells (BN, GN) only
+    for r in runs:
+        assert int(r["seed"]) < (4 if r["norm"] in ("bn", "gn(num_groups=4)") else 2)
     # lr scaled with the batch size: the same epochs at batch 4 take 8x the steps of batch 32
     steps = {r["batch_size"]: float(r["train_steps"]) for r in by(runs, norm="bn")}
     assert steps["4"] == 8 * steps["32"]
@@ -117,3 +155,14 @@ def test_describe_spec_documents_the_knobs():
     assert "learnable_eps" in frn.stdout and "tlu" in frn.stdout
     both = run(["describe", "bn", "--spec"])
     assert both.returncode != 0 and len(both.stderr.strip().splitlines()) <= 3
+
+
+def test_freeze_quick_claims(tmp_path):
+    """The main job's quick form prints both freezing claims' verdicts with their CIs."""
+    store = tmp_path / "freeze.sqlite"
+    res = run(["ablate", "--preset", "freeze", "--quick", "--jobs", "2", "--store", store], timeout=900)
+    assert res.returncode == 0, res.stderr[-2000:]
+    claims = check_claims(tmp_path, "freeze", res.stdout,
+                          ["frozen BN statistics beat updated ones at batch size 2", "freezing the affine as well costs accuracy"])
+    assert all(c["n"] == 2 for c in claims)
+    assert (tmp_path / "freeze-report" / "figures" / "claims-effects.png").stat().st_size > 1000

@@ -1,7 +1,7 @@
 import Foundation
 
 /// One `normlab apply` call: a method run once on arrays read from `.npy` files
-/// (`../shared/apply-contract.md`).
+/// (`docs/apply-contract.md`).
 public struct ApplyRequest: Sendable {
     public var method: String
     public var input: URL

@@ -7,7 +7,8 @@ public enum ApplyRunner {
     public static func compute(_ request: ApplyRequest, registry: NormRegistry) throws -> ApplyResult {
         let entry = try wrap { try registry.entry(named: request.method) }
         let name = entry.descriptor.name
-        let x = try read(request.input)
+        var values = ApplyValueGuard()
+        let x = try read(request.input, into: &values)
         let given = try wrap { try NormOptions.parse(method: name, schema: entry.descriptor.options, settings: request.settings) }
         let options = try wrap { try NormOptions(method: name, schema: entry.descriptor.options, given: given) }
         guard x.rank >= 1 else {
@@ -27,17 +28,17 @@ public enum ApplyRunner {
             guard let p = layer.parameter(named: pname) else {
                 throw ApplyError.norm(.unknownState(method: name, name: pname, known: layer.parameters.map(\.name)))
             }
-            p.value = try conform(read(url), to: p.value.shape, name: pname, method: name, path: url.path)
+            p.value = try conform(read(url, into: &values), to: p.value.shape, name: pname, method: name, path: url.path)
         }
         for (bname, url) in request.bufferFiles {
             guard let b = layer.buffer(named: bname) else {
                 let hint = layer.tracksRunningStatistics ? "" : " (\(name) keeps no running statistics with these options; e.g. --set track_running_stats=true)"
                 throw ApplyError.usage("\(name): no buffer named '\(bname)'\(hint)")
             }
-            b.value = try conform(read(url), to: b.value.shape, name: bname, method: name, path: url.path)
+            b.value = try conform(read(url, into: &values), to: b.value.shape, name: bname, method: name, path: url.path)
         }
         let gy = try request.gradOutput.map { url -> Tensor in
-            let g = try read(url)
+            let g = try read(url, into: &values)
             guard g.shape == x.shape else {
                 throw ApplyError.usage("\(url.path): grad-output shape \(g.shape.shapeText) differs from the input shape \(x.shape.shapeText)")
             }
@@ -63,6 +64,7 @@ public enum ApplyRunner {
                 if let b = layer.buffer(named: bname) { result.arrays.append((bname, b.value)) }
             }
         }
+        try values.check(result)
         return result
     }
 
@@ -102,8 +104,11 @@ public enum ApplyRunner {
         }
     }
 
-    private static func read(_ url: URL) throws -> Tensor {
-        do { return try NPY.read(contentsOf: url) } catch { throw ApplyError.file(path: url.path, error) }
+    private static func read(_ url: URL, into values: inout ApplyValueGuard) throws -> Tensor {
+        let tensor: Tensor
+        do { tensor = try NPY.read(contentsOf: url) } catch { throw ApplyError.file(path: url.path, error) }
+        try values.admit(tensor, path: url.path)
+        return tensor
     }
 
     /// Accepts an array whose shape equals `shape` up to size-1 axes (`(1, C, 1, 1)` for `(C,)`).

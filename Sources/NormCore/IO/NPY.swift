@@ -262,9 +262,10 @@ public enum NPY {
         guard fstat(fd, &info) == 0 else { throw .unreadable(path: path, reason: errnoText()) }
         let fileType = info.st_mode & S_IFMT
         if fileType == S_IFDIR { throw .unreadable(path: path, reason: "is a directory, not a file") }
+        if fileType == S_IFIFO { return try readStream(fd, path: path) }
         guard fileType == S_IFREG else {
-            // A pipe or device: no size to plan with, so read it all and decode.
-            return try decodeWithInfo(Data(try readToEnd(fd, path: path)))
+            // A device such as /dev/zero or /dev/urandom never ends: refuse it before reading a byte.
+            throw .unreadable(path: path, reason: "is \(fileTypeName(fileType)), not a regular file or a pipe")
         }
         let size = Int(info.st_size)
 
@@ -298,6 +299,7 @@ public enum NPY {
         defer { body.deallocate() }
         let got = preadFully(fd, into: body, count: needed, offset: header.dataOffset)
         if got != needed { throw readFailure(path: path, header: header, got: got) }
+        try checkFloat32Range(header, data: UnsafeRawPointer(body))
         return (makeTensor(header, data: UnsafeRawPointer(body)), header)
     }
 
@@ -333,20 +335,76 @@ public enum NPY {
         return bytes
     }
 
-    /// Everything left in a stream.
-    private static func readToEnd(_ fd: Int32, path: String) throws(NPYError) -> [UInt8] {
+    /// The largest data section a pipe may declare: half the machine's memory. A regular file's
+    /// declared size is checked against the file's real size instead.
+    static var streamByteLimit: Int {
+        Int(clamping: ProcessInfo.processInfo.physicalMemory / 2)
+    }
+
+    /// Reads a `.npy` array from a pipe, which has no size to plan with.
+    ///
+    /// The preamble is read first, so a stream that is not a `.npy` array is refused after a
+    /// few bytes; then exactly the declared data section is read, and one more byte decides
+    /// whether the stream has trailing data. Memory never exceeds the declared size, and a
+    /// declared size above ``streamByteLimit`` is refused before any data is read.
+    private static func readStream(_ fd: Int32, path: String) throws(NPYError) -> (tensor: Tensor, header: NPYHeader) {
         var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        var wanted = 128  // numpy's preamble length for any ordinary shape
+        var header: NPYHeader
         while true {
+            let ended = try readStream(fd, path: path, appendingTo: &bytes, upTo: wanted)
+            do {
+                header = try parsePreamble(bytes)
+                break
+            } catch let NPYError.truncatedHeader(expected, _) where expected > bytes.count && !ended {
+                wanted = expected
+            }
+        }
+        let needed = header.dataByteCount
+        if needed > streamByteLimit {
+            throw .unreadable(path: path, reason: "the header declares \(needed) bytes of values, more than a pipe "
+                              + "may hold (\(streamByteLimit) bytes, half the memory); save the array to a file")
+        }
+        bytes.reserveCapacity(header.dataOffset + needed)
+        _ = try readStream(fd, path: path, appendingTo: &bytes, upTo: header.dataOffset + needed)
+        if bytes.count == header.dataOffset + needed {
+            var extra: [UInt8] = []
+            _ = try readStream(fd, path: path, appendingTo: &extra, upTo: 1)
+            if !extra.isEmpty { throw .trailingStreamData(expectedBytes: needed) }
+        }
+        let result: Result<Tensor, NPYError> = bytes.withUnsafeBytes { raw in
+            Result { () throws(NPYError) -> Tensor in try decodeBody(raw, header: header) }
+        }
+        return (try result.get(), header)
+    }
+
+    /// Reads from a stream until `bytes` holds `count` bytes or the stream ends; returns
+    /// whether it ended.
+    private static func readStream(_ fd: Int32, path: String, appendingTo bytes: inout [UInt8],
+                                   upTo count: Int) throws(NPYError) -> Bool {
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while bytes.count < count {
             let n = chunk.withUnsafeMutableBytes { buffer in
-                buffer.baseAddress.map { Glibc_read(fd, $0, buffer.count) } ?? 0
+                buffer.baseAddress.map { Glibc_read(fd, $0, min(buffer.count, count - bytes.count)) } ?? 0
             }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw .unreadable(path: path, reason: errnoText())
             }
-            if n == 0 { return bytes }
+            if n == 0 { return true }
             bytes += chunk[0..<n]
+        }
+        return false
+    }
+
+    /// A file type from `stat(2)` in words, for an error message.
+    private static func fileTypeName(_ type: mode_t) -> String {
+        switch type {
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFSOCK: return "a socket"
+        case S_IFLNK: return "a symbolic link"
+        default: return "a special file"
         }
     }
 
@@ -542,7 +600,21 @@ public enum NPY {
     private static func decodeBody(_ bytes: UnsafeRawBufferPointer, header: NPYHeader) throws(NPYError) -> Tensor {
         try checkBodyLength(header, available: bytes.count - header.dataOffset)
         guard let base = bytes.baseAddress else { return Tensor(shape: header.shape, initializingWith: { _ in }) }
+        try checkFloat32Range(header, data: base + header.dataOffset)
         return makeTensor(header, data: base + header.dataOffset)
+    }
+
+    /// Rejects a float64 data section holding a finite value that rounds to infinity in
+    /// float32 (|x| at or above 2^128 - 2^103, about 3.4028236e38); infinities and NaNs
+    /// stored as such pass through unchanged.
+    private static func checkFloat32Range(_ header: NPYHeader, data source: UnsafeRawPointer) throws(NPYError) {
+        guard header.scalarType == .float64 else { return }
+        let swap = header.isBigEndian != hostIsBigEndian
+        for i in 0..<header.count {
+            let bits = source.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)
+            let value = Double(bitPattern: swap ? bits.byteSwapped : bits)
+            if value.isFinite && Float(value).isInfinite { throw .valueBeyondFloat32(value: value) }
+        }
     }
 
     /// Rejects a data section that is not exactly `count * itemsize` bytes.

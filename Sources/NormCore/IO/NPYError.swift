@@ -39,6 +39,10 @@ public enum NPYError: Error, Equatable, Sendable, CustomStringConvertible {
     case truncatedData(expectedValues: Int, expectedBytes: Int, actualBytes: Int)
     /// The data section is longer than the header's shape and dtype require.
     case trailingBytes(expectedBytes: Int, actualBytes: Int)
+    /// A finite float64 value too large for float32, which normlab computes in.
+    case valueBeyondFloat32(value: Double)
+    /// A pipe goes on after the data section the header declares (not read further).
+    case trailingStreamData(expectedBytes: Int)
 
     public var description: String {
         switch self {
@@ -74,6 +78,10 @@ public enum NPYError: Error, Equatable, Sendable, CustomStringConvertible {
             return "shape \(shape) is too large: its element count or byte size overflows a 64-bit integer"
         case let .truncatedData(values, bytes, actual):
             return "truncated data: header promises \(values) values (\(bytes) bytes), file has \(actual) bytes after the header"
+        case let .valueBeyondFloat32(value):
+            return "float64 value \(value) is beyond float32's range (±\(Float.greatestFiniteMagnitude)); normlab computes in float32"
+        case let .trailingStreamData(expected):
+            return "unexpected trailing data: header promises \(expected) bytes of values, the pipe goes on after them"
         case let .trailingBytes(expected, actual):
             return "unexpected trailing data: header promises \(expected) bytes of values, file has \(actual) bytes after the header"
         }

@@ -15,9 +15,16 @@ public struct NormDescriptor: Sendable {
     public let ranks: ClosedRange<Int>
     /// Longer notes for `normlab describe` (reduction axes, affine shape, conventions).
     public let notes: [String]
+    /// Rules on options and shapes a layer enforces at construction (see ``NormConstraint``);
+    /// the parity generator builds only cases that satisfy them and the spec validator names them.
+    public let constraints: [NormConstraint]
+    /// The axes each statistic is taken over, when the method normalizes by statistics
+    /// (`nil` for e.g. a fixed affine); used to keep generated shapes at ≥ 2 values per reduction.
+    public let reduction: ReductionAxes?
 
     public init(name: String, aliases: [String] = [], summary: String, reference: String,
-                options: [OptionSpec], ranks: ClosedRange<Int> = 2...5, notes: [String] = []) {
+                options: [OptionSpec], ranks: ClosedRange<Int> = 2...5, notes: [String] = [],
+                constraints: [NormConstraint] = [], reduction: ReductionAxes? = nil) {
         self.name = name
         self.aliases = aliases
         self.summary = summary
@@ -25,6 +32,8 @@ public struct NormDescriptor: Sendable {
         self.options = options
         self.ranks = ranks
         self.notes = notes
+        self.constraints = constraints
+        self.reduction = reduction
     }
 
     /// The schema entry for an option.

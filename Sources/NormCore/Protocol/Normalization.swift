@@ -15,6 +15,9 @@ public protocol Normalization: AnyObject {
     var buffers: [Buffer] { get }
     /// Whether this layer keeps running statistics that eval mode uses.
     var tracksRunningStatistics: Bool { get }
+    /// Whether the output already includes the nonlinearity (FRN's TLU, EvoNorm-S0): a model
+    /// then adds no activation after the layer. Default `false`.
+    var includesActivation: Bool { get }
     /// Normalizes `x`; in train mode may update buffers. Caches what `backward` needs.
     func forward(_ x: Tensor, mode: Mode) throws -> Tensor
     /// Given dL/dy for the last forward, returns dL/dx and sets each parameter's
@@ -36,6 +39,8 @@ extension NormalizationPlugin {
 }
 
 extension Normalization {
+    public var includesActivation: Bool { false }
+
     /// The parameter named `name`, if any.
     public func parameter(named name: String) -> Parameter? { parameters.first { $0.name == name } }
     /// The buffer named `name`, if any.

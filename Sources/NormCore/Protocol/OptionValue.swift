@@ -57,12 +57,27 @@ public struct OptionSpec: Sendable, Equatable {
     /// `nil` means the option is required.
     public let defaultValue: OptionValue?
     public let summary: String
+    /// Values `normlab parity` tries besides the default (edge cases of this option); bool
+    /// and choice options are tried at every value without being listed.
+    public let samples: [OptionValue]
 
-    public init(_ name: String, _ kind: OptionKind, default defaultValue: OptionValue?, _ summary: String) {
+    public init(_ name: String, _ kind: OptionKind, default defaultValue: OptionValue?, _ summary: String,
+                samples: [OptionValue] = []) {
         self.name = name
         self.kind = kind
         self.defaultValue = defaultValue
         self.summary = summary
+        self.samples = samples
+    }
+
+    /// Every value parity should try: the declared samples, or all values of a bool or choice.
+    public var parityValues: [OptionValue] {
+        if !samples.isEmpty { return samples }
+        switch kind {
+        case .bool: return [.bool(true), .bool(false)]
+        case let .choice(words): return words.map { .text($0) }
+        default: return []
+        }
     }
 
     /// Parses CLI text (`--set name=text`) into a value of this option's kind.

@@ -14,6 +14,9 @@ public struct NormRegistry: Sendable {
 
     private var entries: [Entry] = []
     private var index: [String: Int] = [:]
+    /// The method models use when none is named (``NormSpec/registryDefault``); the
+    /// registration list that registers it declares it.
+    public private(set) var defaultMethod: String?
 
     public init() {}
 
@@ -39,6 +42,11 @@ public struct NormRegistry: Sendable {
         for key in keys { index[key] = entries.count - 1 }
     }
 
+    /// Makes a registered method the default (what `NormSpec.registryDefault` resolves to).
+    public mutating func setDefault(_ name: String) throws {
+        defaultMethod = try entry(named: name).descriptor.name
+    }
+
     /// All registered methods in registration order.
     public var all: [Entry] { entries }
     /// Canonical names in registration order.
@@ -46,6 +54,7 @@ public struct NormRegistry: Sendable {
 
     /// The entry for a name or alias (case-insensitive).
     public func entry(named name: String) throws -> Entry {
+        if name.lowercased() == NormSpec.defaultMethodName, let d = defaultMethod, let i = index[d.lowercased()] { return entries[i] }
         guard let i = index[name.lowercased()] else { throw NormError.unknownMethod(name, known: names) }
         return entries[i]
     }

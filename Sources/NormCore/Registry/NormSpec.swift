@@ -10,4 +10,9 @@ public struct NormSpec: Sendable, Equatable, Hashable {
         self.name = name
         self.options = options
     }
+
+    /// The name that resolves to the registry's default method (``NormRegistry/defaultMethod``).
+    public static let defaultMethodName = "default"
+    /// The registry's default method with its default options.
+    public static let registryDefault = NormSpec(defaultMethodName)
 }

@@ -3,14 +3,16 @@
 public enum CommonOptions {
     public static func eps(default value: Double = 1e-5) -> OptionSpec {
         OptionSpec("eps", .real(0...Double.greatestFiniteMagnitude), default: .real(value),
-                   "added to the variance before the square root")
+                   "added to the variance before the square root", samples: [.real(1.0), .real(1e-10)])
     }
     public static let momentum = OptionSpec(
         "momentum", .realOrNone(0...1), default: .real(0.1),
-        "PyTorch convention: running = (1 - m) * running + m * batch; none = cumulative average")
+        "PyTorch convention: running = (1 - m) * running + m * batch; none = cumulative average",
+        samples: [.none, .real(0.3)])
     public static let kerasDecay = OptionSpec(
         "keras_decay", .realOrNone(0...1), default: OptionValue.none,
-        "Keras convention instead of momentum: running = d * running + (1 - d) * batch")
+        "Keras convention instead of momentum: running = d * running + (1 - d) * batch",
+        samples: [.real(0.9)])
     public static func affine(default value: Bool) -> OptionSpec {
         OptionSpec("affine", .bool, default: .bool(value), "learnable per-channel weight and bias")
     }
@@ -24,6 +26,14 @@ public enum CommonOptions {
     public static let skipNonFinite = OptionSpec(
         "skip_nonfinite", .bool, default: .bool(false),
         "skip (and count) a running-stat update whose batch statistics are not finite")
+
+    /// The rules among the running-statistics options (checked by ``RunningStatistics`` users at
+    /// construction; declared so parity and validation know them).
+    public static let runningStatisticsConstraints: [NormConstraint] = [
+        .exclusive("momentum", "keras_decay"),
+        .setRequires(option: "momentum", other: "track_running_stats", value: .bool(true)),
+        .setRequires(option: "keras_decay", other: "track_running_stats", value: .bool(true)),
+    ]
 
     /// The running-statistics options, in `describe` order.
     public static func runningStatistics(track: Bool) -> [OptionSpec] {

@@ -19,7 +19,11 @@ public class Convolution: Layer {
     public let weight: Parameter
     public let bias: Parameter?
     public var computesInputGradient = true
+    /// When set, the convolution computes with the standardized weight Ŵ (``WeightStandardization``);
+    /// the parameter stays `W` and receives the gradient through the standardization.
+    public var weightStandardization: WeightStandardization?
 
+    private var standardized: WeightStandardization.Standardized?
     private var cachedInput: Tensor?
     private var geometry: ConvGeometry?
     private let cols = Scratch()
@@ -79,7 +83,8 @@ public class Convolution: Layer {
         let colsPtr = cols.reserve(g.patch * columns)
         x.withUnsafeBufferPointer { Im2Col.forward($0.baseAddress!, g, cols: colsPtr) }
         let prod = product.reserve(outChannels * columns)
-        weight.value.withUnsafeBufferPointer { w in
+        standardized = weightStandardization?.standardize(weight.value)
+        (standardized?.weight ?? weight.value).withUnsafeBufferPointer { w in
             Gemm.multiply(m: outChannels, n: columns, k: g.patch, a: w.baseAddress!, b: colsPtr, c: prod)
         }
         let y = output.tensor(shape: outputShape(g))
@@ -125,7 +130,7 @@ public class Convolution: Layer {
             let gw = Tensor(shape: weight.value.shape) { gwb in
                 Gemm.multiply(transB: true, m: outChannels, n: g.patch, k: columns, a: gy, b: colsPtr, c: gwb.baseAddress!)
             }
-            weight.gradient = gw
+            weight.gradient = standardized?.weightGradient(gw) ?? gw
         } else {
             weight.gradient = nil
         }
@@ -133,7 +138,7 @@ public class Convolution: Layer {
         guard computesInputGradient else { return .skippedGradient }
         // dcols = Wᵀ · dY overwrites the forward columns (no longer needed).
         let dcols = colsPtr
-        weight.value.withUnsafeBufferPointer { w in
+        (standardized?.weight ?? weight.value).withUnsafeBufferPointer { w in
             Gemm.multiply(transA: true, m: g.patch, n: columns, k: outChannels, a: w.baseAddress!, b: gy, c: dcols)
         }
         let gx = gradInput.tensor(shape: x.shape)

@@ -33,3 +33,4 @@ public struct NetError: Error, CustomStringConvertible, Equatable, Sendable {
     public let description: String
     public init(_ message: String) { description = message }
 }
+extension NetError: UserFacingError {}

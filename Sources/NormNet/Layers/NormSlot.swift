@@ -31,28 +31,19 @@ public final class NormSlot: Layer {
 
     public func forward(_ x: Tensor, mode: Mode) throws -> Tensor {
         let effective = layer.freeze.effectiveMode(for: mode)
-        guard recordsTelemetry, effective == .train, layer.plugin.tracksRunningStatistics,
-              let source = layer.plugin as? BatchStatisticsSource,
-              let rm = layer.plugin.buffer(named: "running_mean")?.value,
-              let rv = layer.plugin.buffer(named: "running_var")?.value else {
+        guard recordsTelemetry, effective == .train, let source = layer.plugin.trackedStatistics,
+              let stats = source.evalStatistics else {
             return try layer.forward(x, mode: mode)
         }
         // rm/rv keep this step's pre-update values (the update copies on write).
+        let rm = stats.mean.value, rv = stats.variance.value
         let y = try layer.forward(x, mode: mode)
         if let moments = source.lastBatchMoments {
-            telemetry.record(moments, runningMean: rm, runningVar: rv, eps: options.values["eps"].flatMap(Self.real) ?? 1e-5)
+            telemetry.record(moments, runningMean: rm, runningVar: rv, eps: stats.eps)
         }
-        if let brn = layer.plugin as? BatchRenormClipSource { telemetry.recordClips(brn.lastClipFractions) }
+        if let renorm = layer.plugin as? any RenormalizationControl { telemetry.recordClips(renorm.lastClipFractions) }
         return y
     }
 
     public func backward(_ gradOutput: Tensor) throws -> Tensor { try layer.backward(gradOutput) }
-
-    static func real(_ v: OptionValue) -> Double? {
-        switch v {
-        case let .real(d): return d
-        case let .integer(i): return Double(i)
-        default: return nil
-        }
-    }
 }

@@ -1,46 +1,98 @@
 import NormCore
 
 /// A CNN built from a ``ModelSpec`` with every block's norm slot filled through a
-/// ``NormRegistry`` (any built-in, a custom Swift plugin, or a Python plugin).
+/// ``NormRegistry`` (any built-in, a custom Swift plugin, or a Python plugin): the plain conv
+/// stack (``ConvBlock``s) or a CIFAR-style ResNet (``ResidualBlock``s, ``ResNetBuilder``).
 ///
 /// The model's mode is only a request: each norm layer runs in its freeze policy's
 /// effective mode, so ``setMode(_:)`` to `.train` never undoes `norm_eval`, and frozen
 /// parameters (`requires_grad: false`, `frozen_stages`) never get gradients.
 public final class Model {
     public let spec: ModelSpec
+    /// The plain net's blocks (empty for a ResNet).
     public let blocks: [ConvBlock]
+    /// A ResNet's residual blocks in order (empty for the plain net).
+    public let residualBlocks: [ResidualBlock]
     /// Global pooling or flatten before the classifier.
     public let headPool: Layer
     public let classifier: Linear
     public private(set) var mode: Mode = .train
     /// Per-sample feature shape entering the head.
     public let featureShape: [Int]
-    /// Every layer in execution order with its dotted name.
+    /// Every top-level layer in execution order with its dotted name (a residual block is one).
     public let layers: [(name: String, layer: Layer)]
+    /// Every non-composite layer with its dotted name (the layers inside residual blocks
+    /// named `layer1.0.conv1`, …); equal to `layers` for the plain net.
+    public let leafLayers: [(name: String, layer: Layer)]
 
     /// Builds and initializes the model; `seed` drives every initial weight.
     public init(spec: ModelSpec, registry: NormRegistry, seed: UInt64) throws {
         try spec.validate()
         self.spec = spec
         var rng = SeededGenerator(seed: seed)
+        let (normOptions, includesActivation) = try Self.resolveNorm(spec, registry: registry)
+        var body: [(String, Layer)] = []
+        if spec.family == .resnet {
+            let resnet = try ResNetBuilder(spec: spec, registry: registry, normOptions: normOptions,
+                                           normIncludesActivation: includesActivation).build(using: &rng)
+            blocks = []
+            residualBlocks = resnet.blocks
+            featureShape = resnet.featureShape
+            body = resnet.layers
+        } else {
+            var plainShape: [Int] = []
+            blocks = try Self.plainBlocks(spec, registry: registry, normOptions: normOptions,
+                                          tluReplacesActivation: includesActivation, shape: &plainShape, using: &rng)
+            featureShape = plainShape
+            residualBlocks = []
+            for b in blocks { body += b.layers.map { ("blocks.\(b.index).\($0.name)", $0.layer) } }
+        }
+        let shape = featureShape
+
+        let features: Int
+        switch spec.head {
+        case .globalAvgPool: headPool = GlobalAvgPool(); features = shape[0]
+        case .flatten: headPool = Flatten(); features = shape.product
+        }
+        classifier = try Linear(inFeatures: features, outFeatures: spec.classes)
+        classifier.weight.value = Initializers.pytorchDefault(classifier.weight.value.shape, fanIn: features, using: &rng)
+        classifier.bias!.value = Initializers.pytorchDefault([spec.classes], fanIn: features, using: &rng)
+
+        var seq = body
+        seq.append(("head", headPool))
+        // Drawn after every initial weight, so a model without dropout initializes as before.
+        let dropoutSeed = rng.next()
+        if spec.dropout > 0 { seq.append(("dropout", try Dropout(probability: spec.dropout, seed: dropoutSeed))) }
+        seq.append(("classifier", classifier))
+        layers = seq
+        leafLayers = flattenedLayers(seq)
+        layers.first?.layer.computesInputGradient = false
+    }
+
+    /// The norm's resolved options, and whether its output includes the activation placed
+    /// before it (FRN's TLU, EvoNorm-S0): asked of a layer of the method built for the first
+    /// slot (``Normalization/includesActivation``), never inferred from its name.
+    private static func resolveNorm(_ spec: ModelSpec, registry: NormRegistry) throws -> (NormOptions?, Bool) {
+        guard let norm = spec.norm else { return (nil, false) }
+        let options = try registry.options(for: norm)
+        let first = FeatureShape(channels: spec.width, spatial: Array(spec.inputShape.dropFirst()))
+        let probe: any Normalization
+        do { probe = try registry.make(norm, shape: first) } catch let error as NormError {
+            throw NetError("the first norm slot (\(spec.width) channels, \(first.perSampleShape.map(\.shapeText) ?? "")): \(error.description)")
+        }
+        return (options, spec.normPosition == .before && probe.includesActivation)
+    }
+
+    /// The plain net's blocks; `shape` ends as the per-sample feature shape entering the head.
+    private static func plainBlocks(_ spec: ModelSpec, registry: NormRegistry, normOptions: NormOptions?, tluReplacesActivation: Bool,
+                                    shape: inout [Int], using rng: inout SeededGenerator) throws -> [ConvBlock] {
         let twoD = spec.inputShape.count == 3
-        var shape = spec.inputShape
+        shape = spec.inputShape
         var channels = spec.width
         var strideNext = false
         var resolution: [Int] = []
         var group = 0
         var built: [(conv: Convolution, norm: NormSlot?, act: Layer?, pool: Layer?)] = []
-
-        // Which norm resolves to FRN-with-TLU (its TLU replaces the activation).
-        var normOptions: NormOptions?
-        var tluReplacesActivation = false
-        if let norm = spec.norm {
-            let entry = try registry.entry(named: norm.name)
-            let options = try registry.options(for: norm)
-            normOptions = options
-            tluReplacesActivation = entry.descriptor.name == "filter_response_norm" && options.values["tlu"] == .bool(true)
-                && spec.normPosition == .before
-        }
 
         for i in 0..<spec.depth {
             let stride = strideNext ? 2 : 1
@@ -49,12 +101,16 @@ public final class Model {
             let conv: Convolution = twoD
                 ? try Conv2d(inChannels: shape[0], outChannels: channels, kernel: spec.kernel, stride: stride, padding: pad, bias: spec.convBias)
                 : try Conv1d(inChannels: shape[0], outChannels: channels, kernel: spec.kernel, stride: stride, padding: pad, bias: spec.convBias)
+            conv.weightStandardization = spec.weightStandardization
             let out = try conv.outputShape(forSample: shape)
             resolution.append(group)
             var slot: NormSlot?
             if let norm = spec.norm, let options = normOptions {
                 let fshape = FeatureShape(channels: channels, spatial: Array(out.dropFirst()))
-                let plugin = try registry.make(norm, shape: fshape)
+                let plugin: any Normalization
+                do { plugin = try registry.make(norm, shape: fshape) } catch let error as NormError {
+                    throw NetError("blocks.\(i).norm (\(channels) channels, \(fshape.perSampleShape.map(\.shapeText) ?? "")): \(error.description)")
+                }
                 // The freeze policy is applied below, once stages are known.
                 slot = NormSlot(name: "blocks.\(i).norm", spec: norm, options: options, shape: fshape,
                                 layer: try NormLayer(plugin, freeze: .none))
@@ -112,28 +168,11 @@ public final class Model {
             blocks.append(ConvBlock(index: i, stage: stages[i], conv: b.conv, norm: b.norm, activation: b.act, pool: b.pool,
                                     position: spec.normPosition, convFrozen: frozenStage))
         }
-        self.blocks = blocks
-        featureShape = shape
-
-        let features: Int
-        switch spec.head {
-        case .globalAvgPool: headPool = GlobalAvgPool(); features = shape[0]
-        case .flatten: headPool = Flatten(); features = shape.product
-        }
-        classifier = try Linear(inFeatures: features, outFeatures: spec.classes)
-        classifier.weight.value = Initializers.pytorchDefault(classifier.weight.value.shape, fanIn: features, using: &rng)
-        classifier.bias!.value = Initializers.pytorchDefault([spec.classes], fanIn: features, using: &rng)
-
-        var seq: [(String, Layer)] = []
-        for b in blocks { seq += b.layers.map { ("blocks.\(b.index).\($0.name)", $0.layer) } }
-        seq.append(("head", headPool))
-        seq.append(("classifier", classifier))
-        layers = seq
-        layers.first?.layer.computesInputGradient = false
+        return blocks
     }
 
-    /// Every norm slot in block order.
-    public var normSlots: [NormSlot] { blocks.compactMap(\.norm) }
+    /// Every norm slot in execution order.
+    public var normSlots: [NormSlot] { leafLayers.compactMap { $0.layer as? NormSlot } }
 
     /// Asks every layer to run in `mode`; freezes still win inside each norm layer.
     public func setMode(_ mode: Mode) { self.mode = mode }
@@ -156,7 +195,7 @@ public final class Model {
 
     /// Every parameter with its dotted name, and whether weight decay applies to it.
     public var namedParameters: [(name: String, parameter: Parameter, decays: Bool)] {
-        layers.flatMap { entry in
+        leafLayers.flatMap { entry in
             entry.layer.parameters.map { p in
                 let isWeight = (entry.layer is Convolution || entry.layer is Linear) && p.name == "weight"
                 return ("\(entry.name).\(p.name)", p, isWeight || spec.decayAllParameters)
@@ -166,7 +205,7 @@ public final class Model {
 
     /// Every buffer (running statistics, counters, folded affines) with its dotted name.
     public var namedBuffers: [(name: String, buffer: Buffer)] {
-        layers.flatMap { entry in entry.layer.buffers.map { ("\(entry.name).\($0.name)", $0) } }
+        leafLayers.flatMap { entry in entry.layer.buffers.map { ("\(entry.name).\($0.name)", $0) } }
     }
 
     /// Number of learnable scalars.
@@ -177,7 +216,7 @@ public final class Model {
     /// statistics outside the gradient (Ioffe 2017, §2).
     public var weightNorm: Double {
         var sum = 0.0
-        for (_, layer) in layers where layer is Convolution || layer is Linear {
+        for (_, layer) in leafLayers where layer is Convolution || layer is Linear {
             for p in layer.parameters where p.name == "weight" {
                 p.value.withUnsafeBufferPointer { b in for v in b { sum += Double(v) * Double(v) } }
             }
@@ -189,8 +228,8 @@ public final class Model {
     /// of every convolution that has one; nil when none has a bias gradient.
     public var convBiasGradientRMS: Double? {
         var sum = 0.0, count = 0
-        for b in blocks {
-            guard let g = b.conv.parameters.first(where: { $0.name == "bias" })?.gradient else { continue }
+        for case let conv as Convolution in leafLayers.map(\.layer) {
+            guard let g = conv.parameters.first(where: { $0.name == "bias" })?.gradient else { continue }
             g.withUnsafeBufferPointer { p in for v in p { sum += Double(v) * Double(v) } }
             count += g.count
         }

@@ -93,9 +93,17 @@ public struct ModelSpec: Sendable, Equatable {
     public var freeze: FreezeSpec
     /// Weight decay on norm parameters and biases too (default: conv/linear weights only).
     public var decayAllParameters: Bool
+    /// Inverted-dropout probability before the classifier (``Dropout``); 0 = none.
+    public var dropout: Double = 0
+    /// Weight Standardization of every convolution (``WeightStandardization``); nil = off.
+    public var weightStandardization: WeightStandardization?
+    /// The plain conv stack (default) or a ResNet (``ModelSpec/resNet(inputShape:classes:depth:width:norm:options:)``).
+    public var family: ModelFamily = .plain
+    /// Shortcut, pre-activation and zero-init choices when `family == .resnet`.
+    public var resnet = ResNetOptions()
 
     public init(inputShape: [Int], classes: Int, depth: Int = 4, width: Int = 32, kernel: Int = 3,
-                norm: NormSpec? = NormSpec("batch_norm"), normPosition: NormPosition = .before, convBias: Bool = false,
+                norm: NormSpec? = .registryDefault, normPosition: NormPosition = .before, convBias: Bool = false,
                 activation: ActivationKind = .relu, downsample: DownsampleKind = .maxPool, downsampleEvery: Int = 1,
                 widthGrowth: Int = 1, minSpatial: Int = 2, head: HeadKind = .globalAvgPool,
                 freeze: FreezeSpec = FreezeSpec(), decayAllParameters: Bool = false) {
@@ -129,9 +137,11 @@ public struct ModelSpec: Sendable, Equatable {
         guard downsampleEvery >= 1 else { throw NetError("model: downsample-every must be at least 1") }
         guard widthGrowth >= 1 else { throw NetError("model: width growth must be at least 1") }
         guard minSpatial >= 1 else { throw NetError("model: min spatial must be at least 1") }
+        guard dropout.isFinite, dropout >= 0, dropout < 1 else { throw NetError("model: dropout must be in [0, 1), got \(dropout)") }
         guard freeze.frozenStages >= -1 else { throw NetError("model: frozen_stages must be >= -1, got \(freeze.frozenStages)") }
         for k in freeze.perLayer.keys where !(0..<depth).contains(k) {
             throw NetError("model: per-layer freeze for block \(k), but the model has blocks 0..<\(depth)")
         }
+        try validateResNet()
     }
 }

@@ -28,6 +28,19 @@ public struct LRSchedule: Sendable, Equatable {
     /// `step` schedule with PyTorch's MultiStepLR defaults used by many papers: ×0.1 at 50 % and 75 %.
     public static let standardStep = Kind.step(milestones: [0.5, 0.75], gamma: 0.1)
 
+    /// The schedule names of the CLI and specs: `cosine` (to 0), `step` (×0.1 at 50 % and 75 %), `constant`.
+    public static let kindNames = ["cosine", "step", "constant"]
+
+    /// The schedule kind for a name of ``kindNames`` (case-insensitive), nil for another.
+    public static func kind(named name: String) -> Kind? {
+        switch name.lowercased() {
+        case "cosine": return .cosine(minimumFactor: 0)
+        case "step": return standardStep
+        case "constant": return .constant
+        default: return nil
+        }
+    }
+
     public func validate() throws {
         guard warmupSteps >= 0 else { throw NetError("schedule: warm-up steps must be >= 0") }
         guard (0...1).contains(warmupStartFactor) else { throw NetError("schedule: warm-up start factor must be in [0, 1]") }

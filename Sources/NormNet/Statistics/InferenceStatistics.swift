@@ -13,7 +13,7 @@ import NormCore
 ///   steps, computed by weights that were still changing (``LastBatchesAverage``).
 ///
 /// Only layers with running statistics that are not frozen (`norm_eval`) and that expose
-/// their batch statistics (``BatchStatisticsSource``: BN, BRN, tracked IN) are changed.
+/// their batch statistics (``BatchStatisticsReporting``: BN, BRN, tracked IN) are changed.
 public enum InferenceStatistics: Sendable, Equatable, CustomStringConvertible {
     case runningAverage
     case precise(batches: Int)
@@ -78,7 +78,8 @@ public struct StatisticsReplacementReport: Sendable, Equatable {
 public final class LastBatchesAverage {
     private struct Target {
         let slot: NormSlot
-        let source: BatchStatisticsSource
+        let source: any BatchStatisticsReporting
+        let unbiased: Bool
         let mean: Buffer
         let variance: Buffer
         var meanSum: [Double]
@@ -93,7 +94,7 @@ public final class LastBatchesAverage {
         report.skipped = eligible.skipped
         targets = eligible.targets.map { e in
             let c = e.mean.value.count
-            return Target(slot: e.slot, source: e.source, mean: e.mean, variance: e.variance,
+            return Target(slot: e.slot, source: e.source, unbiased: e.storesUnbiasedVariance, mean: e.mean, variance: e.variance,
                           meanSum: Array(repeating: 0, count: c), varianceSum: Array(repeating: 0, count: c))
         }
     }
@@ -105,7 +106,7 @@ public final class LastBatchesAverage {
                 throw NetError("\(targets[t].slot.name): no batch statistics after a train-mode forward")
             }
             let c = targets[t].meanSum.count
-            let correction = PreciseBN.unbiased(targets[t].slot) && m.count > 1 ? Double(m.count) / Double(m.count - 1) : 1
+            let correction = targets[t].unbiased && m.count > 1 ? Double(m.count) / Double(m.count - 1) : 1
             for g in 0..<m.mean.count {
                 targets[t].meanSum[g % c] += m.mean[g]
                 targets[t].varianceSum[g % c] += m.variance[g] * correction

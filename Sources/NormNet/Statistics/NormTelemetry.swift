@@ -1,16 +1,5 @@
 import Foundation
 import NormCore
-import NormPlugins
-
-/// Batch Renormalization's clip counters, seen by the trainer.
-public protocol BatchRenormClipSource: AnyObject {
-    /// Fraction of channels whose r / d hit a clip in the last train step.
-    var lastClipFractions: (r: Double, d: Double) { get }
-    /// Clipped channel-steps / channel-steps over all train steps.
-    var clipRates: (r: Double, d: Double) { get }
-}
-
-extension BatchRenorm: BatchRenormClipSource {}
 
 /// Records, per train step, how far a layer's batch statistics are from the running
 /// statistics eval mode will use (the running statistics *before* the step's update):
@@ -67,10 +56,10 @@ public struct NormTelemetry: Sendable, Equatable {
     /// Averages over the last 10 % of recorded steps (at least one).
     public var finalMeanGap: Double?
     public var finalStdLogRatio: Double?
-    /// BRN only: clipped channel-steps / channel-steps for r and d over training.
+    /// Layers with r/d corrections (``RenormalizationControl``) only: clipped channel-steps / channel-steps for r and d over training.
     public var rClipRate: Double?
     public var dClipRate: Double?
-    /// BRN only: the same over the last 10 % of train steps.
+    /// Layers with r/d corrections only: the same over the last 10 % of train steps.
     public var finalRClipRate: Double?
     public var finalDClipRate: Double?
     /// Why no gap was recorded, when none was.
@@ -88,14 +77,14 @@ public struct NormTelemetry: Sendable, Equatable {
         func tail(_ a: [Double]) -> ArraySlice<Double> { a.suffix(max(1, a.count / 10)) }
         meanGap = mean(r.meanGaps[...]); stdLogRatio = mean(r.stdLogRatios[...])
         finalMeanGap = mean(tail(r.meanGaps)); finalStdLogRatio = mean(tail(r.stdLogRatios))
-        if let brn = slot.layer.plugin as? BatchRenormClipSource {
+        if let brn = slot.layer.plugin as? any RenormalizationControl {
             rClipRate = brn.clipRates.r; dClipRate = brn.clipRates.d
             finalRClipRate = mean(tail(r.rClipFractions)); finalDClipRate = mean(tail(r.dClipFractions))
         }
         if recordedSteps == 0 {
             if !tracksRunningStatistics { note = "no running statistics (train and eval use the same statistics)" }
             else if slot.freeze.freezesStatistics { note = "statistics frozen (norm_eval): running statistics used throughout" }
-            else if !(slot.layer.plugin is BatchStatisticsSource) { note = "plugin does not expose its batch statistics" }
+            else if slot.layer.plugin.trackedStatistics == nil { note = "plugin does not expose its batch statistics" }
             else { note = "no train steps recorded" }
         }
     }

@@ -46,14 +46,14 @@ public enum PreciseBN {
     @discardableResult
     public static func recompute(_ model: Model, batches: [Tensor]) throws -> Report {
         var report = Report()
-        struct Target { let slot: NormSlot; let source: BatchStatisticsSource; let mean: Buffer; let variance: Buffer
+        struct Target { let slot: NormSlot; let source: any BatchStatisticsReporting; let unbiased: Bool; let mean: Buffer; let variance: Buffer
                         let savedMean: Tensor; let savedVar: Tensor; var pooled: [PooledMoments]; var instanceMean: [Double]
                         var instanceVar: [Double]; var instances: Int }
         let eligible = ReplaceableStatistics.find(in: model)
         report.skipped = eligible.skipped
         var targets: [Target] = eligible.targets.map { e in
             let c = e.mean.value.count
-            return Target(slot: e.slot, source: e.source, mean: e.mean, variance: e.variance, savedMean: e.mean.value,
+            return Target(slot: e.slot, source: e.source, unbiased: e.storesUnbiasedVariance, mean: e.mean, variance: e.variance, savedMean: e.mean.value,
                           savedVar: e.variance.value, pooled: Array(repeating: PooledMoments(), count: c),
                           instanceMean: Array(repeating: 0, count: c), instanceVar: Array(repeating: 0, count: c), instances: 0)
         }
@@ -77,7 +77,7 @@ public enum PreciseBN {
                     }
                     let c = targets[t].pooled.count
                     if m.perInstance {
-                        let correction = unbiased(targets[t].slot) && m.count > 1 ? Double(m.count) / Double(m.count - 1) : 1
+                        let correction = targets[t].unbiased && m.count > 1 ? Double(m.count) / Double(m.count - 1) : 1
                         for g in 0..<m.mean.count {
                             targets[t].instanceMean[g % c] += m.mean[g]
                             targets[t].instanceVar[g % c] += m.variance[g] * correction
@@ -102,7 +102,7 @@ public enum PreciseBN {
                     variance[ch] = t.instanceVar[ch] / Double(t.instances)
                 } else {
                     mean[ch] = t.pooled[ch].mean
-                    variance[ch] = unbiased(t.slot) ? t.pooled[ch].unbiasedVariance : t.pooled[ch].biasedVariance
+                    variance[ch] = t.unbiased ? t.pooled[ch].unbiasedVariance : t.pooled[ch].biasedVariance
                 }
             }
             t.mean.value = Tensor(shape: [c], doubles: mean)
@@ -111,9 +111,5 @@ public enum PreciseBN {
         }
         report.batches = batches.count
         return report
-    }
-
-    static func unbiased(_ slot: NormSlot) -> Bool {
-        slot.options.values["running_var"] != .text("biased")
     }
 }

@@ -5,16 +5,21 @@ import NormCore
 public enum TrainPresets {
     /// The model for a data set's sample shape and class count, with `norm` in every slot.
     public static func model(for dataset: Dataset, norm: NormSpec?) -> ModelSpec {
-        let twoD = dataset.sampleShape.count == 3
+        model(sampleShape: dataset.sampleShape, classes: dataset.classes, norm: norm)
+    }
+
+    /// The model for samples of `sampleShape` in `classes` classes.
+    public static func model(sampleShape: [Int], classes: Int, norm: NormSpec?) -> ModelSpec {
+        let twoD = sampleShape.count == 3
         if twoD {
             // digits: 8x8 -> 4x4 -> 2x2, then global average pooling.
-            return ModelSpec(inputShape: dataset.sampleShape, classes: dataset.classes, depth: 3, width: 32, kernel: 3,
+            return ModelSpec(inputShape: sampleShape, classes: classes, depth: 3, width: 32, kernel: 3,
                              norm: norm, downsample: .maxPool, downsampleEvery: 1, widthGrowth: 2, head: .globalAvgPool)
         }
         // mnist1d (and other 1-D data): length 40 -> 20 -> 10 -> 5, then flatten. Flatten keeps
         // position, which per-sample norms (IN without affine) otherwise wipe out before a
         // global average (measured: IN 66 % with GAP, 96 % with flatten; BN 98.6 % / 98.4 %).
-        return ModelSpec(inputShape: dataset.sampleShape, classes: dataset.classes, depth: 4, width: 32, kernel: 5,
+        return ModelSpec(inputShape: sampleShape, classes: classes, depth: 4, width: 32, kernel: 5,
                          norm: norm, downsample: .maxPool, downsampleEvery: 1, widthGrowth: 1, head: .flatten)
     }
 

@@ -1,4 +1,4 @@
-import NormPlugins
+import NormCore
 
 /// Batch Renormalization's warm-up of its clipping limits (Ioffe 2017, §4: "r_max = 1,
 /// d_max = 0 for the first 5k steps, then gradually relaxed to 3 and 5"): BRN starts as BN

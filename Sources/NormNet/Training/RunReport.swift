@@ -67,6 +67,14 @@ public struct RunReport {
             ("seconds", .real((r.seconds * 1000).rounded() / 1000)),
             ("seed", .unsigned(seed)),
             ("threads", .integer(threads)),
+            ("dataset_file_sha256", .optional(dataset.sourceFile?.sha256)),
+            ("optimizer", .string(config.features.optimizer.rawValue)),
+            ("label_smoothing", .real(config.features.labelSmoothing)),
+            ("augment", config.features.augmentation.isIdentity ? .null
+                : .map([("crop_padding", .integer(config.features.augmentation.cropPadding)),
+                        ("flip", .bool(config.features.augmentation.flip))])),
+            ("dropout", .real(model.spec.dropout)),
+            ("weight_standardization", .optional(model.spec.weightStandardization?.epsilon)),
             ("batch_size", .integer(config.batchSize)),
             ("lr", .real(config.optimizer.learningRate)),
             ("final_lr", .real(r.finalLearningRate)),
@@ -89,6 +97,12 @@ public struct RunReport {
             ("norm_telemetry", .list(telemetry)),
             ("history", .list(history)),
         ]
+        if spec.family == .resnet, let i = fields.firstIndex(where: { $0.key == "model" }), case let .map(m) = fields[i].value {
+            // A ResNet's report names it first; plain-net reports stay as they were.
+            fields[i].value = .map([("name", .string(spec.family.rawValue)), ("shortcut", .string(spec.resnet.shortcut.rawValue)),
+                                    ("preact", .bool(spec.resnet.preActivation)),
+                                    ("zero_init_residual", .bool(spec.resnet.zeroInitResidual))] + m)
+        }
         fields.append(("weight_norm_initial", .real(r.initialWeightNorm)))
         fields.append(("weight_norm_final", .real(r.finalWeightNorm)))
         fields.append(("conv_bias_grad_rms", .optional(r.convBiasGradientRMS)))

@@ -1,6 +1,5 @@
 import Foundation
 import NormCore
-import NormPlugins
 
 /// One line of training progress (reported after every step).
 public struct TrainingProgress: Sendable {
@@ -42,7 +41,7 @@ public struct TrainingResult: Sendable {
     public var seconds: Double
     public var diverged: Bool
     public var divergedAtStep: Int?
-    /// `nan`, `inf` or `-inf` when diverged.
+    /// `nan`, `inf`, `-inf` or the loss value that broke the ``DivergenceRule``, when diverged.
     public var divergenceLoss: String?
     public var finalLearningRate: Double
     public var history: [EpochRecord]
@@ -72,12 +71,13 @@ public struct TrainingResult: Sendable {
 /// Trains a ``Model`` on a ``Dataset`` with SGD, deterministically: the same model seed,
 /// config seed and thread count give bit-identical losses, parameters and results.
 ///
-/// A non-finite loss stops the run and is reported (`diverged`), never thrown.
+/// A loss that is non-finite or beyond 1000x the initial one stops the run and is reported
+/// (`diverged`, ``DivergenceRule``), never thrown.
 public final class Trainer {
     public let model: Model
     public let dataset: Dataset
     public let config: TrainingConfig
-    public let optimizer: SGD
+    public let optimizer: Optimizer
 
     public init(model: Model, dataset: Dataset, config: TrainingConfig) throws {
         try config.validate()
@@ -90,8 +90,9 @@ public final class Trainer {
         guard dataset.trainLabels.count >= 2 else { throw NetError("need at least 2 training samples") }
         self.model = model
         self.dataset = dataset
+        try config.features.augmentation.validate(sampleShape: dataset.sampleShape)
         self.config = config
-        optimizer = try SGD(config.optimizer, model: model)
+        optimizer = try config.features.makeOptimizer(sgd: config.optimizer, model: model)
     }
 
     /// Steps the configured duration amounts to.
@@ -107,6 +108,7 @@ public final class Trainer {
         func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
         var sampler = BatchSampler(count: dataset.trainLabels.count, batchSize: config.batchSize, seed: config.seed)
         var gatherer = BatchGatherer()
+        var augmenter = BatchAugmenter(config.features.augmentation, seed: config.features.augmentationSeed(from: config.seed))
         let total = totalSteps, perEpoch = sampler.batchesPerEpoch
         for slot in model.normSlots { slot.telemetry.reset() }
         model.recordTelemetry(config.recordTelemetry)
@@ -116,6 +118,7 @@ public final class Trainer {
         losses.reserveCapacity(total)
         var history: [EpochRecord] = []
         var diverged = false, divergedAt: Int?, divergenceLoss: String?
+        var divergence = DivergenceRule()
         var lr = config.optimizer.learningRate
         var step = 0
         let initialWeightNorm = model.weightNorm
@@ -125,23 +128,23 @@ public final class Trainer {
         if case .lastBatches = config.inferenceStatistics { lastBatches = LastBatchesAverage(model) }
         let lastBatchesFrom = total - config.inferenceStatistics.batches
         // BRN layers with their configured limits, for the warm-up schedule (restored at the end)
-        let renorms: [(layer: BatchRenorm, target: RenormLimits)] = config.renormSchedule == nil ? [] :
-            model.normSlots.compactMap { $0.layer.plugin as? BatchRenorm }.map { ($0, $0.limits) }
-        defer { for r in renorms { r.layer.limits = r.target } }
+        let renorms: [(layer: any RenormalizationControl, target: RenormLimits)] = config.renormSchedule == nil ? [] :
+            model.normSlots.compactMap { $0.layer.plugin as? any RenormalizationControl }.map { ($0, $0.limits) }
+        defer { for r in renorms { var l = r.layer; l.limits = r.target } }
         while step < total {
             if let schedule = config.renormSchedule {
-                for r in renorms { r.layer.limits = schedule.limits(at: step, target: r.target) }
+                for r in renorms { var l = r.layer; l.limits = schedule.limits(at: step, target: r.target) }
             }
             lr = config.schedule.rate(at: step, totalSteps: total, base: config.optimizer.learningRate)
             let indices = sampler.next()
-            let x = gatherer.gather(dataset.trainInputs, indices)
+            let x = augmenter.augment(gatherer.gather(dataset.trainInputs, indices))
             let labels = indices.map { dataset.trainLabels[$0] }
             let logits = try model.forward(x)
-            let ce = try SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels)
-            guard ce.loss.isFinite else {
+            let ce = try SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels, labelSmoothing: config.features.labelSmoothing)
+            if let loss = divergence.check(loss: ce.loss) {
                 diverged = true
                 divergedAt = step
-                divergenceLoss = ce.loss.isNaN ? "nan" : (ce.loss > 0 ? "inf" : "-inf")
+                divergenceLoss = loss
                 break
             }
             if step >= lastBatchesFrom { try lastBatches?.record() }

@@ -24,6 +24,8 @@ public struct TrainingConfig: Sendable, Equatable {
     public var inferenceStatistics: InferenceStatistics
     /// Warm-up of Batch Renormalization's r_max / d_max (nil: the configured limits throughout).
     public var renormSchedule: RenormSchedule?
+    /// The update rule, label smoothing and augmentation (``RecipeFeatures``; SGD, none, none by default).
+    public var features = RecipeFeatures()
 
     public init(batchSize: Int = 128, duration: TrainingDuration = .epochs(30), seed: UInt64 = 0,
                 optimizer: SGDConfig = SGDConfig(), schedule: LRSchedule = LRSchedule(),
@@ -52,5 +54,6 @@ public struct TrainingConfig: Sendable, Equatable {
         try renormSchedule?.validate()
         try optimizer.validate()
         try schedule.validate()
+        try features.validate()
     }
 }

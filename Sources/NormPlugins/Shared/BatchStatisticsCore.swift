@@ -1,18 +1,5 @@
 import NormCore
 
-/// Batch Renormalization's per-step limits and what the last step's clipping did.
-public struct RenormLimits: Sendable, Equatable {
-    /// `r` is clipped to `[1/rMax, rMax]` (≥ 1).
-    public var rMax: Double
-    /// `d` is clipped to `[−dMax, dMax]` (≥ 0).
-    public var dMax: Double
-
-    public init(rMax: Double, dMax: Double) {
-        self.rMax = rMax
-        self.dMax = dMax
-    }
-}
-
 /// Which statistics train mode normalizes with (BatchNorm's `train_statistics` option).
 public enum TrainStatistics: String, CaseIterable, Sendable {
     /// The batch mean and biased variance, differentiated through (standard BatchNorm).
@@ -71,6 +58,16 @@ final class BatchStatisticsCore {
 
     var parameters: [Parameter] { affine?.parameters ?? [] }
     var buffers: [Buffer] { running?.buffers ?? [] }
+
+    /// The running statistics eval mode reads, when tracked.
+    var evalStatistics: EvalStatistics? {
+        running.map { EvalStatistics(mean: $0.mean, variance: $0.variance, storesUnbiasedVariance: $0.estimator == .unbiased, eps: eps) }
+    }
+
+    /// The per-channel moments of the last forward that used batch statistics.
+    var lastBatchMoments: BatchMoments? {
+        lastBatchStatistics.map { BatchMoments(mean: $0.mean, variance: $0.variance, count: $0.count, perInstance: false) }
+    }
 
     func forward(_ x: Tensor, mode: Mode, renorm: RenormLimits?) throws -> Tensor {
         try InputValidation.check(x, descriptor, channels: channels)

@@ -21,9 +21,22 @@ public enum PythonPlugins {
             throw NormError.pluginLoad(e.typeName.hasSuffix("PluginError") ? e.message : "plugin file \(label): \(e.description)")
         }
         let descriptor = try Python.withGIL { try decodeDescriptor(data) }
+        let capabilities = try Python.withGIL { try PythonPluginCapabilities(data) }
         let hasReference = try Python.withGIL { try data.item("has_reference").decode(Bool.self) }
         try registry.register(descriptor: descriptor, hasReference: hasReference) { shape, options in
-            try PythonNormLayer(descriptor: descriptor, shape: shape, options: options)
+            try PythonNormLayer(descriptor: descriptor, capabilities: capabilities, shape: shape, options: options)
+        }
+    }
+
+    /// Limits every later call into plugin code (loading, `Layer(...)`, forward, backward,
+    /// reference) to `seconds`; a call that takes longer fails with a one-line error naming
+    /// the plugin. The limit stops Python bytecode (an endless loop), not one long C call.
+    public static func setTimeLimit(seconds: Double) throws {
+        do {
+            let host = try PythonSupport.host()
+            _ = try Python.withGIL { try host.attribute("set_time_limit").call(arguments: [seconds]) }
+        } catch let e as PythonError {
+            throw NormError.pluginLoad(e.description)
         }
     }
 
@@ -54,25 +67,54 @@ public enum PythonPlugins {
             default: kind = .choice(try o.item("choices").decode([String].self))
             }
             let def = try o.item("default")
-            let value: OptionValue?
-            if def.isNone { value = nil }
-            else {
-                switch kind {
-                case .bool: value = .bool(try def.decode(Bool.self))
-                case .integer: value = .integer(try def.decode(Int.self))
-                case .real, .realOrNone: value = .real(try def.decode(Double.self))
-                case .choice: value = .text(try def.decode(String.self))
-                }
-            }
-            options.append(OptionSpec(oname, kind, default: value, try o.item("help").decode(String.self)))
+            let value: OptionValue? = def.isNone ? nil : try decodeValue(def, kind: kind)
+            let samples = try o.item("samples").decode([PyObjectRef].self).map { try decodeValue($0, kind: kind) }
+            options.append(OptionSpec(oname, kind, default: value, try o.item("help").decode(String.self), samples: samples))
         }
         let ranks = try d.item("ranks").decode([Int].self)
+        let constraints: [NormConstraint] = try d.item("constraints").decode([[String]].self).map { pair in
+            pair[0] == "divides_batch" ? .dividesBatch(option: pair[1]) : .dividesChannels(option: pair[1])
+        }
+        let reduction: ReductionAxes? = try d.item("reduction").decode(String?.self).map { r in
+            switch r {
+            case "batch": return .batchAndSpatial
+            case "spatial": return .spatial
+            case "channels": return .channelsAndSpatial
+            default: return .channelGroupsAndSpatial(groupsOption: String(r.dropFirst("groups:".count)))
+            }
+        }
         return NormDescriptor(
             name: name, aliases: try d.item("aliases").decode([String].self),
             summary: try d.item("summary").decode(String.self),
             reference: try d.item("reference").decode(String.self),
             options: options, ranks: ranks[0]...ranks[1],
-            notes: ["custom plugin written in Python (numpy forward/backward)"])
+            notes: ["custom plugin written in Python (numpy forward/backward)"],
+            constraints: constraints, reduction: reduction)
+    }
+
+    private static func decodeValue(_ v: PyObjectRef, kind: OptionKind) throws -> OptionValue {
+        switch kind {
+        case .bool: return .bool(try v.decode(Bool.self))
+        case .integer: return .integer(try v.decode(Int.self))
+        case .real, .realOrNone: return v.isNone ? .none : .real(try v.decode(Double.self))
+        case .choice: return .text(try v.decode(String.self))
+        }
+    }
+}
+
+/// What a Python plugin's descriptor declares beyond its options (the capabilities a Swift
+/// plugin declares through protocols): whether its output includes the activation (always,
+/// or when a bool option is on) and which of its buffers are running statistics.
+struct PythonPluginCapabilities: Sendable {
+    let includesActivation: Bool
+    let activationOption: String?
+    /// `nil`: every buffer is a running statistic.
+    let runningBuffers: [String]?
+
+    init(_ d: PyObjectRef) throws {
+        includesActivation = try d.item("includes_activation").decode(Bool?.self) ?? false
+        activationOption = try d.item("activation_option").decode(String?.self)
+        runningBuffers = try d.item("running_buffers").decode([String]?.self)
     }
 }
 
@@ -86,8 +128,12 @@ final class PythonNormLayer: Normalization, @unchecked Sendable {
     private let layer: PyObjectRef
     private var lastInput: Tensor?
 
-    init(descriptor: NormDescriptor, shape: FeatureShape, options: NormOptions) throws {
+    let includesActivation: Bool
+    let tracksRunningStatistics: Bool
+
+    init(descriptor: NormDescriptor, capabilities: PythonPluginCapabilities, shape: FeatureShape, options: NormOptions) throws {
         self.descriptor = descriptor
+        includesActivation = capabilities.activationOption.map { options.values[$0] == .bool(true) } ?? capabilities.includesActivation
         let host = try PythonSupport.host()
         do {
             let built = try Python.withGIL {
@@ -103,9 +149,8 @@ final class PythonNormLayer: Normalization, @unchecked Sendable {
         } catch let e as PythonError {
             throw e.asPluginFailure(method: descriptor.name)
         }
+        tracksRunningStatistics = buffers.contains { capabilities.runningBuffers?.contains($0.name) ?? true }
     }
-
-    var tracksRunningStatistics: Bool { !buffers.isEmpty }
 
     private var parameterViews: [String: Tensor] {
         Dictionary(uniqueKeysWithValues: parameters.map { ($0.name, $0.value) })

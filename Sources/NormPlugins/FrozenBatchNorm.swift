@@ -8,8 +8,8 @@ import NormPlugins
 /// is `g · scale`.
 ///
 /// A fresh layer has weight 1, bias 0, running_mean 0 and running_var `1 − eps`
-/// (detectron2), so it is an exact identity. ``FrozenBatchNormFolding`` turns a trained
-/// BN / BRN / tracked IN into one that equals the original in eval mode.
+/// (detectron2), so it is an exact identity. A trained BN / BRN / tracked IN folds into one
+/// that equals it in eval mode through ``AffineFolding``.
 public final class FrozenBatchNorm: NormalizationPlugin {
     public static let descriptor = NormDescriptor(
         name: "frozen_batch_norm", aliases: ["frozen_bn", "frozenbn"],
@@ -92,60 +92,23 @@ public final class FrozenBatchNorm: NormalizationPlugin {
     }
 }
 
-/// Folding norm layers that track running statistics into ``FrozenBatchNorm``.
-///
-/// BN, BRN and IN with `track_running_stats=true` are folded (their eval mode is a
-/// per-channel affine of the running statistics). Layers without running statistics (GN,
-/// LN, FRN, untracked IN) are per-sample computations with no fixed affine equivalent and
-/// are left alone, as are custom plugins (their eval semantics are unknown).
-public enum FrozenBatchNormFolding {
-    public struct Report: Sendable, Equatable {
-        public var folded: [String] = []
-        /// Slot name and why it was left alone.
-        public var skipped: [(name: String, reason: String)] = []
+extension FrozenBatchNorm: AffineFolding {
+    /// A frozen layer is already a fixed affine.
+    public func foldedIntoAffine() -> Result<any Normalization, FoldingRefusal> { .failure(FoldingRefusal("already frozen")) }
 
-        public static func == (a: Report, b: Report) -> Bool {
-            a.folded == b.folded && a.skipped.map(\.name) == b.skipped.map(\.name) && a.skipped.map(\.reason) == b.skipped.map(\.reason)
+    /// The frozen layer equal to `layer`'s eval mode: its running statistics, eps and affine
+    /// (weight 1, bias 0 without one). BN, BRN and tracked IN fold through this.
+    static func folding(_ layer: some BatchStatisticsReporting) -> Result<any Normalization, FoldingRefusal> {
+        guard layer.tracksRunningStatistics, let stats = layer.evalStatistics else {
+            return .failure(FoldingRefusal("\(layer.descriptor.name): no running statistics (track_running_stats=false)"))
         }
-    }
-
-    /// The folded layer for a norm layer, or the reason it cannot be folded.
-    public static func fold(_ layer: NormLayer, eps: Double) -> Result<FrozenBatchNorm, NetError> {
-        let plugin = layer.plugin
-        guard plugin is BatchNorm || plugin is BatchRenorm || plugin is InstanceNorm else {
-            return .failure(NetError(plugin.tracksRunningStatistics
-                ? "\(plugin.descriptor.name): custom plugin, eval semantics unknown"
-                : "\(plugin.descriptor.name): no running statistics (per-sample statistics have no fixed affine)"))
+        guard let frozen = try? FrozenBatchNorm(channels: stats.mean.value.count, eps: stats.eps) else {
+            return .failure(FoldingRefusal("\(layer.descriptor.name): no channels"))
         }
-        guard plugin.tracksRunningStatistics, let rm = plugin.buffer(named: "running_mean"), let rv = plugin.buffer(named: "running_var") else {
-            return .failure(NetError("\(plugin.descriptor.name): no running statistics (track_running_stats=false)"))
-        }
-        let channels = rm.value.count
-        guard let frozen = try? FrozenBatchNorm(channels: channels, eps: eps) else { return .failure(NetError("bad channel count")) }
-        if let w = plugin.parameter(named: "weight") { frozen.weight.value = w.value }
-        if let b = plugin.parameter(named: "bias") { frozen.bias.value = b.value }
-        frozen.runningMean.value = rm.value
-        frozen.runningVar.value = rv.value
+        if let w = layer.parameter(named: "weight") { frozen.weight.value = w.value }
+        if let b = layer.parameter(named: "bias") { frozen.bias.value = b.value }
+        frozen.runningMean.value = stats.mean.value
+        frozen.runningVar.value = stats.variance.value
         return .success(frozen)
-    }
-}
-
-extension Model {
-    /// Replaces every foldable norm slot's layer by its ``FrozenBatchNorm``; reports the rest.
-    @discardableResult
-    public func foldFrozenBatchNorm() throws -> FrozenBatchNormFolding.Report {
-        var report = FrozenBatchNormFolding.Report()
-        for slot in normSlots {
-            if slot.layer.plugin is FrozenBatchNorm { report.skipped.append((slot.name, "already frozen")); continue }
-            let eps = slot.options.values["eps"].flatMap(NormSlot.real) ?? 1e-5
-            switch FrozenBatchNormFolding.fold(slot.layer, eps: eps) {
-            case let .success(frozen):
-                slot.layer = try NormLayer(frozen, freeze: .none)
-                report.folded.append(slot.name)
-            case let .failure(e):
-                report.skipped.append((slot.name, e.description))
-            }
-        }
-        return report
     }
 }

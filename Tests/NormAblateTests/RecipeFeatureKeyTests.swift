@@ -1,0 +1,75 @@
+import Foundation
+import Testing
+import NormCore
+import NormPlugins
+import NormNet
+@testable import NormAblate
+
+/// The spec keys of issue 14's recipe features: `optimizer.name`, `augment`, `label_smoothing`,
+/// `model.dropout`, `model.weight_standardization`, and a `.npz` path as `dataset`.
+@Suite struct RecipeFeatureKeyTests {
+    let runner = TrainingRunner(registry: Builtins.registry)
+
+    func cell(_ yaml: String) throws -> CellConfig { CellConfig(try YAMLTree(text: yaml, source: "cell.yaml").root) }
+
+    /// A phase's training configuration on a small data set (the recipe's defaults need one).
+    func training(_ phase: Phase) -> TrainingConfig { phase.training(for: SyntheticDataset.make(seed: 0), seed: 1) }
+
+    @Test func optimizerNameAndItsDefaults() throws {
+        let adamw = try Phase(try cell("optimizer: {name: adamw, beta2: 0.98}"), prefix: "")
+        #expect(adamw.features.optimizer == .adamw && adamw.features.adam.beta2 == 0.98)
+        #expect(training(adamw).optimizer.learningRate == 1e-3 && training(adamw).optimizer.weightDecay == 1e-2)
+        let adam = try Phase(try cell("optimizer: {name: adam, lr: 0.01}"), prefix: "")
+        #expect(adam.features.optimizer == .adam && training(adam).optimizer.learningRate == 0.01 && training(adam).optimizer.weightDecay == 0)
+        let config = training(adam)
+        #expect(config.features.optimizerConfig(sgd: config.optimizer)
+                == .adam(AdamConfig(learningRate: 0.01, weightDecay: 0, decoupledWeightDecay: false)))
+        let sgd = try Phase(try cell("batch_size: 8"), prefix: "")
+        #expect(sgd.features.optimizer == .sgd && training(sgd).optimizer.learningRate == 0.1 && training(sgd).optimizer.weightDecay == 5e-4)
+    }
+
+    @Test func augmentLabelSmoothingDropoutAndWeightStandardization() throws {
+        let c = try cell("""
+            augment: {crop_padding: 2, flip: false}
+            label_smoothing: 0.1
+            model: {dropout: 0.25, weight_standardization: {eps: 1e-5}}
+            """)
+        let phase = try Phase(c, prefix: "")
+        #expect(phase.features.augmentation == AugmentationConfig(cropPadding: 2, flip: false))
+        #expect(phase.features.labelSmoothing == 0.1)
+        let spec = try runner.modelSpec(c, dataset: ([1, 8, 8], 10), freeze: FreezeSpec())
+        #expect(spec.dropout == 0.25 && spec.weightStandardization?.epsilon == 1e-5)
+        #expect(try Phase(try cell("augment: true"), prefix: "").features.augmentation == .standard)
+        #expect(try runner.modelSpec(try cell("model: {weight_standardization: true}"), dataset: ([1, 8, 8], 10), freeze: FreezeSpec())
+                .weightStandardization == (try WeightStandardization()))
+        #expect(runner.validate(c).isEmpty)
+    }
+
+    @Test func badValuesNameTheirKey() throws {
+        for (yaml, path) in [("optimizer: {name: rmsprop}", "optimizer.name"),
+                             ("optimizer: {name: adam, momentum: 0.9}", "optimizer.momentum"),
+                             ("optimizer: {beta1: 0.5}", "optimizer.beta1"),
+                             ("optimizer: {name: adamw, beta1: 1.5}", "optimizer"),
+                             ("augment: {crop_padding: -1}", "augment"),
+                             ("augment: {pad: 4}", "augment.pad"),
+                             ("augment: 3", "augment"),
+                             ("label_smoothing: 1.5", "label_smoothing"),
+                             ("model: {dropout: 1}", "model.dropout"),
+                             ("model: {weight_standardization: {eps: 0}}", "model.weight_standardization"),
+                             ("model: {weight_standardization: {epsilon: 1e-5}}", "model.weight_standardization.epsilon"),
+                             ("dataset: cifar10", "dataset")] {
+            let problems = runner.validate(try cell(yaml))
+            #expect(problems.contains { $0.path == path }, "\(yaml): \(problems)")
+        }
+    }
+
+    @Test func npzPathIsADatasetSource() throws {
+        #expect(try Phase(try cell("dataset: data/mine.npz"), prefix: "").dataset == .file("data/mine.npz"))
+        #expect(try Phase(try cell("dataset: {name: fashion-mnist}"), prefix: "").dataset == .builtin(.fashionMNIST))
+    }
+
+    @Test func augmentOnOneDimensionalDataIsRefusedWhenTraining() throws {
+        let c = try cell("dataset: synthetic\naugment: true\nsteps: 1\nbatch_size: 8")
+        #expect(throws: NetError.self) { try runner.run(c, seed: 0, threads: 1) }
+    }
+}
