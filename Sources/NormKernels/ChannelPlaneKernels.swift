@@ -69,7 +69,7 @@ public enum ChannelPlaneKernels {
                 var off = (n - 1) * stride + c * length
                 for k in 0..<n {
                     let next = k < n - 1 ? off - stride : c + 1 < range.upperBound ? (c + 1) * length : off
-                    linearPlane(x + off, g + off, gx + off, length, mu, a, b, cc, prefetch: x + next, g + next, gx + next)
+                    linearPlane(x + off, g + off, gx + off, length, mu, a, b, cc, prefetch: x + next, g + next)
                     off -= stride
                 }
             }
@@ -179,18 +179,18 @@ public enum ChannelPlaneKernels {
     }
 
     /// `out = a·g + b·(x − m) + c` over one plane (``PlaneKernels``' linear pass), prefetching
-    /// `px`, `pg`, `po`.
+    /// `px`, `pg` (a write hint for the output as in ``affinePlane(_:_:_:_:_:_:prefetch:_:)``
+    /// measured no faster here).
     @inline(__always)
     static func linearPlane(_ xp: UnsafePointer<Float>, _ gp: UnsafePointer<Float>, _ op: UnsafeMutablePointer<Float>, _ n: Int,
                             _ m: Float, _ av: Float, _ bv: Float, _ cv: Float,
-                            prefetch px: UnsafePointer<Float>, _ pg: UnsafePointer<Float>, _ po: UnsafeMutablePointer<Float>) {
+                            prefetch px: UnsafePointer<Float>, _ pg: UnsafePointer<Float>) {
         let mv = SIMD16<Float>(repeating: m), aa = SIMD16<Float>(repeating: av)
         let bb = SIMD16<Float>(repeating: bv), cc = SIMD16<Float>(repeating: cv)
         var i = 0
         while i + 16 <= n {
             nk_prefetch_read(px + i)
             nk_prefetch_read(pg + i)
-            nk_prefetch_write(po + i)
             let gv = UnsafeRawPointer(gp + i).loadUnaligned(as: SIMD16<Float>.self)
             let xv = UnsafeRawPointer(xp + i).loadUnaligned(as: SIMD16<Float>.self) - mv
             UnsafeMutableRawPointer(op + i).storeBytes(of: aa * gv + bb * xv + cc, as: SIMD16<Float>.self)
