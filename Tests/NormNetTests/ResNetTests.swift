@@ -281,8 +281,8 @@ import NormPython
     @Test func everyRegisteredMethodFitsEverySlot() throws {
         for entry in registry.all {
             var options: [String: OptionValue] = [:]
-            for o in entry.descriptor.options where o.defaultValue == nil {
-                if case .integer = o.kind { options[o.name] = .integer(2) }   // num_groups: divides 4, 8, 16
+            for case let .dividesChannels(o) in entry.descriptor.constraints {
+                options[o] = .integer(2)   // a group count that divides 4, 8, 16
             }
             let spec = tinySpec(norm: NormSpec(entry.descriptor.name, options: options), shortcut: .b)
             let model = try Model(spec: spec, registry: registry, seed: 1)

@@ -46,7 +46,7 @@ extension ModelSpec {
     /// and 3, global average pooling and a linear classifier. `depth` 20, `width` 16 and
     /// option A is the paper's 0.27M-parameter ResNet-20.
     public static func resNet(inputShape: [Int], classes: Int, depth: Int = 20, width: Int = 16,
-                              norm: NormSpec? = NormSpec("batch_norm"), options: ResNetOptions = ResNetOptions()) -> ModelSpec {
+                              norm: NormSpec? = .registryDefault, options: ResNetOptions = ResNetOptions()) -> ModelSpec {
         var spec = ModelSpec(inputShape: inputShape, classes: classes, depth: depth, width: width, kernel: 3, norm: norm,
                              downsample: .strided, widthGrowth: 2, minSpatial: 1, head: .globalAvgPool)
         spec.family = .resnet
