@@ -16,5 +16,4 @@ extension UserFacingError {
 
 extension NormError: UserFacingError {}
 extension NPYError: UserFacingError {}
-extension ConfigPathError: UserFacingError {}
 extension FoldingRefusal: UserFacingError {}

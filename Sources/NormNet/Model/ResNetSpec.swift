@@ -28,8 +28,10 @@ public struct ResNetOptions: Sendable, Equatable {
     /// the addition.
     public var preActivation: Bool
     /// Zero-initializes the scale (`weight`) of each block's last norm (Goyal et al. 2017,
-    /// §5.1), so that every block starts as its shortcut. Refused for a method without a
-    /// `weight` parameter (e.g. `affine=false`).
+    /// §5.1), so that every block starts as its shortcut (followed by the block's activation in
+    /// the original form; in the pre-activation form this needs `act(0) = 0`: ReLU, or a norm
+    /// that includes its activation — with sigmoid the branch starts at `conv2(½)`). Refused
+    /// for a method without a `weight` parameter (e.g. `affine=false`).
     public var zeroInitResidual: Bool
 
     public init(shortcut: ShortcutKind = .a, preActivation: Bool = false, zeroInitResidual: Bool = false) {
