@@ -301,8 +301,8 @@ import NormPython
         let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("python/plugins/rms_norm.py")
         try PythonPlugins.register(file: file.path, into: &reg)
-        let model = try Model(spec: tinySpec(norm: NormSpec("rms"), shortcut: .b, preact: false, zeroInit: true), registry: reg, seed: 1)
-        #expect(model.normSlots.count == 9 && model.normSlots.allSatisfy { $0.method == "rms_norm" })
+        let model = try Model(spec: tinySpec(norm: NormSpec("rms_norm_py"), shortcut: .b, preact: false, zeroInit: true), registry: reg, seed: 1)
+        #expect(model.normSlots.count == 9 && model.normSlots.allSatisfy { $0.method == "rms_norm_py" })
         let logits = try model.forward(randomInput([4, 2, 6, 6], seed: 1))
         try model.backward(randomInput(logits.shape, seed: 2))
         for slot in model.normSlots { #expect(slot.parameters.allSatisfy { $0.gradient != nil }, "\(slot.name)") }

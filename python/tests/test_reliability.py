@@ -366,7 +366,7 @@ def test_plugin_time_limit(tmp_path):
 
 def test_plugin_time_limit_lets_quick_calls_through(tmp_path):
     plugin = os.path.join(os.path.dirname(HERE), "plugins", "rms_norm.py")
-    r = run(["train", "--dataset", "synthetic", "--steps", "3", "--quiet", "--json", "--norm", "rms",
+    r = run(["train", "--dataset", "synthetic", "--steps", "3", "--quiet", "--json", "--norm", "rms_norm_py",
              "--plugin", plugin, "--plugin-timeout", "30"])
     assert r.returncode == 0, r.stderr
     json.loads(r.stdout)
