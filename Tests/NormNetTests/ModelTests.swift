@@ -113,3 +113,31 @@ let everyNorm: [NormCase] = [
 }
 
 import NormPython
+
+/// The model asks a method whether its output includes the activation (issue 13).
+@Suite struct IncludedActivationTests {
+    @Test func aNormThatIncludesItsActivationGetsNoSecondOne() throws {
+        let registry = Builtins.registry
+        let spec = ModelSpec(inputShape: [1, 8, 8], classes: 3, depth: 2, width: 8,
+                             norm: NormSpec("evonorm_s0", options: ["groups": .integer(4)]))
+        let model = try Model(spec: spec, registry: registry, seed: 1)
+        #expect(model.blocks.allSatisfy { $0.activation == nil && $0.norm?.layer.plugin.includesActivation == true })
+        let bn = try Model(spec: ModelSpec(inputShape: [1, 8, 8], classes: 3, depth: 2, width: 8, norm: .registryDefault),
+                           registry: registry, seed: 1)
+        #expect(bn.blocks.allSatisfy { $0.activation != nil } && bn.normSlots.allSatisfy { $0.method == "batch_norm" })
+        var after = spec
+        after.normPosition = .after   // after the activation, the block keeps its own
+        #expect(try Model(spec: after, registry: registry, seed: 1).blocks.allSatisfy { $0.activation != nil })
+    }
+
+    @Test func aPythonPluginDeclaresItsActivationInItsDescriptor() throws {
+        var registry = Builtins.registry
+        let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("python/tests/plugins_extra/evonorm_s0_py.py")
+        try NormPython.PythonPlugins.register(file: file.path, into: &registry)
+        let spec = ModelSpec(inputShape: [1, 8, 8], classes: 3, depth: 2, width: 8, norm: NormSpec("evonorm_s0_py"))
+        let model = try Model(spec: spec, registry: registry, seed: 1)
+        #expect(model.blocks.allSatisfy { $0.activation == nil })
+        #expect(!model.normSlots[0].layer.plugin.tracksRunningStatistics)
+    }
+}

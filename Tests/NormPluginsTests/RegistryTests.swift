@@ -76,8 +76,11 @@ final class RMSNormSwift: NormalizationPlugin {
 struct RegistryTests {
     @Test("built-ins are registered in order under canonical names")
     func builtinNames() {
-        #expect(builtins.names == ["batch_norm", "batch_renorm", "group_norm", "layer_norm", "instance_norm", "filter_response_norm"])
+        #expect(Array(builtins.names.prefix(7)) == ["batch_norm", "batch_renorm", "group_norm", "layer_norm", "instance_norm",
+                                                    "filter_response_norm", "evonorm_s0"])
+        #expect(builtins.names == Builtins.types.map { $0.descriptor.name })
         #expect(builtins.all.allSatisfy { $0.hasReference })
+        #expect(builtins.defaultMethod == "batch_norm" && (try? builtins.entry(named: "default"))?.descriptor.name == "batch_norm")
     }
 
     @Test("names and aliases are case-insensitive", arguments: [

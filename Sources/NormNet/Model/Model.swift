@@ -76,10 +76,8 @@ public final class Model {
         guard let norm = spec.norm else { return (nil, false) }
         let options = try registry.options(for: norm)
         let first = FeatureShape(channels: spec.width, spatial: Array(spec.inputShape.dropFirst()))
-        let probe: any Normalization
-        do { probe = try registry.make(norm, shape: first) } catch let error as NormError {
-            throw NetError("the first norm slot (\(spec.width) channels, \(first.perSampleShape.map(\.shapeText) ?? "")): \(error.description)")
-        }
+        // A method that refuses this shape fails again, named, when its first slot is built.
+        guard let probe = try? registry.make(norm, shape: first) else { return (options, false) }
         return (options, spec.normPosition == .before && probe.includesActivation)
     }
 

@@ -11,6 +11,13 @@ public struct TrainingProgress: Sendable {
     public let seconds: Double
     /// Set after the last step of an epoch.
     public let epochSummary: EpochRecord?
+    /// Training images (samples) processed so far.
+    public var images: Int = 0
+
+    /// Training throughput so far (samples per second of wall time, evaluation included).
+    public var imagesPerSecond: Double { seconds > 0 ? Double(images) / seconds : 0 }
+    /// Estimated seconds to the last step at the rate so far.
+    public var secondsRemaining: Double { step > 0 ? seconds / Double(step) * Double(totalSteps - step) : .nan }
 }
 
 /// Per-epoch history.
@@ -103,15 +110,20 @@ public final class Trainer {
         }
     }
 
-    public func run(progress: ((TrainingProgress) -> Void)? = nil) throws -> TrainingResult {
+    /// Trains for the configured duration. The configuration's diagnostics and schedules
+    /// (``StandardObservers``) and any `observers` given here watch the run
+    /// (``TrainingObserver``); a non-finite or exploding loss (``DivergenceRule``) ends it.
+    public func run(observers extra: [any TrainingObserver] = [],
+                    progress: ((TrainingProgress) -> Void)? = nil) throws -> TrainingResult {
         let start = DispatchTime.now().uptimeNanoseconds
         func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
         var sampler = BatchSampler(count: dataset.trainLabels.count, batchSize: config.batchSize, seed: config.seed)
         var gatherer = BatchGatherer()
         var augmenter = BatchAugmenter(config.features.augmentation, seed: config.features.augmentationSeed(from: config.seed))
         let total = totalSteps, perEpoch = sampler.batchesPerEpoch
-        for slot in model.normSlots { slot.telemetry.reset() }
-        model.recordTelemetry(config.recordTelemetry)
+        let observers = StandardObservers.make(for: config) + extra
+        let context = TrainingContext(model: model, dataset: dataset, config: config, totalSteps: total)
+        for o in observers { try o.runWillStart(context) }
         model.setMode(.train)
 
         var losses: [Double] = [], corrects: [Int] = [], sizes: [Int] = []
@@ -120,21 +132,9 @@ public final class Trainer {
         var diverged = false, divergedAt: Int?, divergenceLoss: String?
         var divergence = DivergenceRule()
         var lr = config.optimizer.learningRate
-        var step = 0
-        let initialWeightNorm = model.weightNorm
-        var biasGradientSum = 0.0, biasGradientSteps = 0
-        // The last-K estimator reads the batch statistics of the final K steps.
-        var lastBatches: LastBatchesAverage?
-        if case .lastBatches = config.inferenceStatistics { lastBatches = LastBatchesAverage(model) }
-        let lastBatchesFrom = total - config.inferenceStatistics.batches
-        // BRN layers with their configured limits, for the warm-up schedule (restored at the end)
-        let renorms: [(layer: any RenormalizationControl, target: RenormLimits)] = config.renormSchedule == nil ? [] :
-            model.normSlots.compactMap { $0.layer.plugin as? any RenormalizationControl }.map { ($0, $0.limits) }
-        defer { for r in renorms { var l = r.layer; l.limits = r.target } }
+        var step = 0, images = 0
         while step < total {
-            if let schedule = config.renormSchedule {
-                for r in renorms { var l = r.layer; l.limits = schedule.limits(at: step, target: r.target) }
-            }
+            for o in observers { try o.stepWillStart(step, context) }
             lr = config.schedule.rate(at: step, totalSteps: total, base: config.optimizer.learningRate)
             let indices = sampler.next()
             let x = augmenter.augment(gatherer.gather(dataset.trainInputs, indices))
@@ -147,48 +147,23 @@ public final class Trainer {
                 divergenceLoss = loss
                 break
             }
-            if step >= lastBatchesFrom { try lastBatches?.record() }
+            for o in observers { try o.forwardDidFinish(step, context) }
             try model.backward(ce.gradient)
-            if let rms = model.convBiasGradientRMS { biasGradientSum += rms; biasGradientSteps += 1 }
+            for o in observers { try o.backwardDidFinish(step, context) }
             optimizer.step(learningRate: lr)
             losses.append(ce.loss); corrects.append(ce.correct); sizes.append(labels.count)
             step += 1
 
             var summary: EpochRecord?
             if step % perEpoch == 0 || step == total {
-                let window = step % perEpoch == 0 ? perEpoch : step % perEpoch
-                let l = losses.suffix(window), c = corrects.suffix(window), s = sizes.suffix(window)
-                var test: Double?
-                if config.evaluateEachEpoch {
-                    test = try Evaluation.accuracy(model, inputs: dataset.testInputs, labels: dataset.testLabels,
-                                                   mode: .eval, batchSize: config.evalBatchSize)
-                }
-                summary = EpochRecord(epoch: (step + perEpoch - 1) / perEpoch, steps: step,
-                                      trainLoss: l.reduce(0, +) / Double(l.count),
-                                      trainAccuracy: Double(c.reduce(0, +)) / Double(s.reduce(0, +)), testAccuracy: test,
-                                      weightNorm: model.weightNorm)
+                summary = try epochRecord(step: step, perEpoch: perEpoch, losses: losses, corrects: corrects, sizes: sizes)
                 history.append(summary!)
             }
+            images += labels.count
             progress?(TrainingProgress(step: step, totalSteps: total, epoch: sampler.epoch, loss: ce.loss,
-                                       learningRate: lr, seconds: elapsed(), epochSummary: summary))
+                                       learningRate: lr, seconds: elapsed(), epochSummary: summary, images: images))
         }
-        model.recordTelemetry(false)
-        let telemetry = model.normSlots.map(NormTelemetry.init(slot:))
-
-        var replaced: StatisticsReplacementReport?
-        if !diverged, let lastBatches {
-            lastBatches.apply()
-            replaced = lastBatches.report
-        }
-        if case let .precise(count) = config.inferenceStatistics, !diverged {
-            var pbSampler = BatchSampler(count: dataset.trainLabels.count, batchSize: config.batchSize, seed: config.seed ^ 0x5052_4543_4953_45)
-            var g = BatchGatherer()
-            let batches = (0..<count).map { _ in
-                let t = g.gather(dataset.trainInputs, pbSampler.next())
-                return Tensor(shape: t.shape, scalars: t.scalars)   // own copy: the gatherer reuses its blocks
-            }
-            replaced = try PreciseBN.recompute(model, batches: batches)
-        }
+        for o in observers { try o.runDidFinish(context, diverged: diverged) }
 
         var testAccuracy: Double?, trainModeAccuracy: Double?
         do {
@@ -203,14 +178,31 @@ public final class Trainer {
 
         let window = min(perEpoch, losses.count)
         let l = losses.suffix(window), c = corrects.suffix(window), s = sizes.suffix(window)
-        return TrainingResult(
+        var result = TrainingResult(
             testAccuracy: testAccuracy, testAccuracyTrainMode: trainModeAccuracy,
             trainLoss: l.isEmpty ? nil : l.reduce(0, +) / Double(l.count),
             trainAccuracy: s.isEmpty ? nil : Double(c.reduce(0, +)) / Double(s.reduce(0, +)),
-            steps: step, epochs: Double(step) / Double(perEpoch), seconds: elapsed(),
+            steps: step, epochs: Double(step) / Double(perEpoch), seconds: 0,
             diverged: diverged, divergedAtStep: divergedAt, divergenceLoss: divergenceLoss,
-            finalLearningRate: lr, history: history, losses: losses, normTelemetry: telemetry, inferenceStatistics: replaced,
-            initialWeightNorm: initialWeightNorm, finalWeightNorm: model.weightNorm,
-            convBiasGradientRMS: biasGradientSteps > 0 ? biasGradientSum / Double(biasGradientSteps) : nil)
+            finalLearningRate: lr, history: history, losses: losses, normTelemetry: [], inferenceStatistics: nil,
+            initialWeightNorm: 0, finalWeightNorm: 0, convBiasGradientRMS: nil)
+        for o in observers { o.contribute(to: &result) }
+        result.seconds = elapsed()
+        return result
+    }
+
+    /// The summary of the epoch ending at `step` (test accuracy when evaluated every epoch).
+    private func epochRecord(step: Int, perEpoch: Int, losses: [Double], corrects: [Int], sizes: [Int]) throws -> EpochRecord {
+        let window = step % perEpoch == 0 ? perEpoch : step % perEpoch
+        let l = losses.suffix(window), c = corrects.suffix(window), s = sizes.suffix(window)
+        var test: Double?
+        if config.evaluateEachEpoch {
+            test = try Evaluation.accuracy(model, inputs: dataset.testInputs, labels: dataset.testLabels,
+                                           mode: .eval, batchSize: config.evalBatchSize)
+        }
+        return EpochRecord(epoch: (step + perEpoch - 1) / perEpoch, steps: step,
+                           trainLoss: l.reduce(0, +) / Double(l.count),
+                           trainAccuracy: Double(c.reduce(0, +)) / Double(s.reduce(0, +)), testAccuracy: test,
+                           weightNorm: model.weightNorm)
     }
 }
