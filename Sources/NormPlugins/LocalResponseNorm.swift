@@ -38,8 +38,11 @@ public final class LocalResponseNorm: NormalizationPlugin {
     public let size: Int
     let alpha: Double, beta: Double, k: Double
     /// What backward needs: the input, each element's denominator base `d` and `d^(−beta)`.
-    private var cache: (x: Tensor, base: [Float], scale: [Float])?
+    private var cache: (x: Tensor, base: Tensor, scale: Tensor)?
     private var output = ReusableStorage()
+    /// Blocks for `d` and `d^(−beta)`, reused once the previous forward's are dropped.
+    private var baseStorage = ReusableStorage()
+    private var scaleStorage = ReusableStorage()
     private var gradInput = ReusableStorage()
 
     public init(shape: FeatureShape, options: NormOptions) throws {
@@ -67,20 +70,29 @@ public final class LocalResponseNorm: NormalizationPlugin {
 
     public func forward(_ x: Tensor, mode: Mode) throws -> Tensor {
         try InputValidation.check(x, Self.descriptor, channels: channels)
-        let n = x.shape[0], c = channels, s = x.spatialCount, per = c * s
-        var base = [Float](repeating: 0, count: x.count), scale = base
-        let coefficient = Float(alpha / Double(size)), kf = Float(k)
+        let n = x.shape[0], s = x.spatialCount, per = channels * s
+        cache = nil   // lets this forward reuse the previous d and d^(−beta) blocks
+        let base = baseStorage.tensor(shape: x.shape), scale = scaleStorage.tensor(shape: x.shape)
+        let coefficient = Float(alpha / Double(size)), kf = Float(k), lo = -before, hi = after
         let y = output.tensor(shape: x.shape) { yb in
-            x.withUnsafeBufferPointer { xb in base.withUnsafeMutableBufferPointer { bb in scale.withUnsafeMutableBufferPointer { sb in
+            x.withUnsafeBufferPointer { xb in base.withUnsafeOutputBuffer { bb in scale.withUnsafeOutputBuffer { sb in
                 let xp = xb.baseAddress!, yp = yb.baseAddress!, bp = bb.baseAddress!, sp = sb.baseAddress!
-                Parallel.forEach(n, work: n * per * (size + 2)) { range in
-                    for sample in range {
-                        let o = sample * per
-                        // Σ a² over each channel's window, then d = k + alpha/size·Σ.
-                        windowSums(of: { j, i in xp[o + j * s + i] * xp[o + j * s + i] }, from: -before, to: after, s: s, into: bp + o)
-                        for i in 0..<per { bp[o + i] = kf + coefficient * bp[o + i] }
-                        negativePower(bp + o, count: per, into: sp + o)
-                        for i in 0..<per { yp[o + i] = xp[o + i] * sp[o + i] }
+                Parallel.forEach(n, work: n * per * (size + 4)) { range in
+                    var squares = [Float](repeating: 0, count: per)
+                    squares.withUnsafeMutableBufferPointer { sq in
+                        let q = sq.baseAddress!
+                        for sample in range {
+                            let o = sample * per
+                            for i in 0..<per { q[i] = xp[o + i] * xp[o + i] }
+                            for ch in 0..<channels {
+                                // d = k + alpha/size·Σ a² over the window, then d^(−β) and y, one channel row at a time.
+                                let d = bp + o + ch * s, sc = sp + o + ch * s
+                                windowSum(q, channel: ch, from: lo, to: hi, s: s, into: d)
+                                for i in 0..<s { d[i] = kf + coefficient * d[i] }
+                                negativePower(d, count: s, into: sc)
+                                for i in 0..<s { yp[o + ch * s + i] = xp[o + ch * s + i] * sc[i] }
+                            }
+                        }
                     }
                 }
             }}}
@@ -94,37 +106,42 @@ public final class LocalResponseNorm: NormalizationPlugin {
     public func backward(_ gradOutput: Tensor) throws -> Tensor {
         let x = try InputValidation.checkGradient(gradOutput, cache?.x, Self.descriptor)
         let (base, scale) = (cache!.base, cache!.scale)
-        let n = x.shape[0], c = channels, s = x.spatialCount, per = c * s
-        let factor = Float(2 * beta * alpha / Double(size))
-        var t = [Float](repeating: 0, count: x.count), sums = t
+        let n = x.shape[0], s = x.spatialCount, per = channels * s
+        let factor = Float(2 * beta * alpha / Double(size)), lo = -after, hi = before
         let gx = gradInput.tensor(shape: x.shape) { ob in
             x.withUnsafeBufferPointer { xb in gradOutput.withUnsafeBufferPointer { gb in
             base.withUnsafeBufferPointer { bb in scale.withUnsafeBufferPointer { sb in
-            t.withUnsafeMutableBufferPointer { tb in sums.withUnsafeMutableBufferPointer { wb in
-                let xp = xb.baseAddress!, gp = gb.baseAddress!, bp = bb.baseAddress!, sp = sb.baseAddress!
-                let tp = tb.baseAddress!, wp = wb.baseAddress!, op = ob.baseAddress!
-                Parallel.forEach(n, work: n * per * (size + 3)) { range in
-                    for sample in range {
-                        let o = sample * per
-                        for i in 0..<per { tp[o + i] = gp[o + i] * xp[o + i] * sp[o + i] / bp[o + i] }
-                        windowSums(of: { j, i in tp[o + j * s + i] }, from: -after, to: before, s: s, into: wp + o)
-                        for i in 0..<per { op[o + i] = gp[o + i] * sp[o + i] - factor * xp[o + i] * wp[o + i] }
+                let xp = xb.baseAddress!, gp = gb.baseAddress!, bp = bb.baseAddress!, sp = sb.baseAddress!, op = ob.baseAddress!
+                Parallel.forEach(n, work: n * per * (size + 5)) { range in
+                    var scratch = [Float](repeating: 0, count: per + s)
+                    scratch.withUnsafeMutableBufferPointer { buf in
+                        let t = buf.baseAddress!, w = t + per
+                        for sample in range {
+                            let o = sample * per
+                            for i in 0..<per { t[i] = gp[o + i] * xp[o + i] * sp[o + i] / bp[o + i] }
+                            for ch in 0..<channels {
+                                windowSum(t, channel: ch, from: lo, to: hi, s: s, into: w)
+                                let r = o + ch * s
+                                for i in 0..<s { op[r + i] = gp[r + i] * sp[r + i] - factor * xp[r + i] * w[i] }
+                            }
+                        }
                     }
                 }
-            }}}}}}
+            }}}}
         }
         return gx
     }
 
-    /// `out[c·s + i] = Σ_{j = c+lo}^{c+hi} value(j, i)` over the channels `0..<C` (others are
-    /// zeros), one sample; the inner loop runs over the contiguous spatial positions.
-    private func windowSums(of value: (Int, Int) -> Float, from lo: Int, to hi: Int, s: Int, into out: UnsafeMutablePointer<Float>) {
-        for ch in 0..<channels {
-            let row = out + ch * s
-            row.update(repeating: 0, count: s)
-            for j in max(ch + lo, 0)...min(ch + hi, channels - 1) {   // lo <= 0 <= hi: never empty
-                for i in 0..<s { row[i] += value(j, i) }
-            }
+    /// `out[i] = Σ_{j = channel+lo}^{channel+hi} values[j·s + i]` over the channels `0..<C`
+    /// (others are zeros) for the `s` positions of one channel row (`lo ≤ 0 ≤ hi`).
+    private func windowSum(_ values: UnsafePointer<Float>, channel ch: Int, from lo: Int, to hi: Int, s: Int,
+                           into out: UnsafeMutablePointer<Float>) {
+        let first = max(ch + lo, 0), last = min(ch + hi, channels - 1)
+        out.update(from: values + first * s, count: s)
+        guard first < last else { return }
+        for j in (first + 1)...last {
+            let row = values + j * s
+            for i in 0..<s { out[i] += row[i] }
         }
     }
 

@@ -32,6 +32,8 @@ public final class RMSNorm: NormalizationPlugin {
     private var cache: (x: Tensor, inv: [Double])?
     private var output = ReusableStorage()
     private var gradInput = ReusableStorage()
+    /// Backward's Σ_spatial g·x per (n, c), kept between calls (every entry is rewritten).
+    private var planeDot: [Double] = []
 
     public init(shape: FeatureShape, options: NormOptions) throws {
         guard shape.channels > 0 else {
@@ -51,17 +53,24 @@ public final class RMSNorm: NormalizationPlugin {
         let rows = x.shape[0], s = x.spatialCount, m = channels * s, c = channels, eps = eps
         var inv = [Double](repeating: 0, count: rows)
         let w = weight.map { $0.value.scalars.map(Double.init) } ?? [Double](repeating: 1, count: c)
+        // Short planes ((N, C) above all): the gain expanded to the row, one vectorizable loop per row.
+        let rowGain: [Float]? = s < Self.shortPlane ? Self.expanded(w, s) : nil
         let y = output.tensor(shape: x.shape) { yb in
             x.withUnsafeBufferPointer { xb in inv.withUnsafeMutableBufferPointer { iv in
                 let xp = xb.baseAddress!, yp = yb.baseAddress!
                 Parallel.forEach(rows, work: rows * m) { range in
                     for n in range {
-                        let row = xp + n * m
-                        let r = 1 / (Reductions.sumOfSquares(row, length: m) / Double(m) + eps).squareRoot()
+                        let row = xp + n * m, out = yp + n * m
+                        let r = 1 / (Self.sumOfSquares(row, length: m) / Double(m) + eps).squareRoot()
                         iv[n] = r
+                        if let rowGain {
+                            let rf = Float(r)
+                            rowGain.withUnsafeBufferPointer { wg in for i in 0..<m { out[i] = row[i] * (rf * wg[i]) } }
+                            continue
+                        }
                         for ch in 0..<c {
-                            let scale = Float(r * w[ch]), base = n * m + ch * s
-                            for j in 0..<s { yp[base + j] = xp[base + j] * scale }
+                            let scale = Float(r * w[ch]), base = ch * s
+                            for j in 0..<s { out[base + j] = row[base + j] * scale }
                         }
                     }
                 }
@@ -69,6 +78,50 @@ public final class RMSNorm: NormalizationPlugin {
         }
         cache = (x, inv)
         return y
+    }
+
+    /// Planes shorter than this take the row-wise loops.
+    private static let shortPlane = 16
+
+    /// `Σ x²` over a row: four float32 vector accumulators for rows up to 4096 values (short
+    /// rows would be latency-bound in the one-accumulator short path), else ``Reductions``'s
+    /// blocked float64 sum.
+    private static func sumOfSquares(_ p: UnsafePointer<Float>, length: Int) -> Double {
+        guard length <= 4096 else { return Reductions.sumOfSquares(p, length: length) }
+        var a = SIMD8<Float>(), b = a, c = a, d = a
+        var i = 0
+        while i + 32 <= length {
+            let u = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)
+            let v = UnsafeRawPointer(p + i + 8).loadUnaligned(as: SIMD8<Float>.self)
+            let w = UnsafeRawPointer(p + i + 16).loadUnaligned(as: SIMD8<Float>.self)
+            let z = UnsafeRawPointer(p + i + 24).loadUnaligned(as: SIMD8<Float>.self)
+            a += u * u; b += v * v; c += w * w; d += z * z
+            i += 32
+        }
+        var total = Double(((a + c) + (b + d)).sum())
+        while i < length { total += Double(p[i]) * Double(p[i]); i += 1 }
+        return total
+    }
+
+    /// Each per-channel value repeated `s` times, as float32.
+    private static func expanded(_ w: [Double], _ s: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: w.count * s)
+        for c in w.indices { for j in 0..<s { out[c * s + j] = Float(w[c]) } }
+        return out
+    }
+
+    /// `Σ a[i]·b[i]` in float64 with two vector accumulators (the per-row dot product over channels).
+    private static func dot(_ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>, count: Int) -> Double {
+        var s0 = SIMD4<Double>(), s1 = SIMD4<Double>()
+        var i = 0
+        while i + 8 <= count {
+            s0 += UnsafeRawPointer(a + i).loadUnaligned(as: SIMD4<Double>.self) * UnsafeRawPointer(b + i).loadUnaligned(as: SIMD4<Double>.self)
+            s1 += UnsafeRawPointer(a + i + 4).loadUnaligned(as: SIMD4<Double>.self) * UnsafeRawPointer(b + i + 4).loadUnaligned(as: SIMD4<Double>.self)
+            i += 8
+        }
+        var total = (s0 + s1).sum()
+        while i < count { total += a[i] * b[i]; i += 1 }
+        return total
     }
 
     /// With `u = g·w[c]` and `r = 1/√(ν² + eps)` per sample: `dx = r·u − x·r³·Σ(u·x)/M`,
@@ -79,32 +132,45 @@ public final class RMSNorm: NormalizationPlugin {
         let rows = x.shape[0], s = x.spatialCount, c = channels, m = c * s
         let w = weight.map { $0.value.scalars.map(Double.init) } ?? [Double](repeating: 1, count: c)
         // Σ_spatial g·x per (n, c): the one reduction both gradients need.
-        var planeDot = [Double](repeating: 0, count: rows * c)
+        if planeDot.count != rows * c { planeDot = [Double](repeating: 0, count: rows * c) }
+        let rowGain: [Float]? = s < Self.shortPlane ? Self.expanded(w, s) : nil
         let gx = gradInput.tensor(shape: x.shape) { ob in
             x.withUnsafeBufferPointer { xb in gradOutput.withUnsafeBufferPointer { gb in planeDot.withUnsafeMutableBufferPointer { pd in
+            w.withUnsafeBufferPointer { wb in
                 let xp = xb.baseAddress!, gp = gb.baseAddress!, op = ob.baseAddress!
                 Parallel.forEach(rows, work: 2 * rows * m) { range in
                     for n in range {
-                        var dot = 0.0
-                        for ch in 0..<c {
-                            let base = n * m + ch * s
-                            let (_, gxSum) = Reductions.gradientSums(x: xp + base, g: gp + base, length: s, mu: 0)
-                            pd[n * c + ch] = gxSum
-                            dot += w[ch] * gxSum
+                        let o = n * m, d = pd.baseAddress! + n * c
+                        if s == 1 {
+                            for ch in 0..<c { d[ch] = Double(gp[o + ch]) * Double(xp[o + ch]) }
+                        } else {
+                            for ch in 0..<c { d[ch] = Reductions.gradientSums(x: xp + o + ch * s, g: gp + o + ch * s, length: s, mu: 0).1 }
                         }
-                        let r = inv[n], b = Float(r * r * r * dot / Double(m))
+                        let r = inv[n], b = Float(r * r * r * Self.dot(wb.baseAddress!, d, count: c) / Double(m))
+                        if let rowGain {
+                            let rf = Float(r)
+                            rowGain.withUnsafeBufferPointer { wg in
+                                for i in 0..<m { op[o + i] = gp[o + i] * (rf * wg[i]) - xp[o + i] * b }
+                            }
+                            continue
+                        }
                         for ch in 0..<c {
-                            let a = Float(r * w[ch]), base = n * m + ch * s
+                            let a = Float(r * w[ch]), base = o + ch * s
                             for j in 0..<s { op[base + j] = gp[base + j] * a - xp[base + j] * b }
                         }
                     }
                 }
-            }}}
+            }}}}
         }
         if let weight {
             if weight.requiresGrad {
                 var gw = [Double](repeating: 0, count: c)
-                for n in 0..<rows { for ch in 0..<c { gw[ch] += planeDot[n * c + ch] * inv[n] } }
+                planeDot.withUnsafeBufferPointer { pd in gw.withUnsafeMutableBufferPointer { g in
+                    for n in 0..<rows {
+                        let r = inv[n], d = pd.baseAddress! + n * c
+                        for ch in 0..<c { g[ch] += d[ch] * r }
+                    }
+                }}
                 weight.gradient = Tensor(shape: [c], doubles: gw)
             } else {
                 weight.gradient = nil
