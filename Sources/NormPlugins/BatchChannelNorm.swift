@@ -54,6 +54,9 @@ public final class BatchChannelNorm: NormalizationPlugin, RunningStatisticsProvi
     public let groupBias: Parameter
     let batchEps: Double
     private var cache: Cache?
+    /// Output blocks reused across calls once the caller dropped the previous result.
+    private var output = ReusableStorage()
+    private var gradInput = ReusableStorage()
 
     /// What backward needs: the input, the BN stage's per-channel statistics and float64
     /// output `u`, and stage 2's per-(n, group) mean and 1/σ.
@@ -101,20 +104,21 @@ public final class BatchChannelNorm: NormalizationPlugin, RunningStatisticsProvi
         let bn = try batchStageStatistics(x, mode: mode)
         let u = batchStageOutput(x, bn)
         var mean = [Double](repeating: 0, count: runs), invStd = mean
-        let gw = groupWeight.value.scalars, gb = groupBias.value.scalars
-        let y = Tensor(shape: x.shape) { out in
-            for r in 0..<runs {
-                let range = (r * length)..<((r + 1) * length)
-                var sum = 0.0
-                for i in range { sum += u[i] }
-                let m = sum / Double(length)
-                var sq = 0.0
-                for i in range { let d = u[i] - m; sq += d * d }
-                let inv = 1 / (sq / Double(length) + eps).squareRoot()
-                mean[r] = m; invStd[r] = inv
-                let scale = inv * Double(gw[r % groups]), shift = Double(gb[r % groups])
-                for i in range { out[i] = Float((u[i] - m) * scale + shift) }
-            }
+        let gw = groupWeight.value.scalars, gb = groupBias.value.scalars, groups = groups, eps = eps
+        let y = output.tensor(shape: x.shape) { out in
+            u.withUnsafeBufferPointer { ub in mean.withUnsafeMutableBufferPointer { mb in invStd.withUnsafeMutableBufferPointer { ib in
+                let up = ub.baseAddress!, op = out.baseAddress!, mp = mb.baseAddress!, ip = ib.baseAddress!
+                Parallel.forEach(runs, work: runs * length) { range in
+                    for r in range {
+                        let run = up + r * length, o = op + r * length
+                        let (m, variance) = DoubleRuns.moments(run, length: length)
+                        let inv = 1 / (variance + eps).squareRoot()
+                        mp[r] = m; ip[r] = inv
+                        let scale = inv * Double(gw[r % groups]), shift = Double(gb[r % groups])
+                        for i in 0..<length { o[i] = Float((run[i] - m) * scale + shift) }
+                    }
+                }
+            }}}
         }
         cache = Cache(x: x, bn: bn, u: u, mean: mean, invStd: invStd)
         return y
@@ -122,38 +126,43 @@ public final class BatchChannelNorm: NormalizationPlugin, RunningStatisticsProvi
 
     public func backward(_ gradOutput: Tensor) throws -> Tensor {
         _ = try InputValidation.checkGradient(gradOutput, cache?.x, Self.descriptor)
-        let st = cache!, x = st.x, u = st.u, mean = st.mean, invStd = st.invStd
-        let length = channels / groups * x.spatialCount, runs = x.shape[0] * groups
+        let st = cache!, x = st.x
+        let length = channels / groups * x.spatialCount, runs = x.shape[0] * groups, groups = groups
         let gw = groupWeight.value.scalars
+        var sums = [Double](repeating: 0, count: 2 * runs)
+        var gu = [Double](repeating: 0, count: st.u.count)
+        gradOutput.withUnsafeBufferPointer { gy in st.u.withUnsafeBufferPointer { ub in
+            gu.withUnsafeMutableBufferPointer { gub in sums.withUnsafeMutableBufferPointer { sb in
+                let gp = gy.baseAddress!, up = ub.baseAddress!, gup = gub.baseAddress!, sp = sb.baseAddress!
+                Parallel.forEach(runs, work: 2 * runs * length) { range in
+                    for r in range {
+                        let g = gp + r * length, run = up + r * length, out = gup + r * length
+                        let m = st.mean[r], inv = st.invStd[r], wg = Double(gw[r % groups])
+                        // dL/du = inv·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)) with ĝ = dy·w_g.
+                        var sumG = 0.0, sumGX = 0.0
+                        for i in 0..<length {
+                            let gi = Double(g[i])
+                            sumG += gi; sumGX += gi * (run[i] - m) * inv
+                        }
+                        sp[2 * r] = sumGX; sp[2 * r + 1] = sumG
+                        let meanG = sumG * wg / Double(length), meanGX = sumGX * wg / Double(length)
+                        for i in 0..<length {
+                            out[i] = inv * (Double(g[i]) * wg - meanG - (run[i] - m) * inv * meanGX)
+                        }
+                    }
+                }
+            }}
+        }}
         var gradW = [Double](repeating: 0, count: groups), gradB = gradW
-        var gu = [Double](repeating: 0, count: u.count)
-        gradOutput.withUnsafeBufferPointer { gy in
-            for r in 0..<runs {
-                let range = (r * length)..<((r + 1) * length), g = r % groups
-                let m = mean[r], inv = invStd[r], wg = Double(gw[g])
-                // dL/du = inv·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)) with ĝ = dy·w_g.
-                var sumG = 0.0, sumGX = 0.0
-                for i in range {
-                    let xhat = (u[i] - m) * inv, gi = Double(gy[i])
-                    sumG += gi; sumGX += gi * xhat
-                }
-                gradW[g] += sumGX
-                gradB[g] += sumG
-                let meanG = sumG * wg / Double(length), meanGX = sumGX * wg / Double(length)
-                for i in range {
-                    let xhat = (u[i] - m) * inv
-                    gu[i] = inv * (Double(gy[i]) * wg - meanG - xhat * meanGX)
-                }
-            }
-        }
+        for r in 0..<runs { gradW[r % groups] += sums[2 * r]; gradB[r % groups] += sums[2 * r + 1] }
         groupWeight.gradient = groupWeight.requiresGrad ? Tensor(shape: [groups], doubles: gradW) : nil
         groupBias.gradient = groupBias.requiresGrad ? Tensor(shape: [groups], doubles: gradB) : nil
         return batchStageBackward(gu, st)
     }
 
-    /// The per-channel mean and 1/σ of the BN stage: the batch's (train, or no tracking; two
-    /// float64 passes, since stage 2 amplifies their rounding when a group's values are close)
-    /// or the running ones (eval).
+    /// The per-channel mean and 1/σ of the BN stage: the batch's (train, or no tracking; float64
+    /// plane moments combined per channel, since stage 2 amplifies their rounding when a group's
+    /// values are close) or the running ones (eval).
     private func batchStageStatistics(_ x: Tensor, mode: Mode) throws -> (mean: [Double], invStd: [Double], batch: Bool) {
         let n = x.shape[0], c = channels, s = x.spatialCount
         let batch = mode == .train || runningStatistics == nil
@@ -163,15 +172,12 @@ public final class BatchChannelNorm: NormalizationPlugin, RunningStatisticsProvi
                 throw NormError.singleValueReduction(method: Self.descriptor.name,
                     reason: "expected more than 1 value per channel when using batch statistics, got input of shape \(x.shape.shapeText)")
             }
-            x.withUnsafeBufferPointer { xb in
-                for p in 0..<(n * c) { for i in (p * s)..<((p + 1) * s) { mean[p % c] += Double(xb[i]) } }
-                for ch in 0..<c { mean[ch] /= Double(n * s) }
-                for p in 0..<(n * c) {
-                    let m = mean[p % c]
-                    for i in (p * s)..<((p + 1) * s) { let d = Double(xb[i]) - m; variance[p % c] += d * d }
-                }
-                for ch in 0..<c { variance[ch] /= Double(n * s) }
-            }
+            // Channel moments from plane moments: mean of means, mean of (var + (plane mean − mean)²).
+            let (pm, pv) = ExactMoments.runs(x, runs: n * c, length: s)
+            for p in 0..<(n * c) { mean[p % c] += pm[p] }
+            for ch in 0..<c { mean[ch] /= Double(n) }
+            for p in 0..<(n * c) { let d = pm[p] - mean[p % c]; variance[p % c] += pv[p] + d * d }
+            for ch in 0..<c { variance[ch] /= Double(n) }
             lastBatch = BatchMoments(mean: mean, variance: variance, count: n * s, perInstance: false)
             if mode == .train, let running = runningStatistics {
                 running.update(batchMean: mean, biasedVariance: variance, count: n * s)
@@ -185,45 +191,55 @@ public final class BatchChannelNorm: NormalizationPlugin, RunningStatisticsProvi
 
     /// The BN stage's output in float64, so stage 2 never sees float32 rounding of large values.
     private func batchStageOutput(_ x: Tensor, _ bn: (mean: [Double], invStd: [Double], batch: Bool)) -> [Double] {
-        let c = channels, s = x.spatialCount
+        let c = channels, s = x.spatialCount, planes = x.shape[0] * c
         let w = batchAffine.weight.value.scalars, b = batchAffine.bias.value.scalars
         var u = [Double](repeating: 0, count: x.count)
-        x.withUnsafeBufferPointer { xb in
-            for p in 0..<(x.shape[0] * c) {
-                let ch = p % c, m = bn.mean[ch], scale = Double(w[ch]) * bn.invStd[ch], shift = Double(b[ch])
-                for i in (p * s)..<((p + 1) * s) { u[i] = (Double(xb[i]) - m) * scale + shift }
+        x.withUnsafeBufferPointer { xb in u.withUnsafeMutableBufferPointer { ub in
+            let xp = xb.baseAddress!, up = ub.baseAddress!
+            Parallel.forEach(planes, work: planes * s) { range in
+                for p in range {
+                    let ch = p % c, m = bn.mean[ch], scale = Double(w[ch]) * bn.invStd[ch], shift = Double(b[ch])
+                    let xs = xp + p * s, us = up + p * s
+                    for i in 0..<s { us[i] = (Double(xs[i]) - m) * scale + shift }
+                }
             }
-        }
+        }}
         return u
     }
 
     /// dL/dx of the BN stage from dL/du in float64 (BatchNorm's backward: through the batch
     /// statistics in train mode, the running statistics constant in eval), and its affine gradients.
     private func batchStageBackward(_ gu: [Double], _ st: Cache) -> Tensor {
-        let x = st.x, n = x.shape[0], c = channels, s = x.spatialCount, count = Double(n * s)
+        let x = st.x, n = x.shape[0], c = channels, s = x.spatialCount, count = Double(n * s), planes = n * c
         let affine = batchAffine, w = affine.weight.value.scalars
-        var gradW = [Double](repeating: 0, count: c), gradB = gradW
-        var gx = [Double](repeating: 0, count: x.count)
-        x.withUnsafeBufferPointer { xb in
-            for p in 0..<(n * c) {
-                let ch = p % c, m = st.bn.mean[ch], inv = st.bn.invStd[ch]
-                for i in (p * s)..<((p + 1) * s) {
-                    gradW[ch] += gu[i] * (Double(xb[i]) - m) * inv
-                    gradB[ch] += gu[i]
+        var sums = [Double](repeating: 0, count: 2 * planes)
+        let gx = gradInput.tensor(shape: x.shape) { out in
+            x.withUnsafeBufferPointer { xb in gu.withUnsafeBufferPointer { gb in sums.withUnsafeMutableBufferPointer { sb in
+                let xp = xb.baseAddress!, gp = gb.baseAddress!, sp = sb.baseAddress!, op = out.baseAddress!
+                Parallel.forEach(planes, work: planes * s) { range in
+                    for p in range {
+                        let ch = p % c, m = st.bn.mean[ch], inv = st.bn.invStd[ch], xs = xp + p * s, gs = gp + p * s
+                        var sw = 0.0, sb = 0.0
+                        for i in 0..<s { sw += gs[i] * (Double(xs[i]) - m) * inv; sb += gs[i] }
+                        sp[2 * p] = sw; sp[2 * p + 1] = sb
+                    }
                 }
-            }
-            for p in 0..<(n * c) {
-                let ch = p % c, m = st.bn.mean[ch], inv = st.bn.invStd[ch], wc = Double(w[ch])
-                // Σ ĝ = w·Σ dL/du and Σ ĝ·x̂ = w·dL/dw over the channel (ĝ = dL/du·w).
-                let meanG = st.bn.batch ? wc * gradB[ch] / count : 0, meanGX = st.bn.batch ? wc * gradW[ch] / count : 0
-                for i in (p * s)..<((p + 1) * s) {
-                    let xhat = (Double(xb[i]) - m) * inv
-                    gx[i] = inv * (gu[i] * wc - meanG - xhat * meanGX)
+                var sumW = [Double](repeating: 0, count: c), sumB = sumW
+                for p in 0..<planes { sumW[p % c] += sp[2 * p]; sumB[p % c] += sp[2 * p + 1] }
+                let gradW = sumW, gradB = sumB
+                Parallel.forEach(planes, work: planes * s) { range in
+                    for p in range {
+                        let ch = p % c, m = st.bn.mean[ch], inv = st.bn.invStd[ch], wc = Double(w[ch])
+                        // Σ ĝ = w·Σ dL/du and Σ ĝ·x̂ = w·dL/dw over the channel (ĝ = dL/du·w).
+                        let meanG = st.bn.batch ? wc * gradB[ch] / count : 0, meanGX = st.bn.batch ? wc * gradW[ch] / count : 0
+                        let xs = xp + p * s, gs = gp + p * s, os = op + p * s
+                        for i in 0..<s { os[i] = Float(inv * (gs[i] * wc - meanG - (Double(xs[i]) - m) * inv * meanGX)) }
+                    }
                 }
-            }
+                affine.weight.gradient = affine.weight.requiresGrad ? Tensor(shape: [c], doubles: gradW) : nil
+                affine.bias.gradient = affine.bias.requiresGrad ? Tensor(shape: [c], doubles: gradB) : nil
+            }}}
         }
-        affine.weight.gradient = affine.weight.requiresGrad ? Tensor(shape: [c], doubles: gradW) : nil
-        affine.bias.gradient = affine.bias.requiresGrad ? Tensor(shape: [c], doubles: gradB) : nil
-        return Tensor(shape: x.shape, doubles: gx)
+        return gx
     }
 }
