@@ -179,6 +179,9 @@ def render_figures(payload_json, out_dir):
         else:
             raise ValueError("unknown figure kind %r" % spec["kind"])
         fig.suptitle(spec["title"], fontsize=10)
+        if spec["kind"] in ("bar", "line", "curve"):
+            what = "bands" if spec["kind"] == "curve" else "error bars"
+            fig.text(0.995, 0.005, "%s: 95 %% t-interval over seeds" % what, ha="right", va="bottom", fontsize=6, color="#555555")
         fig.tight_layout()
         base = os.path.join(out_dir, spec["name"])
         fig.savefig(base + ".png", format="png", metadata={"Software": None}, bbox_inches="tight")

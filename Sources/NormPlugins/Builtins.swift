@@ -5,9 +5,7 @@ public enum Builtins {
     /// The built-in plugin types.
     public static let types: [any NormalizationPlugin.Type] = [
         BatchNorm.self, BatchRenorm.self, GroupNorm.self, LayerNorm.self, InstanceNorm.self, FilterResponseNorm.self,
-        EvoNormS0.self,
-        EvoNormB0.self,
-        SwitchableNorm.self,
+        EvoNormS0.self, RMSNorm.self, GhostBatchNorm.self, LocalResponseNorm.self, EvoNormB0.self, SwitchableNorm.self,
         BatchChannelNorm.self,
     ]
 

@@ -13,7 +13,9 @@ struct AblateCommand: ParsableCommand {
         abstract: "Run an ablation study (YAML spec or preset) into a crash-safe result store; report, merge, status.",
         discussion: """
             A spec has `base` (the configuration every cell starts from), `grid` (axes as dotted \
-            paths, plus `zip` groups), `seeds` (a repeat dimension) and `report`. Each (cell, seed) \
+            paths, plus `zip` groups), `seeds` (a repeat dimension, or {min, max, until_ci_halfwidth}: \
+            more seeds for the claims' cells until their effects are clear), `report` and `claims` \
+            (each gets a verdict: supported, contradicted or inconclusive). Each (cell, seed) \
             runs once: rerunning the same command after a crash or kill runs only what is missing. \
             Results go to results/<spec name>.sqlite unless --store says otherwise.
             """,
@@ -110,10 +112,10 @@ struct AblateRunCommand: ParsableCommand {
                 for f in summary.failures.prefix(5) {
                     printError("normlab: error: \(f.key) (\(f.label)): \(f.error)")
                 }
-                throw CLIError("\(summary.failures.count) run\(summary.failures.count == 1 ? "" : "s") failed; \(summary.alreadyDone + summary.ran)/\(summary.planned) are stored in \(storePath) — rerun the same command to retry the missing ones")
+                throw CLIError("\(summary.failures.count) run\(summary.failures.count == 1 ? "" : "s") failed; \(summary.alreadyDone + summary.ran + summary.storedElsewhere)/\(summary.planned) are stored in \(storePath) — rerun the same command to retry the missing ones")
             }
             if let shard {
-                print("shard \(shard): \(summary.alreadyDone + summary.ran)/\(summary.planned) runs stored in \(storePath)")
+                print("shard \(shard): \(summary.alreadyDone + summary.ran + summary.storedElsewhere)/\(summary.planned) runs stored in \(storePath)")
                 print("combine the shards with `normlab ablate merge <shard stores> --into \(StudyPaths.defaultStore(for: spec))`, then `normlab ablate report --store \(StudyPaths.defaultStore(for: spec))`")
                 return
             }
@@ -135,7 +137,9 @@ struct AblateRunCommand: ParsableCommand {
     }
 
     func printPlan(spec: AblationSpec, runner: any CellRunner, storePath: String, shard: Shard?) throws {
-        let plan = RunPlan(spec: spec, cells: try spec.cells(validatingWith: runner))
+        let cells = try spec.cells(validatingWith: runner)
+        try spec.validateClaims(cells: cells, runner: runner)
+        let plan = RunPlan(spec: spec, cells: cells)
         let mine = plan.runs(in: shard)
         var done = Set<RunKey>()
         if FileManager.default.fileExists(atPath: storePath) { done = try ResultStore(path: storePath, create: false).completedKeys() }
@@ -230,7 +234,7 @@ extension AblationReport.Format: ExpressibleByArgument {}
 struct AblateReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
-        abstract: "Aggregate a study (mean ± std over seeds): table as md/csv/json, figures (PNG, SVG), notebook.")
+        abstract: "Aggregate a study (mean, std, 95 % CI over seeds; claims' verdicts; paired differences): table as md/csv/json, figures (PNG, SVG), notebook.")
 
     @OptionGroup var selection: StudySelection
     @Option(help: "The study in a store holding several.") var study: String?
