@@ -45,9 +45,11 @@ let package = Package(
         ),
         // The SIMD reductions, normalize and backward kernels, the thread pool and scratch
         // memory, on raw buffers (no Tensor); NormCore re-exports them.
+        // Software prefetch hints (static inline C) for NormKernels.
+        .target(name: "NormKernelsC"),
         .target(
             name: "NormKernels",
-            dependencies: ["CBLAS"],
+            dependencies: ["CBLAS", "NormKernelsC"],
             swiftSettings: [.unsafeFlags(kernelFlags, .when(configuration: .release))]
         ),
         .target(

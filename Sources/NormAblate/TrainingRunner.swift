@@ -97,7 +97,14 @@ public struct TrainingRunner: CellRunner {
                 }
                 let spec = try modelSpec(config, dataset: shape, freeze: phase.freeze)
                 // Build every layer: norm options against every layer's width, freezing against the layers.
-                do { _ = try Model(spec: spec, registry: registry, seed: 0) } catch {
+                do {
+                    let model = try Model(spec: spec, registry: registry, seed: 0)
+                    let batch = phase.recipe.batchSize ?? TrainPresets.defaultBatchSize
+                    if batch % model.batchMultiple != 0 {
+                        problems.append(ConfigProblem(path: prefix + "batch_size", message:
+                            "\(batch) is not a multiple of \(model.batchMultiple), which a norm layer's batch split needs (e.g. virtual_batch_size)"))
+                    }
+                } catch {
                     problems.append(ConfigProblem(path: "model", message: "\(error)"))
                 }
             } catch let p as ConfigProblem { problems.append(p) } catch { problems.append(ConfigProblem(path: prefix + "dataset", message: "\(error)")) }

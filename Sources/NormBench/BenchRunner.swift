@@ -34,6 +34,18 @@ public struct BenchSubject {
             let g = (1...min(32, c)).reversed().first { c % $0 == 0 && (c / $0) * s > 1 } ?? 1
             given[spec.name] = .integer(g)
         }
+        // An option with a default that must divide the channels or the batch (EvoNorm-S0's
+        // groups, Ghost BN's virtual batch) takes the largest divisor up to its default.
+        for constraint in descriptor.constraints {
+            let (option, size): (String, Int)
+            switch constraint {
+            case let .dividesChannels(o): (option, size) = (o, shape[1])
+            case let .dividesBatch(o): (option, size) = (o, shape[0])
+            default: continue
+            }
+            guard given[option] == nil, case let .integer(d)? = descriptor.option(option)?.defaultValue, size % d != 0 else { continue }
+            given[option] = .integer((1...min(d, size)).reversed().first { size % $0 == 0 } ?? 1)
+        }
         return given
     }
 

@@ -283,7 +283,13 @@ import NormPython
         for entry in registry.all {
             var options: [String: OptionValue] = [:]
             // Options declared to divide the channel count (GN's num_groups, EvoNorm-S0's groups): 2 divides 4, 8 and 16.
-            for case let .dividesChannels(option) in entry.descriptor.constraints { options[option] = .integer(2) }
+            // Options declared to divide the batch (Ghost BN's virtual_batch_size): 2 divides the batch of 4.
+            for constraint in entry.descriptor.constraints {
+                switch constraint {
+                case let .dividesChannels(option), let .dividesBatch(option): options[option] = .integer(2)
+                default: break
+                }
+            }
             let spec = tinySpec(norm: NormSpec(entry.descriptor.name, options: options), shortcut: .b)
             let model = try Model(spec: spec, registry: registry, seed: 1)
             #expect(model.normSlots.count == 1 + 2 * 3 + 2 && model.normSlots.allSatisfy { $0.method == entry.descriptor.name })

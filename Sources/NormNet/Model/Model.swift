@@ -169,6 +169,20 @@ public final class Model {
         return blocks
     }
 
+    /// The number every train-mode batch must be a multiple of: the least common multiple of
+    /// the values of every norm option declared to divide the batch (``NormConstraint/dividesBatch(option:)``,
+    /// e.g. Ghost BN's `virtual_batch_size`); 1 when no layer splits the batch.
+    public var batchMultiple: Int {
+        func gcd(_ a: Int, _ b: Int) -> Int { b == 0 ? a : gcd(b, a % b) }
+        var m = 1
+        for slot in normSlots {
+            for case let .dividesBatch(option) in slot.layer.descriptor.constraints {
+                if case let .integer(k)? = slot.options.values[option], k > 0 { m = m / gcd(m, k) * k }
+            }
+        }
+        return m
+    }
+
     /// Every norm slot in execution order.
     public var normSlots: [NormSlot] { leafLayers.compactMap { $0.layer as? NormSlot } }
 

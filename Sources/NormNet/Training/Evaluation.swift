@@ -7,7 +7,10 @@ public enum Evaluation {
     /// so train-mode batch statistics never come from a tiny batch).
     ///
     /// A train-mode evaluation updates running statistics as training would; this function
-    /// restores every buffer afterwards, so evaluation never changes the model.
+    /// restores every buffer afterwards, so evaluation never changes the model. In train mode
+    /// every batch is a multiple of ``Model/batchMultiple`` (a norm that splits the batch, e.g.
+    /// Ghost BN's virtual batches): the last fewer-than-a-multiple samples are not scored, and
+    /// the accuracy is over the samples scored.
     public static func accuracy(_ model: Model, inputs: Tensor, labels: [Int], mode: Mode, batchSize: Int) throws -> Double {
         let n = labels.count
         guard n > 0 else { return .nan }
@@ -22,13 +25,17 @@ public enum Evaluation {
         }
         model.setMode(mode)
         var gatherer = BatchGatherer()
-        var correct = 0
-        for range in batchRanges(count: n, batchSize: batchSize) {
+        var correct = 0, scored = 0
+        let multiple = mode == .train ? model.batchMultiple : 1
+        for full in batchRanges(count: n, batchSize: batchSize) {
+            let range = full.lowerBound..<(full.lowerBound + full.count / multiple * multiple)
+            guard !range.isEmpty else { continue }
             let x = gatherer.gather(inputs, range)
             let logits = try model.forward(x)
             correct += SoftmaxCrossEntropy.correctCount(logits: logits, labels: Array(labels[range]))
+            scored += range.count
         }
-        return Double(correct) / Double(n)
+        return scored > 0 ? Double(correct) / Double(scored) : .nan
     }
 
     /// Consecutive ranges of `batchSize`, the remainder merged when under half a batch.

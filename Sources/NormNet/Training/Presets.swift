@@ -25,10 +25,13 @@ public enum TrainPresets {
 
     /// Batch size, duration, optimizer and schedule for a data set.
     public static func config(for dataset: Dataset) -> TrainingConfig {
-        TrainingConfig(batchSize: 64, duration: .epochs(30), seed: 0,
+        TrainingConfig(batchSize: defaultBatchSize, duration: .epochs(30), seed: 0,
                        optimizer: SGDConfig(learningRate: 0.1, momentum: 0.9, weightDecay: 5e-4, nesterov: true),
                        schedule: LRSchedule(.cosine(minimumFactor: 0), warmupSteps: 100))
     }
+
+    /// The training batch size when a recipe names none.
+    public static let defaultBatchSize = 64
 
     /// Two independent seeds (model initialization, shuffling) from one run seed.
     public static func seeds(from seed: UInt64) -> (model: UInt64, shuffle: UInt64) {

@@ -95,6 +95,9 @@ public final class Trainer {
             throw NetError("the data set has \(dataset.classes) classes, the model \(model.spec.classes)")
         }
         guard dataset.trainLabels.count >= 2 else { throw NetError("need at least 2 training samples") }
+        guard config.batchSize % model.batchMultiple == 0 else {
+            throw NetError("batch size \(config.batchSize) is not a multiple of \(model.batchMultiple), which a norm layer's batch split needs (e.g. virtual_batch_size)")
+        }
         self.model = model
         self.dataset = dataset
         try config.features.augmentation.validate(sampleShape: dataset.sampleShape)

@@ -84,6 +84,9 @@ final class BatchStatisticsCore {
                 throw NormError.singleValueReduction(method: descriptor.name,
                     reason: "expected more than 1 value per channel when using batch statistics, got input of shape \(x.shape.shapeText)")
             }
+            if normalizeWithBatch, PlaneNormalizer.fusesChannels(layout) {
+                return forwardFused(x, layout: layout, mode: mode, renorm: renorm)
+            }
             (batchMean, batchVar) = layout.batchMoments(x)
             lastBatchStatistics = (batchMean, batchVar, layout.groupSize)
         }
@@ -113,6 +116,22 @@ final class BatchStatisticsCore {
             running.update(batchMean: batchMean, biasedVariance: batchVar, count: layout.groupSize)
         }
         state = st
+        return y
+    }
+
+    /// Train forward with batch statistics, fused per channel (``PlaneNormalizer/forwardByChannel(_:layout:eps:weight:bias:renorm:output:)``):
+    /// the same values as the separate statistics and normalization passes.
+    private func forwardFused(_ x: Tensor, layout: PlaneLayout, mode: Mode, renorm: RenormLimits?) -> Tensor {
+        let inputs = mode == .train ? running.flatMap { running in renorm.map { RenormInputs(running: running, limits: $0) } } : nil
+        let (y, batchMean, batchVar, invstd) = PlaneNormalizer.forwardByChannel(x, layout: layout, eps: eps, weight: affine?.weight.value,
+                                                                               bias: affine?.bias.value, renorm: inputs, output: &output)
+        lastBatchStatistics = (batchMean, batchVar, layout.groupSize)
+        var r: [Double]? = nil, d: [Double]? = nil
+        if let inputs { (r, d) = correction(batchMean, batchVar, inputs.running, inputs.limits) }
+        if mode == .train, let running {
+            running.update(batchMean: batchMean, biasedVariance: batchVar, count: layout.groupSize)
+        }
+        state = PlaneForwardState(x: x, layout: layout, groupMean: batchMean, groupInvstd: invstd, batchStatistics: true, r: r, d: d)
         return y
     }
 

@@ -275,6 +275,9 @@ enum PlaneNormalizer {
         if st.batchStatistics, layout.grouping != .byChannel, st.r == nil, st.d == nil {
             return fusedRunsBackward(g, state: st, weight: weight, wantWeight: wantWeight, wantBias: wantBias, output: &output)
         }
+        if st.batchStatistics, fusesChannels(layout) {
+            return backwardByChannel(g, state: st, weight: weight, wantWeight: wantWeight, wantBias: wantBias, output: &output)
+        }
 
         let t = ChannelTerms(c: c, weight: weight, bias: nil, r: st.r, d: st.d)
         let channelRows = layout.usesChannelRows

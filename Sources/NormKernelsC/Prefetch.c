@@ -1,0 +1,3 @@
+// The prefetch hints are static inline functions in include/NormKernelsC.h; this file only
+// gives the C target a translation unit.
+#include "NormKernelsC.h"
