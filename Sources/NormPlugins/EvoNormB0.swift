@@ -43,6 +43,9 @@ public final class EvoNormB0: NormalizationPlugin {
     /// The per-channel running variance eval mode divides by (timm's only buffer).
     public let runningVariance: Buffer
     private var cache: Cache?
+    /// Output blocks reused across calls once the caller dropped the previous result.
+    private var output = ReusableStorage()
+    private var gradInput = ReusableStorage()
 
     /// What backward needs from the last forward.
     private struct Cache {
@@ -109,15 +112,15 @@ public final class EvoNormB0: NormalizationPlugin {
             let rv = runningVariance.value.scalars
             for ch in 0..<c { left[ch] = (Double(rv[ch]) + eps).squareRoot() }
         }
-        let w = weight.value.scalars, b = bias.value.scalars, vs = v.value.scalars
-        let y = Tensor(shape: x.shape) { out in
+        let w = weight.value.scalars, b = bias.value.scalars, vs = v.value.scalars, leftRoots = left
+        let y = output.tensor(shape: x.shape) { out in
             x.withUnsafeBufferPointer { xb in
-                for p in 0..<(n * c) {
-                    let ch = p % c, l = left[ch], std = instanceStd[p], vc = Double(vs[ch])
-                    let wc = Double(w[ch]), bc = Double(b[ch])
-                    for i in (p * s)..<((p + 1) * s) {
-                        let xi = Double(xb[i])
-                        out[i] = Float(xi / max(l, vc * xi + std) * wc + bc)
+                let xp = xb.baseAddress!, op = out.baseAddress!
+                Parallel.forEach(n * c, work: n * c * s) { range in
+                    for p in range {
+                        let ch = p % c
+                        EvoNormB0Kernels.forward(xp + p * s, op + p * s, length: s, left: Float(leftRoots[ch]), std: Float(instanceStd[p]),
+                                                 v: vs[ch], w: w[ch], b: b[ch])
                     }
                 }
             }
@@ -132,60 +135,132 @@ public final class EvoNormB0: NormalizationPlugin {
         let st = cache!
         let n = x.shape[0], c = channels, s = x.spatialCount
         let w = weight.value.scalars, vs = v.value.scalars
-        var gw = [Double](repeating: 0, count: c), gb = gw, gv = gw, gLeft = gw
-        var gStd = [Double](repeating: 0, count: n * c)
-        var gx = [Double](repeating: 0, count: x.count)
-        x.withUnsafeBufferPointer { xb in gradOutput.withUnsafeBufferPointer { gyb in
-            for p in 0..<(n * c) {
-                let ch = p % c, l = st.left[ch], std = st.instanceStd[p], vc = Double(vs[ch]), wc = Double(w[ch])
-                for i in (p * s)..<((p + 1) * s) {
-                    let xi = Double(xb[i]), g = Double(gyb[i]), r = vc * xi + std
-                    let d = max(l, r)
-                    gw[ch] += g * xi / d
-                    gb[ch] += g
-                    let gz = g * wc
-                    let gd = -gz * xi / (d * d)                     // dL/d(max)
-                    // PyTorch's maximum: the winner gets it all, a tie half each.
-                    let toRight = r > l ? gd : r == l ? gd / 2 : 0
-                    gLeft[ch] += gd - toRight
-                    gv[ch] += toRight * xi
-                    gStd[p] += toRight
-                    gx[i] = gz / d + toRight * vc
+        let planes = n * c
+        // Per-plane sums (Σ g·z, Σ g, Σ g_right·x, Σ g_left, Σ g_right), then per channel in plane order.
+        var sums = [Double](repeating: 0, count: planes * 5)
+        let gx = gradInput.tensor(shape: x.shape) { out in
+            x.withUnsafeBufferPointer { xb in gradOutput.withUnsafeBufferPointer { gyb in sums.withUnsafeMutableBufferPointer { sb in
+                let xp = xb.baseAddress!, gp = gyb.baseAddress!, op = out.baseAddress!, sp = sb.baseAddress!
+                Parallel.forEach(planes, work: 2 * planes * s) { range in
+                    for p in range {
+                        let ch = p % c
+                        let t = EvoNormB0Kernels.backwardDirect(xp + p * s, gp + p * s, op + p * s, length: s, left: Float(st.left[ch]),
+                                                                std: Float(st.instanceStd[p]), v: vs[ch], w: w[ch])
+                        (sp[5 * p], sp[5 * p + 1], sp[5 * p + 2], sp[5 * p + 3], sp[5 * p + 4]) = t
+                    }
                 }
-            }
-            // Through the statistics: d√(var + eps)/dvar = 1/(2σ), dvar/dx_i = 2(x_i − μ)/M.
-            let batchCount = Double(n * s)
-            for p in 0..<(n * c) {
-                let ch = p % c
-                let kInstance = gStd[p] / st.instanceStd[p] / Double(s), mu = st.instanceMean[p]
-                let kBatch = st.train ? gLeft[ch] / st.left[ch] / batchCount : 0, muB = st.batchMean[ch]
-                for i in (p * s)..<((p + 1) * s) {
-                    let xi = Double(xb[i])
-                    gx[i] += kInstance * (xi - mu) + kBatch * (xi - muB)
+                // Through the statistics: d√(var + eps)/dvar = 1/(2σ), dvar/dx_i = 2(x_i − μ)/M.
+                var leftSums = [Double](repeating: 0, count: c)
+                for p in 0..<planes { leftSums[p % c] += sp[5 * p + 3] }
+                let gLeft = leftSums
+                let batchCount = Double(n * s)
+                Parallel.forEach(planes, work: planes * s) { range in
+                    for p in range {
+                        let ch = p % c
+                        let kInstance = sp[5 * p + 4] / st.instanceStd[p] / Double(s), mu = st.instanceMean[p]
+                        let kBatch = st.train ? gLeft[ch] / st.left[ch] / batchCount : 0, muB = st.batchMean[ch]
+                        // gx += kI (x − μ_I) + kB (x − μ_B), the means split into a float32 head
+                        // (x − head is exact for x near it) and a float64 tail folded into the shift.
+                        let headI = Float(mu), headB = Float(muB)
+                        let shift = -(kInstance * (mu - Double(headI)) + kBatch * (muB - Double(headB)))
+                        EvoNormB0Kernels.addCentered(xp + p * s, op + p * s, length: s, k1: Float(kInstance), head1: headI,
+                                                     k2: Float(kBatch), head2: headB, shift: Float(shift))
+                    }
                 }
-            }
-        }}
+            }}}
+        }
+        var gw = [Double](repeating: 0, count: c), gb = gw, gv = gw
+        for p in 0..<planes {
+            gw[p % c] += sums[5 * p]; gb[p % c] += sums[5 * p + 1]; gv[p % c] += sums[5 * p + 2]
+        }
         for (p, g) in [(weight, gw), (bias, gb), (v, gv)] {
             p.gradient = p.requiresGrad ? Tensor(shape: [c], doubles: g) : nil
         }
-        return Tensor(shape: x.shape, doubles: gx)
+        return gx
     }
 
-    /// Mean and biased variance of each contiguous run of `length` values (two passes, float64).
+    /// Mean and biased variance of each contiguous run of `length` values (``Reductions``:
+    /// pilot-shifted float32 blocks added in float64), runs split across threads.
     static func planeMoments(_ x: Tensor, planes: Int, length: Int) -> (mean: [Double], variance: [Double]) {
         var mean = [Double](repeating: 0, count: planes), variance = mean
-        x.withUnsafeBufferPointer { xb in
-            for p in 0..<planes {
-                let range = (p * length)..<((p + 1) * length)
-                var sum = 0.0
-                for i in range { sum += Double(xb[i]) }
-                let m = sum / Double(length)
-                var sq = 0.0
-                for i in range { let d = Double(xb[i]) - m; sq += d * d }
-                mean[p] = m
-                variance[p] = sq / Double(length)
+        x.withUnsafeBufferPointer { xb in mean.withUnsafeMutableBufferPointer { mb in variance.withUnsafeMutableBufferPointer { vb in
+            let base = xb.baseAddress!, mp = mb.baseAddress!, vp = vb.baseAddress!
+            Parallel.forEach(planes, work: planes * length) { range in
+                for p in range {
+                    let (m, m2) = Reductions.contiguousMoments(base + p * length, length: length)
+                    mp[p] = m; vp[p] = m2 / Double(length)
+                }
             }
-        }
+        }}}
         return (mean, variance)
+    }
+}
+
+/// EvoNorm-B0's per-plane float32 passes, eight lanes at a time with a scalar tail.
+private enum EvoNormB0Kernels {
+    typealias V = SIMD8<Float>
+
+    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
+    @inline(__always) static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self) }
+
+    /// `y = x / max(left, v·x + std) · w + b`.
+    static func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, length: Int,
+                        left: Float, std: Float, v: Float, w: Float, b: Float) {
+        let lv = V(repeating: left), sv = V(repeating: std), vv = V(repeating: v), wv = V(repeating: w), bv = V(repeating: b)
+        var i = 0
+        while i + 8 <= length {
+            let xi = load(x + i)
+            let r = vv * xi + sv
+            store(xi / r.replacing(with: lv, where: lv .> r) * wv + bv, y + i)
+            i += 8
+        }
+        while i < length { y[i] = x[i] / max(left, v * x[i] + std) * w + b; i += 1 }
+    }
+
+    /// Writes the direct part of dL/dx (`g·w/d + g_right·v`) into `gx` and returns the plane's
+    /// (Σ g·x/d, Σ g, Σ g_right·x, Σ g_left, Σ g_right), with `g_max = −g·w·x/d²` given to the
+    /// larger branch, half to each on a tie (PyTorch's `maximum`).
+    static func backwardDirect(_ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ gx: UnsafeMutablePointer<Float>, length: Int,
+                               left: Float, std: Float, v: Float, w: Float) -> (Double, Double, Double, Double, Double) {
+        let lv = V(repeating: left), sv = V(repeating: std), vv = V(repeating: v), wv = V(repeating: w)
+        let zero = V(), half = V(repeating: 0.5), one = V(repeating: 1)
+        var aZ = V(), aG = V(), aV = V(), aL = V(), aR = V()
+        var i = 0
+        while i + 8 <= length {
+            let xi = load(x + i), gi = load(g + i)
+            let r = vv * xi + sv, d = r.replacing(with: lv, where: lv .> r)
+            let z = xi / d, gz = gi * wv
+            let gMax = -gz * z / d
+            var share = zero.replacing(with: one, where: r .> lv)
+            share = share.replacing(with: half, where: r .== lv)
+            let toRight = gMax * share
+            aZ += gi * z; aG += gi; aV += toRight * xi; aL += gMax - toRight; aR += toRight
+            store(gz / d + toRight * vv, gx + i)
+            i += 8
+        }
+        var sZ = Double(Reductions.hsum(aZ)), sG = Double(Reductions.hsum(aG)), sV = Double(Reductions.hsum(aV))
+        var sL = Double(Reductions.hsum(aL)), sR = Double(Reductions.hsum(aR))
+        while i < length {
+            let xi = x[i], gi = g[i], r = v * xi + std, d = max(left, r)
+            let z = xi / d, gz = gi * w, gMax = -gz * z / d
+            let toRight = r > left ? gMax : r == left ? gMax / 2 : 0
+            sZ += Double(gi * z); sG += Double(gi); sV += Double(toRight * xi); sL += Double(gMax - toRight); sR += Double(toRight)
+            gx[i] = gz / d + toRight * v
+            i += 1
+        }
+        return (sZ, sG, sV, sL, sR)
+    }
+
+    /// `gx += k1·(x − head1) + k2·(x − head2) + shift`.
+    static func addCentered(_ x: UnsafePointer<Float>, _ gx: UnsafeMutablePointer<Float>, length: Int,
+                            k1: Float, head1: Float, k2: Float, head2: Float, shift: Float) {
+        let a1 = V(repeating: k1), h1 = V(repeating: head1), a2 = V(repeating: k2), h2 = V(repeating: head2), b = V(repeating: shift)
+        var i = 0
+        while i + 8 <= length {
+            let xi = load(x + i)
+            store(load(gx + i) + a1 * (xi - h1) + a2 * (xi - h2) + b, gx + i)
+            i += 8
+        }
+        while i < length { gx[i] += k1 * (x[i] - head1) + k2 * (x[i] - head2) + shift; i += 1 }
     }
 }

@@ -49,6 +49,9 @@ public final class SwitchableNorm: NormalizationPlugin, RunningStatisticsProvidi
     /// The BN branch's running mean and variance (and batch counter).
     public let runningStatistics: RunningStatistics?
     private var cache: Cache?
+    /// Output blocks reused across calls once the caller dropped the previous result.
+    private var output = ReusableStorage()
+    private var gradInput = ReusableStorage()
 
     /// Per-plane and per-sample statistics of the last forward.
     private struct Cache {
@@ -89,40 +92,54 @@ public final class SwitchableNorm: NormalizationPlugin, RunningStatisticsProvidi
         }
         let (meanIN, biasedIN) = EvoNormB0.planeMoments(x, planes: n * c, length: s)
         let varIN = biasedIN.map { $0 * Double(s) / Double(s - 1) }
-        let t = (0..<(n * c)).map { varIN[$0] + meanIN[$0] * meanIN[$0] }
+        // mean_c(T) − μ_LN² computed without its cancellation: mean_c(σ²_IN) + mean_c((μ_IN − μ_LN)²)
+        // (the same quantity; for |μ| ≫ σ the subtraction would cost the float32 plane means'
+        // accuracy). BN likewise over n.
         var meanLN = [Double](repeating: 0, count: n), varLN = meanLN
         for i in 0..<n {
-            var m = 0.0, q = 0.0
-            for ch in 0..<c { m += meanIN[i * c + ch]; q += t[i * c + ch] }
-            meanLN[i] = m / Double(c)
-            varLN[i] = q / Double(c) - meanLN[i] * meanLN[i]
+            var m = 0.0
+            for ch in 0..<c { m += meanIN[i * c + ch] }
+            m /= Double(c)
+            var q = 0.0
+            for ch in 0..<c { let d = meanIN[i * c + ch] - m; q += varIN[i * c + ch] + d * d }
+            meanLN[i] = m
+            varLN[i] = q / Double(c)
         }
         var meanBN = [Double](repeating: 0, count: c), varBN = meanBN
         let running = runningStatistics!
         if mode == .train {
             for ch in 0..<c {
-                var m = 0.0, q = 0.0
-                for i in 0..<n { m += meanIN[i * c + ch]; q += t[i * c + ch] }
-                meanBN[ch] = m / Double(n)
-                varBN[ch] = q / Double(n) - meanBN[ch] * meanBN[ch]
+                var m = 0.0
+                for i in 0..<n { m += meanIN[i * c + ch] }
+                m /= Double(n)
+                var q = 0.0
+                for i in 0..<n { let d = meanIN[i * c + ch] - m; q += varIN[i * c + ch] + d * d }
+                meanBN[ch] = m
+                varBN[ch] = q / Double(n)
             }
         } else {
             meanBN = running.mean.value.scalars.map(Double.init)
             varBN = running.variance.value.scalars.map(Double.init)
         }
         let pm = Self.softmax(meanWeight.value.scalars.map(Double.init)), pv = Self.softmax(varWeight.value.scalars.map(Double.init))
-        var mean = [Double](repeating: 0, count: n * c), invStd = mean
+        var mixedMean = [Double](repeating: 0, count: n * c), mixedInvStd = mixedMean
         for p in 0..<(n * c) {
             let i = p / c, ch = p % c
-            mean[p] = pm[0] * meanIN[p] + pm[1] * meanLN[i] + pm[2] * meanBN[ch]
-            invStd[p] = 1 / (pv[0] * varIN[p] + pv[1] * varLN[i] + pv[2] * varBN[ch] + eps).squareRoot()
+            mixedMean[p] = pm[0] * meanIN[p] + pm[1] * meanLN[i] + pm[2] * meanBN[ch]
+            mixedInvStd[p] = 1 / (pv[0] * varIN[p] + pv[1] * varLN[i] + pv[2] * varBN[ch] + eps).squareRoot()
         }
+        // Constants for the parallel pass (a captured `var` would be accessed through a box).
+        let mean = mixedMean, invStd = mixedInvStd
         let w = weight.value.scalars, b = bias.value.scalars
-        let y = Tensor(shape: x.shape) { out in
+        let y = output.tensor(shape: x.shape) { out in
             x.withUnsafeBufferPointer { xb in
-                for p in 0..<(n * c) {
-                    let ch = p % c, m = mean[p], scale = invStd[p] * Double(w[ch]), shift = Double(b[ch])
-                    for k in (p * s)..<((p + 1) * s) { out[k] = Float((Double(xb[k]) - m) * scale + shift) }
+                let xp = xb.baseAddress!, op = out.baseAddress!
+                Parallel.forEach(n * c, work: n * c * s) { range in
+                    for p in range {
+                        let ch = p % c, head = Float(mean[p]), scale = invStd[p] * Double(w[ch])
+                        RunKernels.affine(xp + p * s, op + p * s, length: s, head: head, scale: Float(scale),
+                                          shift: Float(Double(b[ch]) - (mean[p] - Double(head)) * scale))
+                    }
                 }
             }
         }
@@ -142,20 +159,25 @@ public final class SwitchableNorm: NormalizationPlugin, RunningStatisticsProvidi
         var gw = [Double](repeating: 0, count: c), gb = gw
         // Per plane: dL/dμ and dL/dσ² of the mixed statistics.
         var gMean = [Double](repeating: 0, count: planes), gVar = gMean
-        x.withUnsafeBufferPointer { xb in gradOutput.withUnsafeBufferPointer { gyb in
-            for p in 0..<planes {
-                let ch = p % c, m = st.mean[p], inv = st.invStd[p], wc = Double(w[ch])
-                var sumG = 0.0, sumGC = 0.0
-                for k in (p * s)..<((p + 1) * s) {
-                    let g = Double(gyb[k]), centered = Double(xb[k]) - m
-                    sumG += g; sumGC += g * centered
+        var planeSums = [(Double, Double)](repeating: (0, 0), count: planes)
+        x.withUnsafeBufferPointer { xb in gradOutput.withUnsafeBufferPointer { gyb in planeSums.withUnsafeMutableBufferPointer { ps in
+            let xp = xb.baseAddress!, gp = gyb.baseAddress!, sp = ps.baseAddress!
+            Parallel.forEach(planes, work: planes * s) { range in
+                for p in range {
+                    let head = Float(st.mean[p])
+                    let (sg, sgh) = RunKernels.gradientSums(xp + p * s, gp + p * s, length: s, head: head)
+                    sp[p] = (sg, sgh - (st.mean[p] - Double(head)) * sg)      // Σ g·(x − μ)
                 }
-                gw[ch] += sumGC * inv
-                gb[ch] += sumG
-                gMean[p] = -sumG * wc * inv
-                gVar[p] = -0.5 * sumGC * wc * inv * inv * inv
             }
-        }}
+        }}}
+        for p in 0..<planes {
+            let ch = p % c, inv = st.invStd[p], wc = Double(w[ch])
+            let (sumG, sumGC) = planeSums[p]
+            gw[ch] += sumGC * inv
+            gb[ch] += sumG
+            gMean[p] = -sumG * wc * inv
+            gVar[p] = -0.5 * sumGC * wc * inv * inv * inv
+        }
         let pm = st.meanSoftmax, pv = st.varSoftmax
         // dL/d(branch statistic), summed per branch for the softmax weights.
         var gMeanLN = [Double](repeating: 0, count: n), gVarLN = gMeanLN
@@ -183,23 +205,26 @@ public final class SwitchableNorm: NormalizationPlugin, RunningStatisticsProvidi
             gMeanIN[p] = gm + 2 * st.meanIN[p] * gT
         }
         // x: direct through (x − μ)·inv, then through μ_IN (1/S) and the unbiased σ²_IN (2(x − μ_IN)/(S − 1)).
-        var gx = [Double](repeating: 0, count: x.count)
-        x.withUnsafeBufferPointer { xb in gradOutput.withUnsafeBufferPointer { gyb in
-            for p in 0..<planes {
-                let ch = p % c, direct = Double(w[ch]) * st.invStd[p]
-                let a = gMeanIN[p] / Double(s), k = 2 * gVarIN[p] / Double(s - 1), mu = st.meanIN[p]
-                for q in (p * s)..<((p + 1) * s) {
-                    gx[q] = Double(gyb[q]) * direct + a + k * (Double(xb[q]) - mu)
+        let gx = gradInput.tensor(shape: x.shape) { out in
+            x.withUnsafeBufferPointer { xb in gradOutput.withUnsafeBufferPointer { gyb in
+                let xp = xb.baseAddress!, gp = gyb.baseAddress!, op = out.baseAddress!
+                Parallel.forEach(planes, work: planes * s) { range in
+                    for p in range {
+                        let ch = p % c, direct = Double(w[ch]) * st.invStd[p]
+                        let a = gMeanIN[p] / Double(s), k = 2 * gVarIN[p] / Double(s - 1), head = Float(st.meanIN[p])
+                        RunKernels.gradient(xp + p * s, gp + p * s, op + p * s, length: s, gScale: Float(direct), head: head,
+                                            xScale: Float(k), shift: Float(a - k * (st.meanIN[p] - Double(head))))
+                    }
                 }
-            }
-        }}
+            }}
+        }
         let grads: [(Parameter, [Double])] = [(weight, gw), (bias, gb),
                                               (meanWeight, Self.softmaxBackward(pm, gLogitsM)),
                                               (varWeight, Self.softmaxBackward(pv, gLogitsV))]
         for (p, g) in grads {
             p.gradient = p.requiresGrad ? Tensor(shape: p.value.shape, doubles: g) : nil
         }
-        return Tensor(shape: x.shape, doubles: gx)
+        return gx
     }
 
     /// Softmax of the importance logits (max subtracted first).

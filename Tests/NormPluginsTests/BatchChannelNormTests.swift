@@ -49,7 +49,7 @@ struct BatchChannelNormTests {
                 return v * st.gw[g] + st.gb[g]
             }
             expectClose(try bcn.forward(x, mode: mode), expected, rtol: 1e-5, "step \(step + 1) \(mode)")
-            // BCN takes two-pass float64 moments, BN's kernels float32-shifted sums: ~1e-7 apart.
+            // BCN combines per-plane moments, BN's kernels sum per channel: ~1e-7 apart.
             for name in ["running_mean", "running_var", "num_batches_tracked"] {
                 expectClose(try bcn.requireBuffer(name).value, try bn.requireBuffer(name).value, rtol: 1e-6, "\(name) after step \(step + 1)")
             }
@@ -99,8 +99,9 @@ struct BatchChannelNormTests {
         _ = try layer.forward(x, mode: .train)
         let moments = try #require(reporting.lastBatchMoments)
         let (mean, variance, n) = channelMoments(x)
-        expectClose(moments.mean, mean, rtol: 1e-9, "batch mean")
-        expectClose(moments.variance, variance, rtol: 1e-9, "batch variance")
+        // Plane moments from float32 blocks (Reductions), combined in float64: ~1e-7 relative.
+        expectClose(moments.mean, mean, rtol: 1e-6, "batch mean")
+        expectClose(moments.variance, variance, rtol: 1e-6, "batch variance")
         #expect(moments.count == n && !moments.perInstance)
         let untracked = try makeNorm("bcn", ["num_groups": .integer(2), "track_running_stats": .bool(false)], input: [2, 4, 3])
         #expect(untracked.trackedStatistics == nil && untracked.buffers.isEmpty)
