@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 PY := /usr/bin/python3
 
-.PHONY: setup build demo test test-swift test-python clean
+.PHONY: setup build demo test test-swift test-python fuzz clean
 
 setup:
 	@bash scripts/setup.sh
@@ -20,6 +20,11 @@ test: setup
 	swift test
 	NORMLAB_BIN="$$(swift build --show-bin-path)/normlab" $(PY) -m pytest python/tests -q
 	"$$(swift build --show-bin-path)/normlab" bench --quick --quiet > /dev/null
+	NORMLAB="$$(swift build --show-bin-path)/normlab" bash scripts/test-slurm.sh
+
+# libFuzzer on the .npy reader for FUZZ_SECONDS (default 60); not part of `make test`.
+fuzz:
+	bash fuzz/run.sh $${FUZZ_SECONDS:-60}
 
 clean:
 	rm -rf .build out

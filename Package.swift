@@ -66,16 +66,26 @@ let package = Package(
         ),
         .target(
             name: "NormPython",
-            dependencies: ["CPython", "NormCore", "NormParity"]
+            dependencies: ["CPython", "NormCore"]
+        ),
+        // The parity harness's numpy reference backend (the training engine does not link it).
+        .target(
+            name: "NormParityPython",
+            dependencies: ["NormParity", "NormPython"]
+        ),
+        // The `normlab apply` job: read arrays, run one layer, write arrays (nothing partial).
+        .target(
+            name: "NormApply",
+            dependencies: ["NormCore"]
         ),
         .target(
             name: "NormNet",
-            dependencies: ["NormCore", "NormPlugins", "NormPython", "CBLAS"],
+            dependencies: ["NormCore", "NormPython", "CBLAS"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         .target(
             name: "NormBench",
-            dependencies: ["NormCore", "NormPlugins", "NormPython"],
+            dependencies: ["NormCore", "NormPlugins", "NormPython", "NormNet"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         .target(
@@ -89,7 +99,7 @@ let package = Package(
         .executableTarget(
             name: "normlab",
             dependencies: [
-                "NormCore", "NormPlugins", "NormPython", "NormParity", "NormNet", "NormBench", "NormAblate",
+                "NormCore", "NormPlugins", "NormPython", "NormParity", "NormParityPython", "NormApply", "NormNet", "NormBench", "NormAblate",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -99,7 +109,7 @@ let package = Package(
         .testTarget(name: "NormCoreTests", dependencies: ["NormCore", "NormTestSupport"]),
         .testTarget(name: "NormPluginsTests", dependencies: ["NormCore", "NormPlugins", "NormTestSupport"]),
         .testTarget(name: "NormPythonTests", dependencies: ["NormCore", "NormPlugins", "NormPython"]),
-        .testTarget(name: "NormParityTests", dependencies: ["NormCore", "NormPlugins", "NormParity", "NormPython"]),
+        .testTarget(name: "NormParityTests", dependencies: ["NormCore", "NormPlugins", "NormParity", "NormParityPython", "NormPython"]),
         .testTarget(name: "NormNetTests", dependencies: ["NormCore", "NormPlugins", "NormNet", "NormPython"]),
         .testTarget(name: "NormBenchTests", dependencies: ["NormCore", "NormPlugins", "NormBench"]),
         .testTarget(name: "NormAblateTests", dependencies: ["NormCore", "NormPlugins", "NormNet", "NormAblate"]),

@@ -285,7 +285,7 @@ IMPLEMENTATIONS = {
     "layer_norm": LayerNorm,
     "instance_norm": InstanceNorm,
     "filter_response_norm": FilterResponseNorm,
-    "rms_norm": RMSNorm,
+    "rms_norm_py": RMSNorm,
 }
 
 

@@ -113,6 +113,8 @@ public struct RunSummary: Sendable {
     public var ran: Int
     public var diverged: Int
     public var discardedDuplicates: Int
+    /// Runs another worker on the same store ran and stored while this one waited.
+    public var storedElsewhere = 0
     public var failures: [(key: RunKey, label: String, error: String)]
     /// Planned runs not attempted (stopped after a failure).
     public var notStarted: Int
@@ -209,48 +211,81 @@ public final class AblationDriver {
         let state = WorkState(summary: summary)
         let runner = self.runner, store = self.store, spec = self.spec, options = self.options
         let observerBox = ObserverBox(observer)
+        // Concurrent processes on one store share the work: a run is claimed before it starts;
+        // runs held by live workers elsewhere are waited for (or taken over once stale).
+        let worker = WorkerIdentity()
+        let heartbeat = ClaimHeartbeat(store: store, worker: worker)
+        defer { heartbeat.stop() }
+        /// Runs `item` unless another worker holds it (false) or stored it.
+        let runOne: @Sendable (PlannedRun) -> Bool = { item in
+            switch (try? store.claim(item.key, by: worker)) ?? .claimed {
+            case .busy: return false
+            case .stored:
+                state.lock.lock(); state.summary.storedElsewhere += 1; state.lock.unlock()
+                return true
+            case .claimed: break
+            }
+            defer { try? store.releaseClaim(item.key, by: worker) }
+            state.lock.lock()
+            observerBox.observer?.runStarted(item)
+            state.lock.unlock()
+
+            let begin = Date()
+            var outcome: RunOutcome
+            do {
+                let result = try runner.run(item.cell.config, seed: item.seed, threads: options.threads)
+                let end = Date()
+                let provenance = Provenance(runner: runner.name, study: study.name, specHash: spec.hash,
+                                            gitCommit: git?.commit, gitDirty: git?.dirty, datasetHash: result.datasetHash,
+                                            seed: item.seed, threads: options.threads, host: Host.name,
+                                            startedAt: begin, finishedAt: end)
+                switch try store.commit(result, key: item.key, config: item.cell.config, provenance: provenance) {
+                case .inserted: outcome = .stored(result)
+                case .alreadyPresent: outcome = .alreadyStored
+                }
+            } catch {
+                let text = String(describing: error)
+                try? store.recordFailure(key: item.key, study: study.name, error: text)
+                outcome = .failed(text)
+            }
+            let seconds = Date().timeIntervalSince(begin)
+
+            state.lock.lock()
+            switch outcome {
+            case let .stored(result):
+                state.summary.ran += 1
+                if result.diverged { state.summary.diverged += 1 }
+            case .alreadyStored:
+                state.summary.discardedDuplicates += 1
+            case let .failed(text):
+                state.summary.failures.append((item.key, item.label, text))
+                if !options.keepGoing { state.stop = true }
+            }
+            observerBox.observer?.runFinished(item, outcome: outcome, seconds: seconds)
+            state.lock.unlock()
+            return true
+        }
         let work: @Sendable () -> Void = {
             while true {
                 state.lock.lock()
-                guard !state.stop, state.next < todo.count else { state.lock.unlock(); return }
+                guard !state.stop, state.next < todo.count else { state.lock.unlock(); break }
                 let item = todo[state.next]
                 state.next += 1
-                observerBox.observer?.runStarted(item)
                 state.lock.unlock()
-
-                let begin = Date()
-                var outcome: RunOutcome
-                do {
-                    let result = try runner.run(item.cell.config, seed: item.seed, threads: options.threads)
-                    let end = Date()
-                    let provenance = Provenance(runner: runner.name, study: study.name, specHash: spec.hash,
-                                                gitCommit: git?.commit, gitDirty: git?.dirty, datasetHash: result.datasetHash,
-                                                seed: item.seed, threads: options.threads, host: Host.name,
-                                                startedAt: begin, finishedAt: end)
-                    switch try store.commit(result, key: item.key, config: item.cell.config, provenance: provenance) {
-                    case .inserted: outcome = .stored(result)
-                    case .alreadyPresent: outcome = .alreadyStored
-                    }
-                } catch {
-                    let text = String(describing: error)
-                    try? store.recordFailure(key: item.key, study: study.name, error: text)
-                    outcome = .failed(text)
+                if !runOne(item) {
+                    state.lock.lock(); state.heldElsewhere.append(item); state.lock.unlock()
                 }
-                let seconds = Date().timeIntervalSince(begin)
-
+            }
+            // Then the runs other workers hold: wait for their results, or take them over.
+            while true {
                 state.lock.lock()
-                switch outcome {
-                case let .stored(result):
-                    state.summary.ran += 1
-                    if result.diverged { state.summary.diverged += 1 }
-                case .alreadyStored:
-                    state.summary.discardedDuplicates += 1
-                case let .failed(text):
-                    state.summary.failures.append((item.key, item.label, text))
-                    if !options.keepGoing { state.stop = true }
-                }
-                observerBox.observer?.runFinished(item, outcome: outcome, seconds: seconds)
+                guard !state.stop, !state.heldElsewhere.isEmpty else { state.lock.unlock(); return }
+                let item = state.heldElsewhere.removeFirst()
                 state.lock.unlock()
+                if !runOne(item) {
+                    state.lock.lock(); state.heldElsewhere.append(item); state.lock.unlock()
+                    Thread.sleep(forTimeInterval: 0.25)
+                }
             }
         }
 
@@ -272,7 +307,7 @@ public final class AblationDriver {
             group.wait()
         }
         summary = state.summary
-        summary.notStarted += todo.count - state.next
+        summary.notStarted += todo.count - state.next + state.heldElsewhere.count
     }
 }
 
@@ -281,6 +316,8 @@ private final class WorkState: @unchecked Sendable {
     let lock = NSLock()
     var next = 0
     var stop = false
+    /// Runs another worker held when this one reached them.
+    var heldElsewhere: [PlannedRun] = []
     var summary: RunSummary
     init(summary: RunSummary) { self.summary = summary }
 }

@@ -1,4 +1,5 @@
 import NormCore
+import NormNet
 
 /// Hashing entry points used by the driver (public for tools and tests).
 public enum AblationHash {

@@ -1,5 +1,6 @@
 import Foundation
 import NormCore
+import NormNet
 
 /// Statistics of one metric of one cell over its seeds.
 public struct MetricSummary: Sendable, Equatable {

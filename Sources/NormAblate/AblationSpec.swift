@@ -1,5 +1,6 @@
 import Foundation
 import NormCore
+import NormNet
 
 /// One grid axis: a plain axis (one dotted path and its values) or a zip group (several
 /// paths whose value lists move together, e.g. batch size with learning rate).

@@ -1,4 +1,5 @@
 import NormCore
+import NormNet
 
 /// Derives the `steps_to_baseline` metric of ``BaselineSpec`` for a report's runs.
 ///

@@ -1,4 +1,5 @@
 import NormCore
+import NormNet
 import Foundation
 
 /// The fully resolved configuration of one cell: the spec's `base` with the cell's grid

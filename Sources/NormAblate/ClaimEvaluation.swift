@@ -1,5 +1,6 @@
 import Foundation
 import NormCore
+import NormNet
 
 /// A claim's verdict from the stored runs.
 public struct ClaimResult: Sendable {

@@ -1,5 +1,6 @@
 import Foundation
 import NormCore
+import NormNet
 
 /// The claims' verdicts and the paired differences in the report's renderings.
 extension AblationReport {

@@ -1,5 +1,6 @@
 import Foundation
 import NormCore
+import NormNet
 
 /// A claim a study tests, declared in the spec's `claims:` list and given a verdict by the
 /// report (see ``ClaimResult``).

@@ -1,5 +1,6 @@
 import Foundation
 import NormCore
+import NormNet
 import NormPlugins
 
 /// A runner that trains nothing: deterministic metrics, curves and telemetry computed from

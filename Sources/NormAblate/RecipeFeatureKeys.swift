@@ -42,15 +42,6 @@ enum RecipeFeatureKeys {
         return name
     }
 
-    /// Default learning rate and weight decay of an optimizer (SGD: the train runner's own).
-    static func defaults(_ name: OptimizerName) -> (lr: Double, weightDecay: Double) {
-        switch name {
-        case .sgd: return (0.1, 5e-4)
-        case .adam: return (AdamConfig().learningRate, 0)
-        case .adamw: return (AdamConfig().learningRate, 1e-2)
-        }
-    }
-
     /// The training-side features of the phase at prefix `p`.
     static func features(_ c: CellConfig, prefix p: String) throws -> RecipeFeatures {
         var f = RecipeFeatures(optimizer: try optimizerName(c, prefix: p))

@@ -1,5 +1,6 @@
 import Foundation
 import NormCore
+import NormNet
 import NormPython
 import Yams
 

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import NormCore
+import NormNet
 
 /// A (cell, seed) pair: the unit that runs once and is stored once.
 public struct RunKey: Hashable, Sendable, Comparable, CustomStringConvertible {
@@ -103,6 +104,7 @@ public final class ResultStore: @unchecked Sendable {
             guard format == String(AblationFormat.storeVersion) else {
                 throw AblationError("not a normlab result store of format \(AblationFormat.storeVersion) (format \(format ?? "unknown"))")
             }
+            try createClaimsTable(db)
             return
         }
         let tables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'")
@@ -137,6 +139,17 @@ public final class ResultStore: @unchecked Sendable {
             """)
         try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('format', ?), ('created_at', ?), ('normlab_version', ?)",
                        arguments: [String(AblationFormat.storeVersion), Timestamp.string(Date()), NormlabVersion.string])
+        try createClaimsTable(db)
+    }
+
+    /// `claims(cell_hash, seed, owner, host, pid, heartbeat)`: runs being worked on (see
+    /// ``WorkerIdentity``); added to older stores on opening, ignored by ``merge(_:into:)``.
+    private static func createClaimsTable(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE TABLE IF NOT EXISTS claims (
+                cell_hash TEXT NOT NULL, seed INTEGER NOT NULL, owner TEXT NOT NULL, host TEXT NOT NULL,
+                pid INTEGER NOT NULL, heartbeat REAL NOT NULL, PRIMARY KEY (cell_hash, seed))
+            """)
     }
 
     private func read<T>(_ body: (Database) throws -> T) throws -> T {
@@ -306,6 +319,63 @@ public final class ResultStore: @unchecked Sendable {
             }
         }
         return .inserted
+    }
+
+    // MARK: claims (concurrent workers on one store)
+
+    public enum ClaimOutcome: Sendable, Equatable {
+        /// The run is this worker's now.
+        case claimed
+        /// The run has a stored result.
+        case stored
+        /// A live worker holds the run.
+        case busy
+    }
+
+    /// Claims a run for `worker` in one transaction, unless it is stored or a live worker
+    /// holds it; a stale claim (``WorkerIdentity``) is taken over.
+    public func claim(_ key: RunKey, by worker: WorkerIdentity, now: Date = Date()) throws -> ClaimOutcome {
+        let seed = Int64(bitPattern: key.seed)
+        return try write { db in
+            if try Int.fetchOne(db, sql: "SELECT 1 FROM runs WHERE cell_hash = ? AND seed = ?", arguments: [key.cellHash, seed]) != nil {
+                return .stored
+            }
+            if let row = try Row.fetchOne(db, sql: "SELECT owner, host, pid, heartbeat FROM claims WHERE cell_hash = ? AND seed = ?",
+                                          arguments: [key.cellHash, seed]) {
+                let holder = ClaimRecord(owner: row["owner"], host: row["host"], pid: row["pid"], heartbeat: row["heartbeat"])
+                if holder.owner == worker.owner || !worker.regardsAsStale(holder, now: now) { return .busy }
+            }
+            try db.execute(sql: "INSERT OR REPLACE INTO claims (cell_hash, seed, owner, host, pid, heartbeat) VALUES (?, ?, ?, ?, ?, ?)",
+                           arguments: [key.cellHash, seed, worker.owner, worker.host, worker.pid, now.timeIntervalSince1970])
+            return .claimed
+        }
+    }
+
+    /// Drops `worker`'s claim on a run (after its result was committed or it failed).
+    public func releaseClaim(_ key: RunKey, by worker: WorkerIdentity) throws {
+        try write { db in
+            try db.execute(sql: "DELETE FROM claims WHERE cell_hash = ? AND seed = ? AND owner = ?",
+                           arguments: [key.cellHash, Int64(bitPattern: key.seed), worker.owner])
+        }
+    }
+
+    /// Renews the heartbeat of every claim `worker` holds.
+    public func refreshClaims(of worker: WorkerIdentity, now: Date = Date()) throws {
+        try write { db in
+            try db.execute(sql: "UPDATE claims SET heartbeat = ? WHERE owner = ?", arguments: [now.timeIntervalSince1970, worker.owner])
+        }
+    }
+
+    /// Every current claim (for `status` and tests).
+    public func claims() throws -> [RunKey: ClaimRecord] {
+        try read { db in
+            var out: [RunKey: ClaimRecord] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT * FROM claims") {
+                out[RunKey(cellHash: row["cell_hash"], seed: UInt64(bitPattern: row["seed"] as Int64))] =
+                    ClaimRecord(owner: row["owner"], host: row["host"], pid: row["pid"], heartbeat: row["heartbeat"])
+            }
+            return out
+        }
     }
 
     /// Records a run that threw (kept for `status`; the run is retried next time).

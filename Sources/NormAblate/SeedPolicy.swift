@@ -1,5 +1,6 @@
 import Foundation
 import NormCore
+import NormNet
 
 /// Seeds until the answer is clear: `seeds: {min: 5, max: 20, until_ci_halfwidth: 0.005, step: 5}`.
 ///

@@ -74,9 +74,10 @@ public final class StudyProgressDisplay: ProgressObserver {
         var text = "ablate \(summary.study): ran \(summary.ran) run\(summary.ran == 1 ? "" : "s") in \(AblationReport.duration(summary.seconds))"
         if summary.diverged > 0 { text += ", \(summary.diverged) diverged" }
         if summary.discardedDuplicates > 0 { text += ", \(summary.discardedDuplicates) already stored by another process" }
+        if summary.storedElsewhere > 0 { text += ", \(summary.storedElsewhere) run by another worker on this store" }
         if !summary.failures.isEmpty { text += ", \(summary.failures.count) failed" }
         if summary.notStarted > 0 { text += ", \(summary.notStarted) not started" }
-        text += "; \(summary.alreadyDone + summary.ran + summary.discardedDuplicates)/\(summary.planned) runs stored in \(summary.storePath)\n"
+        text += "; \(summary.alreadyDone + summary.ran + summary.discardedDuplicates + summary.storedElsewhere)/\(summary.planned) runs stored in \(summary.storePath)\n"
         write(text)
     }
 

@@ -91,8 +91,11 @@ public struct TrainingRunner: CellRunner {
                 if prefix == "pretrain.", phase.freeze != FreezeSpec() {
                     problems.append(ConfigProblem(path: "pretrain.freeze", message: "freezing applies to finetune only"))
                 }
-                let spec = try modelSpec(config, dataset: try shapes.shape(of: phase, key: config[prefix + "dataset"]?.canonicalJSON ?? ""),
-                                         freeze: phase.freeze)
+                let shape = try shapes.shape(of: phase, key: config[prefix + "dataset"]?.canonicalJSON ?? "")
+                do { try phase.features.augmentation.validate(sampleShape: shape.sampleShape) } catch {
+                    throw ConfigProblem(path: prefix + "augment", message: "\(error)")
+                }
+                let spec = try modelSpec(config, dataset: shape, freeze: phase.freeze)
                 // Build every layer: norm options against every layer's width, freezing against the layers.
                 do { _ = try Model(spec: spec, registry: registry, seed: 0) } catch {
                     problems.append(ConfigProblem(path: "model", message: "\(error)"))

@@ -1,5 +1,6 @@
 import Foundation
 import NormCore
+import NormNet
 import Yams
 
 /// One problem in a spec or a configuration, at a YAML path.

@@ -5,7 +5,8 @@ public enum Builtins {
     /// The built-in plugin types.
     public static let types: [any NormalizationPlugin.Type] = [
         BatchNorm.self, BatchRenorm.self, GroupNorm.self, LayerNorm.self, InstanceNorm.self, FilterResponseNorm.self,
-        EvoNormS0.self,
+        EvoNormS0.self, RMSNorm.self, GhostBatchNorm.self, LocalResponseNorm.self, EvoNormB0.self, SwitchableNorm.self,
+        BatchChannelNorm.self,
     ]
 
     /// Adds every built-in to `registry` (each has a numpy reference in `python/normref`).

@@ -112,10 +112,10 @@ struct AblateRunCommand: ParsableCommand {
                 for f in summary.failures.prefix(5) {
                     printError("normlab: error: \(f.key) (\(f.label)): \(f.error)")
                 }
-                throw CLIError("\(summary.failures.count) run\(summary.failures.count == 1 ? "" : "s") failed; \(summary.alreadyDone + summary.ran)/\(summary.planned) are stored in \(storePath) — rerun the same command to retry the missing ones")
+                throw CLIError("\(summary.failures.count) run\(summary.failures.count == 1 ? "" : "s") failed; \(summary.alreadyDone + summary.ran + summary.storedElsewhere)/\(summary.planned) are stored in \(storePath) — rerun the same command to retry the missing ones")
             }
             if let shard {
-                print("shard \(shard): \(summary.alreadyDone + summary.ran)/\(summary.planned) runs stored in \(storePath)")
+                print("shard \(shard): \(summary.alreadyDone + summary.ran + summary.storedElsewhere)/\(summary.planned) runs stored in \(storePath)")
                 print("combine the shards with `normlab ablate merge <shard stores> --into \(StudyPaths.defaultStore(for: spec))`, then `normlab ablate report --store \(StudyPaths.defaultStore(for: spec))`")
                 return
             }

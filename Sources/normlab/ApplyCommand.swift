@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import NormCore
+import NormApply
 
 struct ApplyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -3,10 +3,19 @@ import Foundation
 import NormBench
 import NormCore
 
-/// `normlab bench`: thin wrapper over `NormBench.BenchRunner`.
+/// `normlab bench`: the kernel bench (default, `bench kernels`) and `bench train`.
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
+        abstract: "Benchmarks: every plugin's kernels (default) or whole training steps (`bench train`).",
+        subcommands: [BenchKernelsCommand.self, BenchTrainCommand.self],
+        defaultSubcommand: BenchKernelsCommand.self)
+}
+
+/// `normlab bench [kernels]`: thin wrapper over `NormBench.BenchRunner`.
+struct BenchKernelsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kernels",
         abstract: "Time every plugin's train forward, eval forward and backward against memory bandwidth (STREAM copy) and numpy.",
         discussion: """
             Each kernel is checked against the method's reference path before it is timed (float64 \
@@ -15,7 +24,7 @@ struct BenchCommand: ParsableCommand {
             normalizes with the input's own statistics), backward 5. %copy divides by a STREAM copy of \
             the same size and thread count; numpy is timed inside Python. The timings are taken in \
             rounds over every method and shape, so a passing load on a shared machine affects all \
-            of them alike. Exit status 1 when a check fails.
+            of them alike. Exit status 1 when a check fails. `normlab bench train` times whole training steps.
             """)
 
     @Option(help: "Comma-separated methods (default: every registered method, custom plugins included).") var methods: String?

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import NormCore
 import NormParity
+import NormParityPython
 import NormPython
 
 struct ParityCommand: ParsableCommand {

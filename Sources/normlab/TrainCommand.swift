@@ -194,16 +194,27 @@ final class TrainProgressPrinter {
             lastDraw = p.seconds
             let width = 30, filled = p.totalSteps > 0 ? width * p.step / p.totalSteps : width
             let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-            write("\r[\(bar)] \(p.step)/\(p.totalSteps) epoch \(p.epoch) loss \(String(format: "%.4f", p.loss)) lr \(String(format: "%.4g", p.learningRate)) \(String(format: "%.1f", p.seconds))s\u{1B}[K")
+            write("\r[\(bar)] \(p.step)/\(p.totalSteps) epoch \(p.epoch) loss \(String(format: "%.4f", p.loss)) lr \(String(format: "%.4g", p.learningRate)) \(rate(p))\u{1B}[K")
         } else if plain, let e = p.epochSummary {
             var line = "epoch \(e.epoch) step \(e.steps)/\(p.totalSteps) loss \(String(format: "%.4f", e.trainLoss)) train_acc \(String(format: "%.4f", e.trainAccuracy))"
             if let t = e.testAccuracy { line += " test_acc \(String(format: "%.4f", t))" }
-            line += " lr \(String(format: "%.4g", p.learningRate)) \(String(format: "%.1f", p.seconds))s"
+            line += " lr \(String(format: "%.4g", p.learningRate)) \(rate(p))"
             write(line + "\n")
         }
     }
 
     func finish() { if interactive { write("\n") } }
+
+    /// Elapsed time, throughput and the estimated time left.
+    private func rate(_ p: TrainingProgress) -> String {
+        let eta = p.secondsRemaining
+        return String(format: "%.1fs %.0f img/s eta %@", p.seconds, p.imagesPerSecond, eta.isFinite ? Self.clock(eta) : "?")
+    }
+
+    static func clock(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+    }
 
     private func write(_ s: String) { FileHandle.standardError.write(s.data(using: .utf8)!) }
 }

@@ -30,6 +30,7 @@ import NormNet
 
     @Test func augmentLabelSmoothingDropoutAndWeightStandardization() throws {
         let c = try cell("""
+            dataset: digits
             augment: {crop_padding: 2, flip: false}
             label_smoothing: 0.1
             model: {dropout: 0.25, weight_standardization: {eps: 1e-5}}
@@ -42,7 +43,7 @@ import NormNet
         #expect(try Phase(try cell("augment: true"), prefix: "").features.augmentation == .standard)
         #expect(try runner.modelSpec(try cell("model: {weight_standardization: true}"), dataset: ([1, 8, 8], 10), freeze: FreezeSpec())
                 .weightStandardization == (try WeightStandardization()))
-        #expect(runner.validate(c).isEmpty)
+        #expect(runner.validate(c).isEmpty, "\(runner.validate(c))")
     }
 
     @Test func badValuesNameTheirKey() throws {
@@ -54,10 +55,12 @@ import NormNet
                              ("augment: {pad: 4}", "augment.pad"),
                              ("augment: 3", "augment"),
                              ("label_smoothing: 1.5", "label_smoothing"),
-                             ("model: {dropout: 1}", "model.dropout"),
-                             ("model: {weight_standardization: {eps: 0}}", "model.weight_standardization"),
-                             ("model: {weight_standardization: {epsilon: 1e-5}}", "model.weight_standardization.epsilon"),
-                             ("dataset: cifar10", "dataset")] {
+                             ("dataset: synthetic\nmodel: {dropout: 1}", "model.dropout"),
+                             ("dataset: synthetic\nmodel: {weight_standardization: {eps: 0}}", "model.weight_standardization"),
+                             ("dataset: synthetic\nmodel: {weight_standardization: {epsilon: 1e-5}}", "model.weight_standardization.epsilon"),
+                             ("dataset: cifar10", "dataset"),
+                             ("dataset: synthetic\naugment: true", "augment"),
+                             ("dataset: missing/data.npz", "dataset")] {
             let problems = runner.validate(try cell(yaml))
             #expect(problems.contains { $0.path == path }, "\(yaml): \(problems)")
         }

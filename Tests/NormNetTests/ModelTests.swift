@@ -102,8 +102,8 @@ let everyNorm: [NormCase] = [
         let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("python/plugins/rms_norm.py")
         try NormPython.PythonPlugins.register(file: file.path, into: &reg)
-        let model = try Model(spec: smallSpec(norm: NormSpec("rms")), registry: reg, seed: 1)
-        #expect(model.normSlots.map(\.method) == ["rms_norm", "rms_norm"])
+        let model = try Model(spec: smallSpec(norm: NormSpec("rms_norm_py")), registry: reg, seed: 1)
+        #expect(model.normSlots.map(\.method) == ["rms_norm_py", "rms_norm_py"])
         let config = TrainingConfig(batchSize: 32, duration: .steps(6), optimizer: SGDConfig(learningRate: 0.05, weightDecay: 0),
                                     schedule: LRSchedule(.constant))
         let r = try Trainer(model: model, dataset: subset(syntheticData, train: 128, test: 32), config: config).run()

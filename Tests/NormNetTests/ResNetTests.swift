@@ -211,7 +211,8 @@ import NormPython
     /// shortcut at initialization (followed by the ReLU in the original form).
     @Test(arguments: [false, true])
     func zeroInitMakesBlocksIdentity(_ preact: Bool) throws {
-        for norm in [NormSpec("bn"), NormSpec("gn", options: ["num_groups": .integer(2)]), NormSpec("frn")] {
+        for norm in [NormSpec("bn"), NormSpec("gn", options: ["num_groups": .integer(2)]), NormSpec("frn"),
+                     NormSpec("evonorm_s0", options: ["groups": .integer(2)])] {
             let model = try Model(spec: tinySpec(norm: norm, preact: preact, zeroInit: true), registry: registry, seed: 4)
             var shape = [3, 4, 6, 6]
             for block in model.residualBlocks {
@@ -281,9 +282,8 @@ import NormPython
     @Test func everyRegisteredMethodFitsEverySlot() throws {
         for entry in registry.all {
             var options: [String: OptionValue] = [:]
-            for case let .dividesChannels(o) in entry.descriptor.constraints {
-                options[o] = .integer(2)   // a group count that divides 4, 8, 16
-            }
+            // Options declared to divide the channel count (GN's num_groups, EvoNorm-S0's groups): 2 divides 4, 8 and 16.
+            for case let .dividesChannels(option) in entry.descriptor.constraints { options[option] = .integer(2) }
             let spec = tinySpec(norm: NormSpec(entry.descriptor.name, options: options), shortcut: .b)
             let model = try Model(spec: spec, registry: registry, seed: 1)
             #expect(model.normSlots.count == 1 + 2 * 3 + 2 && model.normSlots.allSatisfy { $0.method == entry.descriptor.name })
@@ -301,8 +301,8 @@ import NormPython
         let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("python/plugins/rms_norm.py")
         try PythonPlugins.register(file: file.path, into: &reg)
-        let model = try Model(spec: tinySpec(norm: NormSpec("rms"), shortcut: .b, preact: false, zeroInit: true), registry: reg, seed: 1)
-        #expect(model.normSlots.count == 9 && model.normSlots.allSatisfy { $0.method == "rms_norm" })
+        let model = try Model(spec: tinySpec(norm: NormSpec("rms_norm_py"), shortcut: .b, preact: false, zeroInit: true), registry: reg, seed: 1)
+        #expect(model.normSlots.count == 9 && model.normSlots.allSatisfy { $0.method == "rms_norm_py" })
         let logits = try model.forward(randomInput([4, 2, 6, 6], seed: 1))
         try model.backward(randomInput(logits.shape, seed: 2))
         for slot in model.normSlots { #expect(slot.parameters.allSatisfy { $0.gradient != nil }, "\(slot.name)") }
@@ -326,6 +326,23 @@ import NormPython
         let plain = try Model(spec: ModelSpec(inputShape: [2, 6, 6], classes: 3, depth: 2, width: 4), registry: registry, seed: 1)
         try Checkpoint.save(plain, to: url)
         #expect(throws: NetError.self) { try Checkpoint.load(a, from: url) }
+    }
+
+    /// The statistics tools see through residual blocks: PreciseBN recomputes every BN slot
+    /// (projection norms included) and folding into frozen affines keeps eval outputs.
+    @Test func statisticsToolsReachEverySlot() throws {
+        let model = try Model(spec: tinySpec(shortcut: .b), registry: registry, seed: 1)
+        let batches = (0..<3).map { randomInput([8, 2, 6, 6], seed: 20 + UInt64($0)) }
+        let report = try PreciseBN.recompute(model, batches: batches)
+        #expect(report.updated == model.normSlots.map(\.name) && report.updated.count == 9)
+        let x = randomInput([4, 2, 6, 6], seed: 30)
+        model.setMode(.eval)
+        let before = try model.forward(x)
+        let folding = try model.foldFrozenBatchNorm()
+        #expect(folding.folded.count == 9 && folding.skipped.isEmpty)
+        let after = try model.forward(x)
+        // Folding reorders float32 arithmetic only: (x - m)·s + b vs x·s' + b'.
+        #expect(after.maxAbsDifference(before) < 1e-4 * max(1, before.scalars.map { abs($0) }.max()!))
     }
 
     @Test func deterministic() throws {

@@ -1,6 +1,7 @@
 import Foundation
 import NormCore
 import NormParity
+import NormParityPython
 import NormPlugins
 import NormPython
 import Testing

@@ -1,4 +1,7 @@
-"""RMSNorm as a normlab plugin (Zhang & Sennrich 2019, arXiv:1910.07467).
+"""RMSNorm as a normlab plugin (Zhang & Sennrich 2019, arXiv:1910.07467): the example plugin.
+
+normlab has a native built-in ``rms_norm`` (aliases rms, rmsnorm) with the same conventions;
+this example registers under its own name, ``rms_norm_py``, so that both can be loaded.
 
 Per sample, over every non-batch axis (C, spatial...): x_hat = x / sqrt(mean(x^2) + eps),
 y = weight[c] * x_hat (per-channel weight, shape (C,)). No centering, no running statistics.
@@ -25,8 +28,8 @@ or put its directory in NORMLAB_PLUGIN_PATH. The contract a plugin file follows:
 import numpy as np
 
 NORMLAB_PLUGIN = {
-    "name": "rms_norm",
-    "aliases": ["rms", "rmsnorm"],
+    "name": "rms_norm_py",
+    "aliases": [],
     "summary": "RMSNorm: per-sample root-mean-square over (C, spatial), no centering",
     "reference": "Zhang & Sennrich 2019, arXiv:1910.07467",
     "options": {

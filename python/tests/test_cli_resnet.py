@@ -39,8 +39,8 @@ def test_resnet_runs_are_deterministic():
 
 def test_python_plugin_fills_resnet_slots():
     plugin = os.path.join(ROOT, "python", "plugins", "rms_norm.py")
-    out = train_json(["--plugin", plugin, "--model", "resnet8", "--shortcut", "b", "--norm", "rms", "--steps", "2"])
-    assert {t["method"] for t in out["norm_telemetry"]} == {"rms_norm"}
+    out = train_json(["--plugin", plugin, "--model", "resnet8", "--shortcut", "b", "--norm", "rms_norm_py", "--steps", "2"])
+    assert {t["method"] for t in out["norm_telemetry"]} == {"rms_norm_py"}
     assert len(out["norm_telemetry"]) == 1 + 2 * 3 + 2
 
 

@@ -82,7 +82,7 @@ def test_rms_norm_matches_the_example_plugin():
     spec.loader.exec_module(plugin)
     x, g, params, _ = _inputs("rms_norm", (4, 6, 3, 3), seed=5)
     params = {"weight": params["weight"]}
-    impl = normlab_bench.make("rms_norm", x, params, {}, {})
+    impl = normlab_bench.make("rms_norm_py", x, params, {}, {})
     y, gx, _ = normlab_bench.outputs(impl, g)
     ref = plugin.reference(x.astype(np.float64), "train", g.astype(np.float64), params, {}, {})
     _close(y, ref["output"], "output")

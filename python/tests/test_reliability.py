@@ -338,7 +338,10 @@ def test_ctrl_c_in_ablate_keeps_finished_runs(tmp_path):
     store = tmp_path / "s.sqlite"
     args = ["ablate", "run", "--preset", "freeze", "--quick", "--runner", "fake", "--store", store, "--no-report"]
     p = start(args, env={"NORMLAB_FAKE_SLEEP": "0.3"})
-    status, err, took = interrupt(p, after=lambda: store.exists() and ablate_status(store)[0] >= 2)
+    def two_stored():
+        r = run(["ablate", "status", "--store", store])   # fails until the study is registered
+        return r.returncode == 0 and ablate_status(store)[0] >= 2
+    status, err, took = interrupt(p, after=lambda: store.exists() and two_stored())
     assert status == 130, (status, err)
     assert err.strip().splitlines()[-1].startswith("normlab: interrupted (Ctrl-C); every finished run is stored in ")
     assert took < 5
@@ -363,7 +366,7 @@ def test_plugin_time_limit(tmp_path):
 
 def test_plugin_time_limit_lets_quick_calls_through(tmp_path):
     plugin = os.path.join(os.path.dirname(HERE), "plugins", "rms_norm.py")
-    r = run(["train", "--dataset", "synthetic", "--steps", "3", "--quiet", "--json", "--norm", "rms",
+    r = run(["train", "--dataset", "synthetic", "--steps", "3", "--quiet", "--json", "--norm", "rms_norm_py",
              "--plugin", plugin, "--plugin-timeout", "30"])
     assert r.returncode == 0, r.stderr
     json.loads(r.stdout)
@@ -384,3 +387,55 @@ def test_normal_run_is_not_diverged():
     r = run(["train", "--dataset", "synthetic", "--steps", "60", "--quiet", "--json"])
     d = json.loads(r.stdout)
     assert d["diverged"] is False and d["diverged_at_step"] is None
+
+
+# -- item 6: concurrent ablate processes on one store ---------------------------------------
+
+def ran_count(stderr):
+    line = [l for l in stderr.splitlines() if ": ran " in l][-1]
+    return int(line.split(": ran ")[1].split()[0])
+
+
+def test_two_ablate_processes_share_one_store(tmp_path):
+    store = tmp_path / "s.sqlite"
+    args = ["ablate", "run", "--preset", "freeze", "--quick", "--runner", "fake", "--store", store, "--no-report"]
+    first = run(args + ["--dry-run"])
+    assert first.returncode == 0, first.stderr
+    planned = int(first.stdout.split(" runs")[0].split("= ")[-1])
+    env = {"NORMLAB_FAKE_SLEEP": "0.4"}   # 16 runs: several seconds, so the second process surely joins
+    a = start(args, env=env)
+    time.sleep(0.3)
+    b = start(args + ["--jobs", "2"], env=env)
+    out_a, err_a = a.communicate(timeout=120)
+    out_b, err_b = b.communicate(timeout=120)
+    assert a.returncode == 0 and b.returncode == 0, (err_a, err_b)
+    ran_a, ran_b = ran_count(err_a), ran_count(err_b)
+    assert ran_a + ran_b == planned, (ran_a, ran_b, planned)   # each run executed exactly once
+    assert ran_a > 0 and ran_b > 0
+    assert ablate_status(store) == (planned, planned)
+
+
+def claim_count(store):
+    import sqlite3
+    if not store.exists():
+        return 0
+    try:
+        with sqlite3.connect(str(store), timeout=5) as db:
+            return db.execute("SELECT COUNT(*) FROM claims").fetchone()[0]
+    except sqlite3.OperationalError:   # not created yet
+        return 0
+
+
+def test_runs_of_a_killed_worker_are_recovered(tmp_path):
+    store = tmp_path / "s.sqlite"
+    args = ["ablate", "run", "--preset", "freeze", "--quick", "--runner", "fake", "--store", store, "--no-report"]
+    victim = start(args, env={"NORMLAB_FAKE_SLEEP": "30"})   # claims its first run, then sleeps in it
+    assert wait_for(lambda: claim_count(store) == 1, 30)
+    victim.kill()
+    victim.communicate()
+    start_time = time.monotonic()
+    r = run(args, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert time.monotonic() - start_time < 30    # the dead worker's claim is taken over at once
+    stored, planned = ablate_status(store)
+    assert stored == planned and claim_count(store) == 0

@@ -16,6 +16,4 @@ extension UserFacingError {
 
 extension NormError: UserFacingError {}
 extension NPYError: UserFacingError {}
-extension ApplyError: UserFacingError {}
-extension ConfigPathError: UserFacingError {}
 extension FoldingRefusal: UserFacingError {}

@@ -1,6 +1,6 @@
 /// The shape arithmetic of a 2-D convolution or pooling window over `(N, C, H, W)`; a 1-D
 /// operation over `(N, C, L)` is the case `H = 1`, kernel height 1, no vertical padding.
-struct ConvGeometry: Equatable {
+struct ConvGeometry: Equatable, Sendable {
     var n: Int, channels: Int, h: Int, w: Int
     var kh: Int, kw: Int, sh: Int, sw: Int, ph: Int, pw: Int
 
@@ -21,9 +21,37 @@ struct ConvGeometry: Equatable {
 /// Every output element is written by one thread in a fixed order (deterministic).
 enum Im2Col {
     /// `cols[(c, i, j), n·P + oh·outW + ow] = x[n, c, oh·sh − ph + i, ow·sw − pw + j]` (0 outside).
-    static func forward(_ x: UnsafePointer<Float>, _ g: ConvGeometry, cols: UnsafeMutablePointer<Float>) {
+    /// `usesTable` picks the ``PatchTable`` path (default: for maps narrower than its limit).
+    /// `serial` keeps the work on the calling thread (a caller that already split its work).
+    /// `usesShiftedPlanes` picks ``forwardShiftedPlanes`` (default: wherever it applies).
+    static func forward(_ x: UnsafePointer<Float>, _ g: ConvGeometry, cols: UnsafeMutablePointer<Float>, usesTable: Bool? = nil,
+                        usesShiftedPlanes: Bool? = nil, serial: Bool = false) {
         let rows = g.patch, oh = g.outH, ow = g.outW, P = g.outPlane, cols0 = g.n * P
-        VectorKernels.parallel(rows, work: rows * cols0) { range in
+        let table = usesTable ?? (ow < PatchTable.maxWidth)
+        if !table, usesShiftedPlanes ?? true, g.sh == 1, g.sw == 1, ow == g.w {
+            split(rows, work: rows * cols0, serial: serial) { range in
+                for r in range {
+                    let c = r / (g.kh * g.kw), i = (r / g.kw) % g.kh, j = r % g.kw
+                    for n in 0..<g.n {
+                        forwardShiftedPlane(x + (n * g.channels + c) * g.inPlane, g, i: i, j: j, into: cols + r * cols0 + n * P)
+                    }
+                }
+            }
+            return
+        }
+        if table {
+            let table = PatchTable(g)
+            split(rows, work: rows * cols0, serial: serial) { range in
+                for r in range {
+                    let c = r / (g.kh * g.kw), tap = r % (g.kh * g.kw)
+                    for n in 0..<g.n {
+                        table.gather(tap: tap, from: x + (n * g.channels + c) * g.inPlane, into: cols + r * cols0 + n * P)
+                    }
+                }
+            }
+            return
+        }
+        split(rows, work: rows * cols0, serial: serial) { range in
             for r in range {
                 let c = r / (g.kh * g.kw), i = (r / g.kw) % g.kh, j = r % g.kw
                 // Output columns whose input column is inside [0, w).
@@ -56,10 +84,56 @@ enum Im2Col {
         }
     }
 
+    /// One image's column row of tap `(i, j)` for a stride-1 convolution whose output rows are
+    /// as long as the input rows: the plane shifted by `(i − ph)` rows and `(j − pw)` columns,
+    /// i.e. one contiguous copy of the valid rows, then zeros in the padding rows and in the
+    /// `|j − pw|` border columns that the shift wrapped around. The same floats as the row path.
+    @inline(__always)
+    static func forwardShiftedPlane(_ plane: UnsafePointer<Float>, _ g: ConvGeometry, i: Int, j: Int,
+                                    into dst: UnsafeMutablePointer<Float>) {
+        let ow = g.outW, oh = g.outH, d = j - g.pw
+        let ylo = max(0, g.ph - i), yhi = min(oh, g.h + g.ph - i)
+        guard ylo < yhi, abs(d) < ow else {
+            dst.initialize(repeating: 0, count: oh * ow)
+            return
+        }
+        if ylo > 0 { dst.initialize(repeating: 0, count: ylo * ow) }
+        if yhi < oh { (dst + yhi * ow).initialize(repeating: 0, count: (oh - yhi) * ow) }
+        let out = dst + ylo * ow, count = (yhi - ylo) * ow
+        let src = plane + (ylo - g.ph + i) * g.w + d
+        // Skip the |d| elements at the block's ends that would read outside the plane.
+        if d < 0 {
+            (out - d).update(from: src - d, count: count + d)
+        } else {
+            out.update(from: src, count: count - d)
+        }
+        if d != 0 {
+            for y in 0..<(yhi - ylo) {
+                let row = out + y * ow
+                if d < 0 { row.initialize(repeating: 0, count: -d) } else { (row + ow - d).initialize(repeating: 0, count: d) }
+            }
+        }
+    }
+
     /// The adjoint of ``forward``: `dx[n, c, ·, ·] = Σ` of the column entries that read it.
-    static func backward(_ cols: UnsafePointer<Float>, _ g: ConvGeometry, dx: UnsafeMutablePointer<Float>) {
+    static func backward(_ cols: UnsafePointer<Float>, _ g: ConvGeometry, dx: UnsafeMutablePointer<Float>, usesTable: Bool? = nil,
+                         serial: Bool = false) {
         let oh = g.outH, ow = g.outW, P = g.outPlane, cols0 = g.n * P, k = g.kh * g.kw
-        VectorKernels.parallel(g.channels, work: g.patch * cols0) { range in
+        if usesTable ?? (ow < PatchTable.maxWidth) {
+            let table = PatchTable(g)
+            split(g.channels, work: g.patch * cols0, serial: serial) { range in
+                for c in range {
+                    for n in 0..<g.n { (dx + (n * g.channels + c) * g.inPlane).initialize(repeating: 0, count: g.inPlane) }
+                    for r in (c * k)..<((c + 1) * k) {
+                        for n in 0..<g.n {
+                            table.scatterAdd(tap: r - c * k, from: cols + r * cols0 + n * P, into: dx + (n * g.channels + c) * g.inPlane)
+                        }
+                    }
+                }
+            }
+            return
+        }
+        split(g.channels, work: g.patch * cols0, serial: serial) { range in
             for c in range {
                 for n in 0..<g.n { (dx + (n * g.channels + c) * g.inPlane).initialize(repeating: 0, count: g.inPlane) }
                 for r in (c * k)..<((c + 1) * k) {
@@ -86,6 +160,11 @@ enum Im2Col {
                 }
             }
         }
+    }
+
+    @inline(__always)
+    private static func split(_ count: Int, work: Int, serial: Bool, _ body: (Range<Int>) -> Void) {
+        if serial { if count > 0 { body(0..<count) } } else { VectorKernels.parallel(count, work: work, body) }
     }
 
     /// `(C, N·P)` → `(N, C, P)`, adding `bias[c]` when given.

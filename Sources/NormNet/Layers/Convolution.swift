@@ -30,6 +30,10 @@ public class Convolution: Layer {
     private let product = Scratch()
     private var output = ReusableStorage(slots: 2)
     private var gradInput = ReusableStorage(slots: 2)
+    /// The chunked engine (see ``ChunkedConvolution``); false selects the whole-batch
+    /// im2col path above (kept as the reference the chunked one is tested against).
+    var usesChunks = true
+    let chunked = ChunkedConvolution()
 
     init(spatialRank: Int, inChannels: Int, outChannels: Int, kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int),
          bias: Bool, weightShape: [Int]) throws {
@@ -78,6 +82,7 @@ public class Convolution: Layer {
     }
 
     public func forward(_ x: Tensor, mode: Mode) throws -> Tensor {
+        if usesChunks { return try chunked.forward(self, x) }
         let g = try geometry(for: x)
         let P = g.outPlane, columns = g.n * P
         let colsPtr = cols.reserve(g.patch * columns)
@@ -103,6 +108,7 @@ public class Convolution: Layer {
     }
 
     public func backward(_ gradOutput: Tensor) throws -> Tensor {
+        if usesChunks { return try chunked.backward(self, gradOutput) }
         guard let x = cachedInput, let g = geometry else { throw NetError("conv\(spatialRank)d: backward before forward") }
         guard gradOutput.shape == outputShape(g) else {
             throw NetError("conv\(spatialRank)d: gradient of shape \(gradOutput.shape.shapeText), expected \(outputShape(g).shapeText)")

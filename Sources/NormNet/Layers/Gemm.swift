@@ -51,6 +51,16 @@ enum Gemm {
         }
     }
 
+    /// The same product as one single-threaded call on the calling thread (for callers that
+    /// split their work themselves).
+    static func multiplySerial(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+                               alpha: Float = 1, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                               beta: Float = 0, c: UnsafeMutablePointer<Float>) {
+        guard m > 0, n > 0, k > 0 else { return multiply(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, b: b, beta: beta, c: c) }
+        _ = singleThreadedBLAS
+        call(transA, transB, m, n, k, alpha, a, transA ? m : k, b, transB ? k : n, beta, c, n)
+    }
+
     @inline(__always)
     private static func call(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
                              _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,

@@ -28,8 +28,10 @@ public struct ResNetOptions: Sendable, Equatable {
     /// the addition.
     public var preActivation: Bool
     /// Zero-initializes the scale (`weight`) of each block's last norm (Goyal et al. 2017,
-    /// §5.1), so that every block starts as its shortcut. Refused for a method without a
-    /// `weight` parameter (e.g. `affine=false`).
+    /// §5.1), so that every block starts as its shortcut (followed by the block's activation in
+    /// the original form; in the pre-activation form this needs `act(0) = 0`: ReLU, or a norm
+    /// that includes its activation — with sigmoid the branch starts at `conv2(½)`). Refused
+    /// for a method without a `weight` parameter (e.g. `affine=false`).
     public var zeroInitResidual: Bool
 
     public init(shortcut: ShortcutKind = .a, preActivation: Bool = false, zeroInitResidual: Bool = false) {
@@ -46,7 +48,7 @@ extension ModelSpec {
     /// and 3, global average pooling and a linear classifier. `depth` 20, `width` 16 and
     /// option A is the paper's 0.27M-parameter ResNet-20.
     public static func resNet(inputShape: [Int], classes: Int, depth: Int = 20, width: Int = 16,
-                              norm: NormSpec? = NormSpec("batch_norm"), options: ResNetOptions = ResNetOptions()) -> ModelSpec {
+                              norm: NormSpec? = .registryDefault, options: ResNetOptions = ResNetOptions()) -> ModelSpec {
         var spec = ModelSpec(inputShape: inputShape, classes: classes, depth: depth, width: width, kernel: 3, norm: norm,
                              downsample: .strided, widthGrowth: 2, minSpatial: 1, head: .globalAvgPool)
         spec.family = .resnet

@@ -11,6 +11,13 @@ public struct TrainingProgress: Sendable {
     public let seconds: Double
     /// Set after the last step of an epoch.
     public let epochSummary: EpochRecord?
+    /// Training images (samples) processed so far.
+    public var images: Int = 0
+
+    /// Training throughput so far (samples per second of wall time, evaluation included).
+    public var imagesPerSecond: Double { seconds > 0 ? Double(images) / seconds : 0 }
+    /// Estimated seconds to the last step at the rate so far.
+    public var secondsRemaining: Double { step > 0 ? seconds / Double(step) * Double(totalSteps - step) : .nan }
 }
 
 /// Per-epoch history.
@@ -125,7 +132,7 @@ public final class Trainer {
         var diverged = false, divergedAt: Int?, divergenceLoss: String?
         var divergence = DivergenceRule()
         var lr = config.optimizer.learningRate
-        var step = 0
+        var step = 0, images = 0
         while step < total {
             for o in observers { try o.stepWillStart(step, context) }
             lr = config.schedule.rate(at: step, totalSteps: total, base: config.optimizer.learningRate)
@@ -152,8 +159,9 @@ public final class Trainer {
                 summary = try epochRecord(step: step, perEpoch: perEpoch, losses: losses, corrects: corrects, sizes: sizes)
                 history.append(summary!)
             }
+            images += labels.count
             progress?(TrainingProgress(step: step, totalSteps: total, epoch: sampler.epoch, loss: ce.loss,
-                                       learningRate: lr, seconds: elapsed(), epochSummary: summary))
+                                       learningRate: lr, seconds: elapsed(), epochSummary: summary, images: images))
         }
         for o in observers { try o.runDidFinish(context, diverged: diverged) }
 

@@ -1,3 +1,4 @@
+import NormCore
 import Foundation
 
 /// One `normlab apply` call: a method run once on arrays read from `.npy` files
@@ -48,3 +49,4 @@ public enum ApplyError: Error, CustomStringConvertible, Sendable {
         }
     }
 }
+extension ApplyError: UserFacingError {}

@@ -1,3 +1,4 @@
+import NormCore
 import Foundation
 
 /// JSON text for ``ConfigValue`` and plain Swift values.

@@ -1,3 +1,4 @@
+import NormCore
 import Foundation
 
 /// Runs an ``ApplyRequest``: reads and validates every input, builds the layer from the

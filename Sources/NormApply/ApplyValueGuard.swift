@@ -1,3 +1,4 @@
+import NormCore
 /// The value range `normlab apply` accepts, and its check that no output overflowed.
 ///
 /// normlab computes in float32 (statistics are accumulated in float32 blocks that are

@@ -1,5 +1,6 @@
 import NormCore
 import NormParity
+import NormPython
 
 /// The float64 references run in the embedded interpreter: `python/normref` for the
 /// built-ins and a plugin file's own `reference` function for custom methods. Arrays go to

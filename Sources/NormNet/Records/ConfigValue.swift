@@ -1,3 +1,4 @@
+import NormCore
 /// A typed, ordered tree of JSON/YAML values: the form every configuration takes inside the
 /// ablation driver (a spec's `base`, grid values, a cell's resolved configuration, a run's
 /// telemetry) and the object `normlab train --json` prints (`RunReport`). Maps keep their

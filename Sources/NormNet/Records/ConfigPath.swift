@@ -1,3 +1,4 @@
+import NormCore
 import Foundation
 
 /// A dotted path (`model.norm.name`) could not be followed because a segment is not a map.
@@ -44,3 +45,4 @@ public enum ConfigPath {
         return path.hasPrefix("[") ? base + path : base + "." + path
     }
 }
+extension ConfigPathError: UserFacingError {}

@@ -1,3 +1,4 @@
+import NormCore
 /// SHA-256 (FIPS 180-4), incremental: data-set content hashes, ablation cell and spec
 /// hashes. Swift on Linux has no CryptoKit and the package takes no crypto dependency; this is
 /// the plain reference algorithm, checked against the NIST test vectors.
