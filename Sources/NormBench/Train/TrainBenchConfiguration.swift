@@ -29,7 +29,7 @@ public struct TrainBenchConfiguration: Sendable, Equatable {
 
     /// The full run.
     public static func standard() -> TrainBenchConfiguration {
-        TrainBenchConfiguration(models: TrainBenchModel.all, norms: ["bn"], batchSizes: standardBatchSizes,
+        TrainBenchConfiguration(models: TrainBenchModel.all, norms: [NormSpec.defaultMethodName], batchSizes: standardBatchSizes,
                                 threads: BenchConfiguration.defaultThreads, quick: false,
                                 warmupSteps: 3, minSteps: 5, maxSteps: 2_000, minSeconds: 1.0,
                                 breakdown: true, frameworks: true, checkSteps: 2, seed: 7)
