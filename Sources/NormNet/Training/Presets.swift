@@ -23,11 +23,26 @@ public enum TrainPresets {
                          norm: norm, downsample: .maxPool, downsampleEvery: 1, widthGrowth: 1, head: .flatten)
     }
 
-    /// Batch size, duration, optimizer and schedule for a data set.
-    public static func config(for dataset: Dataset) -> TrainingConfig {
-        TrainingConfig(batchSize: defaultBatchSize, duration: .epochs(30), seed: 0,
-                       optimizer: SGDConfig(learningRate: 0.1, momentum: 0.9, weightDecay: 5e-4, nesterov: true),
-                       schedule: LRSchedule(.cosine(minimumFactor: 0), warmupSteps: 100))
+    /// Batch size, duration, optimizer and schedule for a data set (the same for every data set:
+    /// ``defaults``).
+    public static func config(for dataset: Dataset) -> TrainingConfig { defaults }
+
+    /// The one set of training defaults of `normlab train` and of every ablation cell: batch 64,
+    /// 30 epochs, SGD lr 0.1, momentum 0.9 (Nesterov), weight decay 5e-4 on conv/linear weights,
+    /// cosine decay with 100 warm-up steps.
+    public static let defaults = TrainingConfig(
+        batchSize: defaultBatchSize, duration: .epochs(30), seed: 0,
+        optimizer: SGDConfig(learningRate: 0.1, momentum: 0.9, weightDecay: 5e-4, nesterov: true),
+        schedule: LRSchedule(.cosine(minimumFactor: 0), warmupSteps: 100))
+
+    /// ``defaults`` as text for key documentation.
+    public static var defaultsText: (batch: String, duration: String, optimizer: String, schedule: String) {
+        let d = defaults, o = d.optimizer
+        let duration: String
+        switch d.duration { case let .epochs(e): duration = "\(e) epochs"; case let .steps(s): duration = "\(s) steps" }
+        return ("\(d.batchSize)", duration,
+                "\(o.learningRate), \(o.momentum), \(o.weightDecay), \(o.nesterov)",
+                "cosine, \(d.schedule.warmupSteps)")
     }
 
     /// The training batch size when a recipe names none.
