@@ -72,7 +72,10 @@ struct BenchTrainCommand: ParsableCommand {
             return url
         }
         let quiet = self.quiet
-        let runner = TrainBenchRunner(registry: try plugins.registry(), configuration: cfg, log: { line in
+        let registry = try plugins.registry()
+        // The registry's default method, shown by its canonical name.
+        cfg.norms = cfg.norms.map { $0 == NormSpec.defaultMethodName ? (registry.defaultMethod ?? $0) : $0 }
+        let runner = TrainBenchRunner(registry: registry, configuration: cfg, log: { line in
             if !quiet { FileHandle.standardError.write((line + "\n").data(using: .utf8)!) }
         })
         do { try runner.validate() } catch let e as BenchError { throw CLIError(e.description) }

@@ -23,7 +23,7 @@ def test_quick_run_writes_table_and_json(tmp_path):
     assert report["quick"] is True and report["frameworks"] == []
     recs = report["records"]
     assert [(x["model"], x["norm"], x["batch"], x["threads"]) for x in recs] == [
-        ("plain-2d", "bn", 2, 1), ("plain-2d", "bn", 2, 2)]
+        ("plain-2d", "batch_norm", 2, 1), ("plain-2d", "batch_norm", 2, 2)]
     for x in recs:
         assert x["check"] == "bit-identical"
         assert x["steps_per_second"] > 0
