@@ -126,6 +126,16 @@ extension AblationReport {
 
     // MARK: files
 
+    /// `file` relative to the folder `directory` (`../../results/x.sqlite`), so a report folder
+    /// records which store it belongs to without naming a machine path.
+    static func relativePath(of file: String, from directory: String) -> String {
+        let f = URL(fileURLWithPath: file).standardizedFileURL.pathComponents
+        let d = URL(fileURLWithPath: directory).standardizedFileURL.pathComponents
+        var common = 0
+        while common < min(f.count - 1, d.count), f[common] == d[common] { common += 1 }
+        return (Array(repeating: "..", count: d.count - common) + f[common...]).joined(separator: "/")
+    }
+
     /// Writes `table.md`, `table.csv`, `table.json`, `runs.csv` and (with `figures`)
     /// `figures/<name>.png|svg` into `directory`.
     public func write(to directory: String, figures: Bool = true) throws -> ReportFiles {
@@ -135,7 +145,7 @@ extension AblationReport {
         }
         // A report folder belongs to one (store, study): never overwrite another study's report.
         let marker = directory + "/.normlab-report"
-        let owner = "study=\(study.name)\nstore=\(URL(fileURLWithPath: storePath).standardizedFileURL.path)\n"
+        let owner = "study=\(study.name)\nstore=\(Self.relativePath(of: storePath, from: directory))\n"
         if let existing = fm.contents(atPath: marker).map({ String(decoding: $0, as: UTF8.self) }), existing != owner {
             let other = existing.split(separator: "\n").map(String.init).joined(separator: ", ")
             throw AblationError("the report folder \(directory) holds another report (\(other)); choose another --out")
