@@ -61,30 +61,10 @@ struct BenchKernelsCommand: ParsableCommand {
             if !quiet { FileHandle.standardError.write((line + "\n").data(using: .utf8)!) }
         })
         _ = try runner.selectedEntries()   // unknown names fail before anything runs
-        let saveURL = try saveJSON.map { path -> URL in
-            let url = URL(fileURLWithPath: path)
-            var isDirectory: ObjCBool = false
-            let parent = url.deletingLastPathComponent().path
-            guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory.boolValue else {
-                throw CLIError("--save-json: directory '\(parent)' does not exist")
-            }
-            return url
-        }
+        let output = try BenchReportOutput(saveJSON: saveJSON, json: json)
         runner.attachPython()
         let report = try runner.run()
-        if let saveURL {
-            do {
-                try report.json().write(to: saveURL, options: .atomic)
-            } catch {
-                throw CLIError("--save-json: cannot write '\(saveURL.path)': \(error.localizedDescription)")
-            }
-        }
-        if json {
-            FileHandle.standardOutput.write(try report.json())
-            print()
-        } else {
-            print(report.table)
-        }
+        try output.emit(json: { try report.json() }, table: { report.table })
         if !report.passed {
             for s in report.skipped where s.failed {
                 FileHandle.standardError.write("normlab: bench: \(s.method) \(shapeLabel(s.shape)): \(s.reason)\n".data(using: .utf8)!)

@@ -62,15 +62,7 @@ struct BenchTrainCommand: ParsableCommand {
         }
         cfg.breakdown = !noBreakdown
         cfg.frameworks = !noFrameworks
-        let saveURL = try saveJSON.map { path -> URL in
-            let url = URL(fileURLWithPath: path)
-            var isDirectory: ObjCBool = false
-            let parent = url.deletingLastPathComponent().path
-            guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory.boolValue else {
-                throw CLIError("--save-json: directory '\(parent)' does not exist")
-            }
-            return url
-        }
+        let output = try BenchReportOutput(saveJSON: saveJSON, json: json)
         let quiet = self.quiet
         let registry = try plugins.registry()
         // The registry's default method, shown by its canonical name.
@@ -81,19 +73,7 @@ struct BenchTrainCommand: ParsableCommand {
         do { try runner.validate() } catch let e as BenchError { throw CLIError(e.description) }
         runner.attachFrameworks()
         let report = try runner.run()
-        if let saveURL {
-            do {
-                try report.json().write(to: saveURL, options: .atomic)
-            } catch {
-                throw CLIError("--save-json: cannot write '\(saveURL.path)': \(error.localizedDescription)")
-            }
-        }
-        if json {
-            FileHandle.standardOutput.write(try report.json())
-            print()
-        } else {
-            print(report.table)
-        }
+        try output.emit(json: { try report.json() }, table: { report.table })
         if !report.passed {
             for r in report.records where r.check != "bit-identical" {
                 FileHandle.standardError.write("normlab: bench train: \(r.model) \(r.norm) B=\(r.batch) \(r.threads) threads: repeated steps are not bit-identical\n".data(using: .utf8)!)
