@@ -22,6 +22,8 @@ QUICK = {
     "placement": (4, ["accuracy", "bias-gradient"]),
     "frn-eps": (4, ["accuracy", "loss-curves"]),
     "inference-stats": (3, ["accuracy", "test-loss-vs-batch"]),
+    "dropout": (8, ["error", "claims-effects"]),
+    "lrn": (6, ["error", "claims-effects"]),
 }
 
 
@@ -166,3 +168,19 @@ def test_freeze_quick_claims(tmp_path):
                           ["frozen BN statistics beat updated ones at batch size 2", "freezing the affine as well costs accuracy"])
     assert all(c["n"] == 2 for c in claims)
     assert (tmp_path / "freeze-report" / "figures" / "claims-effects.png").stat().st_size > 1000
+
+
+def test_dropout_quick(tmp_path):
+    printed = []
+    runs = quick_runs(tmp_path, "dropout", printed)
+    assert {(r["norm"], r["dropout"]) for r in runs} == {("bn", "0"), ("bn", "0.5"), ("none", "0"), ("none", "0.5")}
+    text = printed[0]
+    assert "### Claims" in text and "removing it helps" in text
+    assert any(v in text for v in ("**supported**", "**inconclusive**", "**contradicted**"))
+
+
+def test_lrn_quick(tmp_path):
+    printed = []
+    runs = quick_runs(tmp_path, "lrn", printed)
+    assert {r["norm"] for r in runs} == {"lrn", "bn", "none"}
+    assert "BN's error is below LRN's" in printed[0] and "95 % CI" in printed[0]
