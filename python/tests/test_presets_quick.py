@@ -24,6 +24,7 @@ QUICK = {
     "inference-stats": (3, ["accuracy", "test-loss-vs-batch"]),
     "dropout": (8, ["error", "claims-effects"]),
     "lrn": (6, ["error", "claims-effects"]),
+    "zoo": (15, ["accuracy"]),
 }
 
 
@@ -184,3 +185,11 @@ def test_lrn_quick(tmp_path):
     runs = quick_runs(tmp_path, "lrn", printed)
     assert {r["norm"] for r in runs} == {"lrn", "bn", "none"}
     assert "BN's error is below LRN's" in printed[0] and "95 % CI" in printed[0]
+
+
+def test_zoo_quick_every_method_trains(tmp_path):
+    runs = quick_runs(tmp_path, "zoo")
+    listed = run(["list"]).stdout
+    methods = {line.split()[0] for line in listed.splitlines()[2:] if line.strip()}
+    assert len(methods) >= 13
+    assert len(runs) == 15 and all(r["diverged"] == "false" for r in runs)
