@@ -72,14 +72,19 @@ enum ClaimEvaluator {
         let compare = selection.cell(claim.compare), against = selection.cell(claim.against)
         func result(_ test: PairedTest?, _ means: (Double?, Double?), ratio: Double? = nil, expectBelowZero: Bool, note: String? = nil) -> ClaimResult {
             var verdict = ClaimResult.Verdict.inconclusive
-            if let test, let lo = test.interval.lower, let hi = test.interval.upper {
+            var note = note
+            if let test, test.n >= 2, test.interval.std == 0 {
+                // Every seed gave the same difference: the t-interval has zero width and no
+                // test is possible (0/0), so the data cannot rule out chance (e.g. one test
+                // image out of 360 in every seed): inconclusive, said so.
+                if note == nil { note = "the paired differences have zero variance: no t-interval, more seeds needed" }
+            } else if let test, let lo = test.interval.lower, let hi = test.interval.upper {
                 if expectBelowZero {
                     verdict = hi < 0 ? .supported : (lo > 0 ? .contradicted : .inconclusive)
                 } else {
                     verdict = lo > 0 ? .supported : (hi < 0 ? .contradicted : .inconclusive)
                 }
             }
-            var note = note
             if note == nil, let test, test.n < 2 { note = "one paired seed: no confidence interval" }
             return ClaimResult(claim: claim, compareCell: compare, againstCell: against, compareMean: means.0, againstMean: means.1,
                                test: test, ratio: ratio, verdict: verdict, note: note)

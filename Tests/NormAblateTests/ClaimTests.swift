@@ -144,6 +144,18 @@ import Testing
         #expect(report.claimsFigurePayload?["claims"]?.listValue?.count == 3)
     }
 
+    @Test func zeroVarianceDifferencesAreInconclusive() throws {
+        let s = try spec()
+        let selection = CellSelection(spec: s, cells: try s.cells())
+        let compare = try #require(selection.cell(s.claims[0].compare))
+        // every seed the same difference (+0.5): a zero-width t-interval decides nothing
+        let r = ClaimEvaluator.evaluate(s.claims[0], claims: s.claims, selection: selection) { cell, _ in
+            cell.hash == compare.hash ? [0: 1.0, 1: 0.75, 2: 0.9] : [0: 0.5, 1: 0.25, 2: 0.4]
+        }
+        #expect(r.verdict == ClaimResult.Verdict.inconclusive)
+        #expect(r.note?.contains("zero variance") == true)
+    }
+
     @Test func baselineDifferencesArePairedAndHolmCorrected() throws {
         let dir = try TempDir(); defer { dir.cleanUp() }
         let s = try AblationSpec.parse(yaml: baseYAML.replacingOccurrences(of: "  metrics: [test_accuracy, test_loss]",

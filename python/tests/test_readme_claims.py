@@ -92,7 +92,9 @@ def test_committed_claims_recomputed_from_the_runs(preset):
             mde = (stats.t.ppf(0.975, n - 1) + stats.t.ppf(0.8, n - 1)) * sd / math.sqrt(n)
             assert c["mde"] == pytest.approx(mde, rel=1e-9)
         lo, hi = mean - half, mean + half
-        if below:
+        if sd == 0:
+            verdict = "inconclusive"   # zero-variance differences: no t-interval
+        elif below:
             verdict = "supported" if hi < 0 else ("contradicted" if lo > 0 else "inconclusive")
         else:
             verdict = "supported" if lo > 0 else ("contradicted" if hi < 0 else "inconclusive")
