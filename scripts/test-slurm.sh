@@ -59,7 +59,7 @@ cleanup() {
         wait "$pid" 2>/dev/null || true
     done
     if [ "$status" -ne 0 ] && [ -d "$tmp" ]; then
-        for log in "$tmp"/*.log "$tmp"/work/*.out; do
+        for log in "$tmp"/*.log "$tmp"/jobs/*.out; do
             [ -f "$log" ] && { echo "--- $log (last lines)" >&2; tail -n 15 "$log" >&2; }
         done
     fi
@@ -93,7 +93,7 @@ pids+=($!)
 for _ in $(seq 100); do [ -S "$socket" ] && break; sleep 0.1; done
 [ -S "$socket" ] || fail "munged did not create its socket"
 
-mkdir -p "$tmp/state" "$tmp/spool" "$tmp/work"
+mkdir -p "$tmp/state" "$tmp/spool" "$tmp/jobs"
 cat > "$tmp/slurm.conf" <<EOF
 ClusterName=normlabtest
 SlurmctldHost=$host(127.0.0.1)
@@ -142,7 +142,7 @@ say "one-node cluster up on $host (slurmctld :$ctld_port, slurmd :$slurmd_port, 
 
 # The study as a 4-task array, one CPU (so one compute thread) per task.
 started=$(date +%s)
-job=$(cd "$tmp/work" && sbatch --parsable --array=1-4 --cpus-per-task=1 --output="$tmp/work/task-%a.out" \
+job=$(cd "$tmp/jobs" && sbatch --parsable --array=1-4 --cpus-per-task=1 --output="$tmp/jobs/task-%a.out" \
         --export=ALL,NORMLAB="$NORMLAB" "$repo/scripts/slurm-ablate.sh" --preset freeze --quick)
 job=${job%%;*}
 say "submitted array job $job; running the same study on this machine meanwhile"
@@ -160,7 +160,7 @@ states=$(scontrol -o show job "$job" | grep -o 'JobState=[A-Z_]*' | sort | uniq 
 [ "$(scontrol -o show job "$job" | grep -c 'JobState=COMPLETED')" = 4 ] || fail "array tasks did not all complete: $states"
 say "array job $job: 4 tasks COMPLETED in $(( $(date +%s) - started ))s"
 
-shards=("$tmp"/work/results/freeze-quick.shard-*-of-4.sqlite)
+shards=("$tmp"/jobs/results/freeze-quick.shard-*-of-4.sqlite)
 [ "${#shards[@]}" = 4 ] || fail "expected 4 shard stores, found ${#shards[@]}"
 "$NORMLAB" ablate merge "${shards[@]}" --into "$tmp/merged.sqlite" > "$tmp/merge.log" 2>&1 \
     || fail "merge failed: $(tail -n 3 "$tmp/merge.log")"

@@ -179,7 +179,7 @@ public struct ParityCaseGenerator {
             let c = stats.mean.value.shape
             bufs[stats.mean.name] = normal(c, std: 0.5)
             bufs[stats.variance.name] = Tensor.randomUniform(c, low: 0.5, high: 2, using: &rng)
-        } else if layer.trackedStatistics == nil, !(layer is any BatchStatisticsReporting) {
+        } else if !(layer is any BatchStatisticsReporting) {
             for b in layer.buffers { bufs[b.name] = b.value }
         }
         return (params, bufs)

@@ -116,7 +116,7 @@ public final class BatchChannelNorm: NormalizationPlugin, RunningStatisticsProvi
         }
         // One value per plane ((N, C) inputs): the plane mean is the value, its variance 0.
         let (pm, pv) = s == 1 ? (x.scalars.map(Double.init), [Double](repeating: 0, count: planes))
-            : EvoNormB0.planeMoments(x, planes: planes, length: s)
+            : RunKernels.planeMoments(x, planes: planes, length: s)
         let (m1, inv1) = batchStageStatistics(pm, pv, n: n, s: s, mode: mode, batch: batch)
         let w = batchAffine.weight.value.scalars, b = batchAffine.bias.value.scalars
         let gw = groupWeight.value.scalars, gb = groupBias.value.scalars

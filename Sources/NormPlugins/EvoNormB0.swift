@@ -84,7 +84,7 @@ public final class EvoNormB0: NormalizationPlugin {
             throw NormError.singleValueReduction(method: Self.descriptor.name,
                 reason: "each instance variance would be taken over one value (input \(x.shape.shapeText)); needs a spatial size > 1")
         }
-        let (instanceMean, instanceVariance) = Self.planeMoments(x, planes: n * c, length: s)
+        let (instanceMean, instanceVariance) = RunKernels.planeMoments(x, planes: n * c, length: s)
         let instanceStd = instanceVariance.map { ($0 + eps).squareRoot() }
         var left = [Double](repeating: 0, count: c), batchMean = left
         if mode == .train {
@@ -177,22 +177,6 @@ public final class EvoNormB0: NormalizationPlugin {
             p.gradient = p.requiresGrad ? Tensor(shape: [c], doubles: g) : nil
         }
         return gx
-    }
-
-    /// Mean and biased variance of each contiguous run of `length` values (``Reductions``:
-    /// pilot-shifted float32 blocks added in float64), runs split across threads.
-    static func planeMoments(_ x: Tensor, planes: Int, length: Int) -> (mean: [Double], variance: [Double]) {
-        var mean = [Double](repeating: 0, count: planes), variance = mean
-        x.withUnsafeBufferPointer { xb in mean.withUnsafeMutableBufferPointer { mb in variance.withUnsafeMutableBufferPointer { vb in
-            let base = xb.baseAddress!, mp = mb.baseAddress!, vp = vb.baseAddress!
-            Parallel.forEach(planes, work: planes * length) { range in
-                for p in range {
-                    let (m, m2) = Reductions.contiguousMoments(base + p * length, length: length)
-                    mp[p] = m; vp[p] = m2 / Double(length)
-                }
-            }
-        }}}
-        return (mean, variance)
     }
 }
 

@@ -90,7 +90,7 @@ public final class SwitchableNorm: NormalizationPlugin, RunningStatisticsProvidi
             throw NormError.singleValueReduction(method: Self.descriptor.name,
                 reason: "the unbiased instance variance needs a spatial size > 1, got input \(x.shape.shapeText)")
         }
-        let (meanIN, biasedIN) = EvoNormB0.planeMoments(x, planes: n * c, length: s)
+        let (meanIN, biasedIN) = RunKernels.planeMoments(x, planes: n * c, length: s)
         let varIN = biasedIN.map { $0 * Double(s) / Double(s - 1) }
         // mean_c(T) − μ_LN² computed without its cancellation: mean_c(σ²_IN) + mean_c((μ_IN − μ_LN)²)
         // (the same quantity; for |μ| ≫ σ the subtraction would cost the float32 plane means'

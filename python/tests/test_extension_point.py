@@ -30,14 +30,21 @@ def test_parity_set_pins_an_option_in_every_case():
     assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1 and "nope" in bad.stderr
 
 
-def test_refused_cases_are_skipped_with_a_reason_not_failed():
-    # groups=4 does not divide the generator's channel counts that are not multiples of 4 ...
-    # ... the generator fits channels to the declared constraint, so nothing is refused; a
-    # rank-2 input with groups=C gives one value per group, which the layer refuses.
-    res = run(["parity", "--methods", "gn", "--cases", "30", "--set", "num_groups=8", "--json"])
+def test_refused_cases_are_skipped_with_a_reason_not_failed(tmp_path):
+    # The same plugin without its declared constraint: the generator no longer fits the
+    # channels to `groups`, so the layer refuses some cases itself; they are skipped with the
+    # layer's reason, never counted as mismatches.
+    undeclared = tmp_path / "evonorm_undeclared.py"
+    text = open(EVO_PY).read()
+    text = text.replace('"name": "evonorm_s0_py"', '"name": "evonorm_undeclared"')
+    text = text.replace('    "constraints": {"divides_channels": ["groups"]},\n', "").replace('    "reduction": "groups:groups",\n', "")
+    assert "divides_channels" not in text
+    undeclared.write_text(text)
+    res = run(["parity", "--plugin", undeclared, "--methods", "evonorm_undeclared", "--cases", "30", "--set", "groups=2", "--json"])
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr
     m = json.loads(res.stdout)["methods"][0]
-    assert m["failed"] == 0
+    assert m["failed"] == 0 and m["skipped"] > 0 and m["cases"] - m["skipped"] > 0
+    assert all("not divisible by groups 2" in r for r in m["skip_reasons"]), m["skip_reasons"]
 
 
 GN3 = """name: gn3

@@ -41,4 +41,20 @@ enum RunKernels {
         while i + 8 <= length { store(gs * load(g + i) + xs * (load(x + i) - h) + b, gx + i); i += 8 }
         while i < length { gx[i] = gScale * g[i] + xScale * (x[i] - head) + shift; i += 1 }
     }
+
+    /// Mean and biased variance of each contiguous run of `length` values (``Reductions``:
+    /// pilot-shifted float32 blocks added in float64), runs split across threads.
+    static func planeMoments(_ x: Tensor, planes: Int, length: Int) -> (mean: [Double], variance: [Double]) {
+        var mean = [Double](repeating: 0, count: planes), variance = mean
+        x.withUnsafeBufferPointer { xb in mean.withUnsafeMutableBufferPointer { mb in variance.withUnsafeMutableBufferPointer { vb in
+            let base = xb.baseAddress!, mp = mb.baseAddress!, vp = vb.baseAddress!
+            Parallel.forEach(planes, work: planes * length) { range in
+                for p in range {
+                    let (m, m2) = Reductions.contiguousMoments(base + p * length, length: length)
+                    mp[p] = m; vp[p] = m2 / Double(length)
+                }
+            }
+        }}}
+        return (mean, variance)
+    }
 }
