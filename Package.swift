@@ -83,11 +83,11 @@ let package = Package(
         .target(
             name: "NormNet",
             dependencies: ["NormCore", "NormPython", "CBLAS"],
-            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+            swiftSettings: [.unsafeFlags(kernelFlags, .when(configuration: .release))]
         ),
         .target(
             name: "NormBench",
-            dependencies: ["NormCore", "NormPlugins", "NormPython", "NormNet"],
+            dependencies: ["CBLAS", "NormCore", "NormPlugins", "NormPython", "NormNet"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         .target(

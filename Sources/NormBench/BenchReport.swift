@@ -211,7 +211,7 @@ public struct BenchReport: Sendable, Codable {
     /// The table `normlab bench` prints.
     public var table: String {
         var out: [String] = []
-        out.append("normlab bench — \(date) — \(machine.cpu), \(machine.cores) cores, LLC \(machine.lastLevelCache), \(machine.memory)\(quick ? " — QUICK (small shapes, few repetitions)" : "")\(rounds > 1 ? " — \(rounds) rounds" : "")")
+        out.append("normlab bench — \(date) — \(machine.cpu), \(machine.cores) cores, LLC \(machine.lastLevelCache), \(machine.memory)\(machine.blasCore.map { ", BLAS \($0)" } ?? "")\(quick ? " — QUICK (small shapes, few repetitions)" : "")\(rounds > 1 ? " — \(rounds) rounds" : "")")
         out.append("")
         out.append("STREAM (arrays far larger than the last-level cache; GB/s from the median, best in brackets):")
         out.append(DescriptorText.render(

@@ -1,3 +1,4 @@
+import CBLAS
 import Foundation
 
 /// What the report says about the machine.
@@ -7,9 +8,13 @@ public struct MachineInfo: Sendable, Codable, Equatable {
     public var lastLevelCache: String
     public var memory: String
     public var os: String
+    /// OpenBLAS's kernel set in use (its detection, or `OPENBLAS_CORETYPE`; see the CLI's
+    /// BLAS kernel choice), e.g. "SkylakeX"; nil in reports written before it was recorded.
+    public var blasCore: String?
 
     enum CodingKeys: String, CodingKey {
         case cpu, cores, memory, os
+        case blasCore = "blas_core"
         case lastLevelCache = "last_level_cache"
     }
 
@@ -23,7 +28,8 @@ public struct MachineInfo: Sendable, Codable, Equatable {
         let os = ProcessInfo.processInfo.operatingSystemVersionString
         return MachineInfo(cpu: model, cores: ProcessInfo.processInfo.activeProcessorCount,
                            lastLevelCache: "\(lastLevelCacheBytes >> 20) MiB",
-                           memory: String(format: "%.1f GiB", Double(memKB) / 1024 / 1024), os: os)
+                           memory: String(format: "%.1f GiB", Double(memKB) / 1024 / 1024), os: os,
+                           blasCore: openblas_get_corename().map { String(cString: $0) })
     }
 
     /// The largest cache level's size (sysfs), 32 MiB when unknown.

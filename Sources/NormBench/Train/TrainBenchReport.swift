@@ -23,7 +23,7 @@ public struct TrainBenchReport: Sendable, Codable, Equatable {
     /// The table `normlab bench train` prints.
     public var table: String {
         var out: [String] = []
-        out.append("normlab bench train — \(date) — \(machine.cpu), \(machine.cores) cores, \(machine.memory)\(quick ? " — QUICK (few steps)" : "")")
+        out.append("normlab bench train — \(date) — \(machine.cpu), \(machine.cores) cores, \(machine.memory)\(machine.blasCore.map { ", BLAS \($0)" } ?? "")\(quick ? " — QUICK (few steps)" : "")")
         out.append("")
         let fw = frameworks
         var header = ["model", "norm", "B", "thr", "ms/step", "±%", "steps/s", "img/s", "check"]
