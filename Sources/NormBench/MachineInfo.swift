@@ -1,5 +1,6 @@
 import CBLAS
 import Foundation
+import NormCore
 
 /// What the report says about the machine.
 public struct MachineInfo: Sendable, Codable, Equatable {
@@ -33,16 +34,5 @@ public struct MachineInfo: Sendable, Codable, Equatable {
     }
 
     /// The largest cache level's size (sysfs), 32 MiB when unknown.
-    public static let lastLevelCacheBytes: Int = {
-        var best = 0
-        for index in 0..<8 {
-            let path = "/sys/devices/system/cpu/cpu0/cache/index\(index)/size"
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { continue }
-            let t = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            var bytes = Int(t.filter(\.isNumber)) ?? 0
-            if t.hasSuffix("K") { bytes <<= 10 } else if t.hasSuffix("M") { bytes <<= 20 }
-            best = max(best, bytes)
-        }
-        return best > 0 ? best : 32 << 20
-    }()
+    public static var lastLevelCacheBytes: Int { CacheHierarchy.lastLevelBytes }
 }

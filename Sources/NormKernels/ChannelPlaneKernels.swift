@@ -33,6 +33,7 @@ public enum ChannelPlaneKernels {
                                  mean: UnsafeMutablePointer<Double>, variance: UnsafeMutablePointer<Double>,
                                  coefficients: Coefficients) {
         let size = Double(n * length), stride = channels * length
+        let streaming = streamsOutput(arrays: 2, count: n * stride)
         Parallel.forEach(channels, work: 2 * n * stride) { range in
             for c in range {
                 let (m, m2) = moments(x + c * length, segments: n, stride: stride, length: length)
@@ -43,10 +44,11 @@ public enum ChannelPlaneKernels {
                 for k in 0..<n {
                     // Prefetched: the plane after this one, else the next channel's first plane.
                     let next = k < n - 1 ? off - stride : c + 1 < range.upperBound ? (c + 1) * length : off
-                    affinePlane(x + off, y + off, length, head, scale, shift, prefetch: x + next, y + next)
+                    affinePlane(x + off, y + off, length, head, scale, shift, prefetch: x + next, y + next, streaming: streaming)
                     off -= stride
                 }
             }
+            if streaming { nk_store_fence() }
         }
     }
 
@@ -59,6 +61,7 @@ public enum ChannelPlaneKernels {
                                 sumG: UnsafeMutablePointer<Double>, sumGX: UnsafeMutablePointer<Double>,
                                 coefficients: GradientCoefficients) {
         let stride = channels * length
+        let streaming = streamsOutput(arrays: 3, count: n * stride)
         Parallel.forEach(channels, work: 3 * n * stride) { range in
             for c in range {
                 let mu = head[c]
@@ -69,10 +72,11 @@ public enum ChannelPlaneKernels {
                 var off = (n - 1) * stride + c * length
                 for k in 0..<n {
                     let next = k < n - 1 ? off - stride : c + 1 < range.upperBound ? (c + 1) * length : off
-                    linearPlane(x + off, g + off, gx + off, length, mu, a, b, cc, prefetch: x + next, g + next)
+                    linearPlane(x + off, g + off, gx + off, length, mu, a, b, cc, prefetch: x + next, g + next, streaming: streaming)
                     off -= stride
                 }
             }
+            if streaming { nk_store_fence() }
         }
     }
 
@@ -162,38 +166,79 @@ public enum ChannelPlaneKernels {
         return (sg, sgx)
     }
 
-    /// `y = (x − mu)·s + t` over one plane (``PlaneKernels``' affine pass), prefetching `px`, `py`.
+    /// Whether a pass over `arrays` tensors of `count` floats writes its output with
+    /// non-temporal stores: when together they exceed the last-level cache, no cache keeps the
+    /// output for its reader anyway, and streaming it saves the read of every output line
+    /// before its write (a quarter of the backward pass's memory traffic, a third of the
+    /// forward's) and keeps the planes being re-read in the L2 cache. The values are the same.
+    static func streamsOutput(arrays: Int, count: Int) -> Bool {
+        arrays * count * MemoryLayout<Float>.size > (streamingThresholdBytes ?? CacheHierarchy.lastLevelBytes)
+    }
+
+    /// Replaces the last-level cache size as the streaming threshold (tests force both paths;
+    /// their outputs are the same bits either way).
+    nonisolated(unsafe) public static var streamingThresholdBytes: Int?
+
+    /// Floats before the first 64-byte boundary at `p` (at most `n`): written with ordinary
+    /// stores before the aligned non-temporal ones.
+    @inline(__always)
+    static func unalignedHead(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Int {
+        min(n, (16 - ((Int(bitPattern: p) >> 2) & 15)) & 15)
+    }
+
+    /// `y = (x − mu)·s + t` over one plane (``PlaneKernels``' affine pass), prefetching `px`, `py`;
+    /// `streaming`: non-temporal stores (see ``streamsOutput(arrays:count:)``).
     @inline(__always)
     static func affinePlane(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int,
-                            _ mu: Float, _ s: Float, _ t: Float, prefetch px: UnsafePointer<Float>, _ py: UnsafeMutablePointer<Float>) {
+                            _ mu: Float, _ s: Float, _ t: Float, prefetch px: UnsafePointer<Float>, _ py: UnsafeMutablePointer<Float>,
+                            streaming: Bool) {
         let mv = SIMD16<Float>(repeating: mu), sv = SIMD16<Float>(repeating: s), tv = SIMD16<Float>(repeating: t)
         var i = 0
-        while i + 16 <= n {
-            nk_prefetch_read(px + i)
-            nk_prefetch_write(py + i)
-            let v = (UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self) - mv) * sv + tv
-            UnsafeMutableRawPointer(y + i).storeBytes(of: v, as: SIMD16<Float>.self)
-            i += 16
+        if streaming {
+            let head = unalignedHead(y, n)
+            while i < head { y[i] = (x[i] - mu) * s + t; i += 1 }
+            while i + 16 <= n {
+                nk_prefetch_read(px + i)
+                nk_stream_store16(y + i, (UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self) - mv) * sv + tv)
+                i += 16
+            }
+        } else {
+            while i + 16 <= n {
+                nk_prefetch_read(px + i)
+                nk_prefetch_write(py + i)
+                let v = (UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self) - mv) * sv + tv
+                UnsafeMutableRawPointer(y + i).storeBytes(of: v, as: SIMD16<Float>.self)
+                i += 16
+            }
         }
         while i < n { y[i] = (x[i] - mu) * s + t; i += 1 }
     }
 
     /// `out = a·g + b·(x − m) + c` over one plane (``PlaneKernels``' linear pass), prefetching
-    /// `px`, `pg` (a write hint for the output as in ``affinePlane(_:_:_:_:_:_:prefetch:_:)``
-    /// measured no faster here).
+    /// `px`, `pg` (a write hint for the output as in ``affinePlane(_:_:_:_:_:_:prefetch:_:streaming:)``
+    /// measured no faster here); `streaming`: non-temporal stores.
     @inline(__always)
     static func linearPlane(_ xp: UnsafePointer<Float>, _ gp: UnsafePointer<Float>, _ op: UnsafeMutablePointer<Float>, _ n: Int,
                             _ m: Float, _ av: Float, _ bv: Float, _ cv: Float,
-                            prefetch px: UnsafePointer<Float>, _ pg: UnsafePointer<Float>) {
+                            prefetch px: UnsafePointer<Float>, _ pg: UnsafePointer<Float>, streaming: Bool) {
         let mv = SIMD16<Float>(repeating: m), aa = SIMD16<Float>(repeating: av)
         let bb = SIMD16<Float>(repeating: bv), cc = SIMD16<Float>(repeating: cv)
         var i = 0
+        if streaming {
+            let head = unalignedHead(op, n)
+            while i < head { op[i] = av * gp[i] + bv * (xp[i] - m) + cv; i += 1 }
+        }
         while i + 16 <= n {
             nk_prefetch_read(px + i)
             nk_prefetch_read(pg + i)
             let gv = UnsafeRawPointer(gp + i).loadUnaligned(as: SIMD16<Float>.self)
             let xv = UnsafeRawPointer(xp + i).loadUnaligned(as: SIMD16<Float>.self) - mv
-            UnsafeMutableRawPointer(op + i).storeBytes(of: aa * gv + bb * xv + cc, as: SIMD16<Float>.self)
+            let v = aa * gv + bb * xv + cc
+            if streaming {
+                nk_stream_store16(op + i, v)
+            } else {
+                UnsafeMutableRawPointer(op + i).storeBytes(of: v, as: SIMD16<Float>.self)
+            }
             i += 16
         }
         while i < n { op[i] = av * gp[i] + bv * (xp[i] - m) + cv; i += 1 }

@@ -133,4 +133,38 @@ struct ChannelPlaneKernelTests {
         #expect(relError(one.sg, sgRef) <= 1e-5 * scale)
         #expect(relError(one.sgx, sgxRef) <= 1e-5 * scale)
     }
+
+    /// Outputs larger than the last-level cache are written with non-temporal stores (an
+    /// ordinary-store head up to the first 64-byte boundary, then aligned streaming stores):
+    /// the same bits as ordinary stores, at every alignment and tail length.
+    @Test("non-temporal output stores give the same bits", arguments: shapes + [Shape(n: 3, c: 4, s: 37), Shape(n: 5, c: 3, s: 1)])
+    func streamingStoresAreBitIdentical(_ sh: Shape) {
+        var rng = TestRNG(seed: UInt64(sh.n * 17 + sh.c * 5 + sh.s))
+        let count = sh.n * sh.c * sh.s
+        let x = rng.floats(count, mean: 3, std: 2), g = rng.floats(count), w = rng.floats(sh.c, mean: 1, std: 0.5)
+        let coefficients = Self.coefficients(w, rng.floats(sh.c), eps: 1e-5)
+        let gradient: ChannelPlaneKernels.GradientCoefficients = { c, sg, sgx in (w[c], Float(sg * 1e-3), Float(sgx * 1e-3)) }
+        func run(streaming: Bool) -> [[Float]] {
+            let saved = ChannelPlaneKernels.streamingThresholdBytes
+            defer { ChannelPlaneKernels.streamingThresholdBytes = saved }
+            ChannelPlaneKernels.streamingThresholdBytes = streaming ? 0 : Int.max
+            var y = [Float](repeating: .nan, count: count), gx = y
+            var mean = [Double](repeating: 0, count: sh.c), variance = mean, sumG = mean, sumGX = mean
+            // Offset by one float, so the output planes start off a 64-byte boundary too.
+            var yShifted = [Float](repeating: .nan, count: count + 1)
+            ChannelPlaneKernels.normalize(x: x, y: &y, n: sh.n, channels: sh.c, length: sh.s, mean: &mean, variance: &variance,
+                                          coefficients: coefficients)
+            yShifted.withUnsafeMutableBufferPointer { yb in
+                ChannelPlaneKernels.normalize(x: x, y: yb.baseAddress! + 1, n: sh.n, channels: sh.c, length: sh.s, mean: &mean,
+                                              variance: &variance, coefficients: coefficients)
+            }
+            let head = mean.map(Float.init)
+            ChannelPlaneKernels.backward(x: x, g: g, gx: &gx, n: sh.n, channels: sh.c, length: sh.s, head: head,
+                                         sumG: &sumG, sumGX: &sumGX, coefficients: gradient)
+            return [y, Array(yShifted.dropFirst()), gx]
+        }
+        let streamed = run(streaming: true), stored = run(streaming: false)
+        for (a, b) in zip(streamed, stored) { #expect(a.map(\.bitPattern) == b.map(\.bitPattern)) }
+        #expect(!stored[0].contains { $0.isNaN } && !stored[2].contains { $0.isNaN })
+    }
 }

@@ -14,6 +14,23 @@ static inline __attribute__((always_inline)) void nk_prefetch_write(const void *
     __builtin_prefetch(p, 1, 3);
 }
 
+/// Sixteen floats, imported into Swift as `SIMD16<Float>`.
+typedef float nk_float16 __attribute__((ext_vector_type(16)));
+
+/// Stores 16 floats at `p` (64-byte aligned) with a non-temporal hint: the line goes to memory
+/// without being read first or kept in the caches. For outputs larger than the last-level
+/// cache, which no cache would keep anyway; ``nk_store_fence`` before another thread reads them.
+static inline __attribute__((always_inline)) void nk_stream_store16(float *p, nk_float16 v) {
+    __builtin_nontemporal_store(v, (nk_float16 *)p);
+}
+
+/// Orders this thread's non-temporal stores before its later stores (x86 `sfence`).
+static inline __attribute__((always_inline)) void nk_store_fence(void) {
+#if defined(__x86_64__)
+    __builtin_ia32_sfence();
+#endif
+}
+
 /// 1 when the CPU runs the AVX-512 (F, BW, DQ, VL) matrix products below; 0 otherwise.
 int nk_sgemm_available(void);
 
