@@ -126,6 +126,13 @@ public final class GhostBatchNorm: NormalizationPlugin, RunningStatisticsProvidi
     private func normalizeChunk(_ x: Tensor, output: inout ReusableStorage)
         -> (Tensor, PlaneForwardState, (mean: [Double], variance: [Double])) {
         let layout = PlaneLayout(x, .byChannel)
+        if PlaneNormalizer.fusesChannels(layout) {
+            // BatchNorm's fused per-channel pass (statistics and output per channel in one visit).
+            let (y, mean, variance, invstd) = PlaneNormalizer.forwardByChannel(x, layout: layout, eps: eps, weight: affine?.weight.value,
+                                                                               bias: affine?.bias.value, renorm: nil, output: &output)
+            let state = PlaneForwardState(x: x, layout: layout, groupMean: mean, groupInvstd: invstd, batchStatistics: true, r: nil, d: nil)
+            return (y, state, (mean, variance))
+        }
         let (mean, variance) = layout.batchMoments(x)
         var invstd = [Double](repeating: 0, count: channels)
         invstd.withUnsafeMutableBufferPointer { ChannelMath.inverseStandardDeviation(variance, eps: eps, count: channels, into: $0.baseAddress!) }
