@@ -108,7 +108,9 @@ public final class EvoNormS0: NormalizationPlugin {
         let layout = GroupLayout(x, channels: channels, groups: groups)
         let n = x.shape[0], c = channels, runs = layout.count, length = layout.groupSize
         let s = layout.spatial, perGroup = layout.channelsPerGroup
-        // Per plane (n, c): Σ g·u, Σ g, Σ g·x²·σ(1−σ) (s > 1); per channel directly when s = 1.
+        // Per plane (n, c): Σ g·u, Σ g, Σ g·x²·σ(1−σ) (s > 1); when s = 1, the per-channel sums
+        // of each block of rows (dL/dw, dL/db, dL/dv contributions), added in block order below.
+        let rowBlocks = (n + EvoNormS0Kernels.rowBlock - 1) / EvoNormS0Kernels.rowBlock
         var sums = [Double](repeating: 0, count: s == 1 ? 3 * c : 3 * n * c)
         let gx = gradInput.tensor(shape: x.shape) { out in
             x.withUnsafeBufferPointer { xb in gradOutput.withUnsafeBufferPointer { gb in weight.value.withUnsafeBufferPointer { wb in
@@ -116,13 +118,17 @@ public final class EvoNormS0: NormalizationPlugin {
                 let xp = xb.baseAddress!, gp = gb.baseAddress!, op = out.baseAddress!, wp = wb.baseAddress!, vp = vb.baseAddress!
                 let sp = sb.baseAddress!
                 if s == 1 {
-                    // (N, C): one group's columns for every sample, groups split across threads.
-                    Parallel.forEach(groups, work: 8 * runs * length) { range in
-                        for g in range {
-                            EvoNormS0Kernels.backwardColumns(x: xp, g: gp, gx: op, rows: n, channels: c, first: g * perGroup,
-                                                             count: perGroup, groups: groups, group: g, mean: mean, invSigma: invSigma,
-                                                             v: vp, w: wp, sums: sp)
+                    // (N, C): fixed blocks of rows (the same sums for any thread count), rows in order;
+                    // the blocks' sums (reused scratch) added in block order.
+                    ScratchBuffers.withBuffer(of: Double.self, count: 3 * c * rowBlocks) { blockSums in
+                        Parallel.forEach(rowBlocks, work: 8 * runs * length) { range in
+                            for k in range {
+                                let rows = (k * EvoNormS0Kernels.rowBlock)..<min(n, (k + 1) * EvoNormS0Kernels.rowBlock)
+                                EvoNormS0Kernels.backwardRows(x: xp, g: gp, gx: op, rows: rows, channels: c, groups: groups,
+                                                              mean: mean, invSigma: invSigma, v: vp, w: wp, sums: blockSums + 3 * c * k)
+                            }
                         }
+                        for k in 0..<rowBlocks { for j in 0..<(3 * c) { sp[j] += blockSums[3 * c * k + j] } }
                     }
                     return
                 }
@@ -152,7 +158,7 @@ public final class EvoNormS0: NormalizationPlugin {
         var gw = [Double](repeating: 0, count: c), gb = gw, gv = gw
         let w = weight.value.scalars
         if s == 1 {
-            for ch in 0..<c { gw[ch] = sums[3 * ch]; gb[ch] = sums[3 * ch + 1]; gv[ch] = sums[3 * ch + 2] }
+            for ch in 0..<c { gw[ch] = sums[ch]; gb[ch] = sums[c + ch]; gv[ch] = sums[2 * c + ch] }
         } else {
             for p in 0..<(n * c) {
                 let ch = p % c, inv = invSigma[p / perGroup]
@@ -263,57 +269,70 @@ private enum EvoNormS0Kernels {
         }
     }
 
-    /// The backward of one group's `count` channels `first..<first+count` for all `rows`
-    /// samples of an `(N, C)` input, samples in order: per sample the σ of its values, its
-    /// `dσ`, and `dL/dx`; the channels' parameter gradients accumulate over the samples in
-    /// float32 blocks of 16 rows added into float64 (`sums[3c…3c+2]`: dL/dw, dL/db, dL/dv).
-    static func backwardColumns(x: UnsafePointer<Float>, g: UnsafePointer<Float>, gx: UnsafeMutablePointer<Float>,
-                                rows: Int, channels: Int, first: Int, count: Int, groups: Int, group: Int,
-                                mean: [Double], invSigma: [Double],
-                                v: UnsafePointer<Float>, w: UnsafePointer<Float>, sums: UnsafeMutablePointer<Double>) {
-        let chunks = (count + 7) / 8, one = V(repeating: 1)
-        withUnsafeTemporaryAllocation(of: V.self, capacity: 4 * chunks) { buf in
-            let acc = buf.baseAddress!, sig = acc + 3 * chunks
-            for k in 0..<(3 * chunks) { acc[k] = V() }
-            var row = 0
-            while row < rows {
-                let end = min(row + 16, rows)
-                for n in row..<end {
-                    let r = n * groups + group, inv = invSigma[r], off = n * channels + first
+    /// Rows per block of the `(N, C)` backward.
+    static let rowBlock = 16
+
+    /// The backward of the samples `rows` of an `(N, C)` input, in order: per (sample, group)
+    /// the σ of its values, its `dσ` and `dL/dx`; the parameter gradients' contributions are
+    /// accumulated per channel over the block in float32 lanes and stored as float64 in
+    /// `sums[0..<C]` (dL/dw), `sums[C..<2C]` (dL/db), `sums[2C..<3C]` (dL/dv).
+    static func backwardRows(x: UnsafePointer<Float>, g: UnsafePointer<Float>, gx: UnsafeMutablePointer<Float>,
+                             rows: Range<Int>, channels c: Int, groups: Int, mean: [Double], invSigma: [Double],
+                             v: UnsafePointer<Float>, w: UnsafePointer<Float>, sums: UnsafeMutablePointer<Double>) {
+        let count = c / groups, one = V(repeating: 1)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 3 * c + count + 8) { buf in
+            let acc = buf.baseAddress!, sig = acc + 3 * c
+            acc.update(repeating: 0, count: 3 * c)
+            for n in rows {
+                for group in 0..<groups {
+                    let r = n * groups + group, inv = invSigma[r], first = group * count, off = n * c + first
                     let iv = V(repeating: Float(inv))
                     var dw = V()
-                    for q in 0..<chunks {
-                        let i = q * 8, k = min(8, count - i)
-                        let xi = load(x + off + i, k), gi = load(g + off + i, k), wi = load(w + first + i, k)
-                        let si = SigmoidLanes.sigmoid(load(v + first + i, k) * xi)
-                        sig[q] = si
+                    var i = 0
+                    // Full vectors, then one zero-padded tail (kept apart so the full loop stays in registers).
+                    while i + 8 <= count {
+                        let xi = load(x + off + i), gi = load(g + off + i), wi = load(w + first + i)
+                        let si = SigmoidLanes.sigmoid(load(v + first + i) * xi)
+                        store(si, sig + i)
                         let gu = gi * xi * si
                         dw += wi * gu
-                        acc[3 * q] += gu * iv
-                        acc[3 * q + 1] += gi
-                        acc[3 * q + 2] += gi * xi * xi * si * (one - si) * wi * iv
+                        let a = acc + first + i
+                        store(load(a) + gu * iv, a)
+                        store(load(a + c) + gi, a + c)
+                        store(load(a + 2 * c) + gi * xi * xi * si * (one - si) * wi * iv, a + 2 * c)
+                        i += 8
+                    }
+                    if i < count {
+                        let k = count - i
+                        let xi = load(x + off + i, k), gi = load(g + off + i, k), wi = load(w + first + i, k)
+                        let si = SigmoidLanes.sigmoid(load(v + first + i, k) * xi)
+                        store(si, sig + i, k)
+                        let gu = gi * xi * si
+                        dw += wi * gu
+                        let a = acc + first + i
+                        store(load(a, k) + gu * iv, a, k)
+                        store(load(a + c, k) + gi, a + c, k)
+                        store(load(a + 2 * c, k) + gi * xi * xi * si * (one - si) * wi * iv, a + 2 * c, k)
                     }
                     let dSigma = -inv * inv * Double(Reductions.hsum(dw))
                     let kk = dSigma * inv / Double(count), mu = mean[r], head = Float(mu)
                     let kv = V(repeating: Float(kk)), h = V(repeating: head), b = V(repeating: Float(-kk * (mu - Double(head))))
-                    for q in 0..<chunks {
-                        let i = q * 8, k = min(8, count - i)
-                        let xi = load(x + off + i, k), gi = load(g + off + i, k), si = sig[q]
+                    i = 0
+                    while i + 8 <= count {
+                        let xi = load(x + off + i), gi = load(g + off + i), si = load(sig + i)
+                        let gv = gi * load(w + first + i) * iv * (si + load(v + first + i) * xi * si * (one - si)) + kv * (xi - h) + b
+                        store(gv, gx + off + i)
+                        i += 8
+                    }
+                    if i < count {
+                        let k = count - i
+                        let xi = load(x + off + i, k), gi = load(g + off + i, k), si = load(sig + i, k)
                         let gv = gi * load(w + first + i, k) * iv * (si + load(v + first + i, k) * xi * si * (one - si)) + kv * (xi - h) + b
                         store(gv, gx + off + i, k)
                     }
                 }
-                for q in 0..<chunks {
-                    let i = q * 8, k = min(8, count - i)
-                    for j in 0..<k {
-                        sums[3 * (first + i + j)] += Double(acc[3 * q][j])
-                        sums[3 * (first + i + j) + 1] += Double(acc[3 * q + 1][j])
-                        sums[3 * (first + i + j) + 2] += Double(acc[3 * q + 2][j])
-                    }
-                    acc[3 * q] = V(); acc[3 * q + 1] = V(); acc[3 * q + 2] = V()
-                }
-                row = end
             }
+            for j in 0..<(3 * c) { sums[j] = Double(acc[j]) }
         }
     }
 }
