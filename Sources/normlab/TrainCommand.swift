@@ -17,11 +17,13 @@ struct TrainCommand: ParsableCommand {
         discussion: """
             Model, optimizer and schedule default to the data set's preset; every option below overrides it.
             Presets: mnist1d: 4 Conv1d blocks (width 32, kernel 5, max-pool 2 between blocks), flatten + linear;
-            digits: 3 Conv2d blocks (width 32, doubling at each 2x2 max-pool), global average pool + linear.
+            digits and other 2-D data (fashion-mnist too): 3 Conv2d blocks (width 32, doubling at each 2x2 max-pool),
+            global average pool + linear.
             --model resnet20 (any data set): the CIFAR ResNet-20 of He et al. 2016 (3x3 stem at width 16, three stages
             of basic blocks at widths 16/32/64, stride 2 entering stages 2 and 3, option-A shortcuts), a norm after every conv.
             Both: batch 64, 30 epochs, SGD lr 0.1, momentum 0.9 (Nesterov), weight decay 5e-4 on conv/linear
-            weights, cosine schedule with 100 warm-up steps. With --json, stdout is one JSON object (one line);
+            weights, cosine schedule with 100 warm-up steps; training images augmented as the data set declares
+            (fashion-mnist: pad-4 random crops and horizontal flips; the others: none). With --json, stdout is one JSON object (one line);
             every field but "seconds" is identical for the same options and seed.
             """)
 
@@ -50,7 +52,7 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("frozen-stages"), help: "MMDetection frozen_stages: -1 none, k freezes the stem and stages 1..k.") var frozenStages: Int = -1
 
     @Option(help: "sgd (default), adam or adamw (PyTorch's rules; Adam/AdamW default to lr 1e-3 and weight decay 0 / 1e-2).") var optimizer: OptimizerName?
-    @Flag(help: "Augment training images: random crops with zero padding and horizontal flips (2-D data only).") var augment = false
+    @Flag(inversion: .prefixedNo, help: "Augment training images: random crops with zero padding and horizontal flips (2-D data only; default: the data set's, on for fashion-mnist, off otherwise).") var augment: Bool?
     @Option(name: .customLong("crop-padding"), help: "With --augment: zero padding of the random crop (default 4; 0 = flips only).") var cropPadding: Int?
     @Flag(name: .customLong("no-flip"), help: "With --augment: no horizontal flips.") var noFlip = false
     @Option(help: "Dropout probability before the classifier (default 0).") var dropout: Double?
@@ -82,7 +84,7 @@ struct TrainCommand: ParsableCommand {
     func validate() throws {
         if epochs != nil && steps != nil { throw ValidationError("give --epochs or --steps, not both") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
-        if !augment && (cropPadding != nil || noFlip) { throw ValidationError("--crop-padding and --no-flip need --augment") }
+        if augment != true && (cropPadding != nil || noFlip) { throw ValidationError("--crop-padding and --no-flip need --augment") }
         if preciseBN != nil && inferenceStats != "ema" { throw ValidationError("give --precise-bn or --inference-stats, not both") }
     }
 
@@ -132,8 +134,9 @@ struct TrainCommand: ParsableCommand {
         }
         recipe.evaluateEachEpoch = epochEval
         recipe.optimizer = optimizer
-        if augment {
-            recipe.augmentation = AugmentationConfig(cropPadding: cropPadding ?? AugmentationConfig.standard.cropPadding, flip: !noFlip)
+        if let augment {
+            recipe.augmentation = augment
+                ? AugmentationConfig(cropPadding: cropPadding ?? AugmentationConfig.standard.cropPadding, flip: !noFlip) : AugmentationConfig.none
         }
         recipe.dropout = dropout
         recipe.labelSmoothing = labelSmoothing

@@ -25,6 +25,7 @@ QUICK = {
     "dropout": (8, ["error", "claims-effects"]),
     "lrn": (6, ["error", "claims-effects"]),
     "zoo": (15, ["accuracy"]),
+    "fmnist-resnet20": (3, ["accuracy"]),
 }
 
 
@@ -193,3 +194,11 @@ def test_zoo_quick_every_method_trains(tmp_path):
     methods = {line.split()[0] for line in listed.splitlines()[2:] if line.strip()}
     assert len(methods) >= 13
     assert len(runs) == 15 and all(r["diverged"] == "false" for r in runs)
+
+
+def test_fmnist_resnet20_quick(tmp_path):
+    """The ResNet-20 preset's cells are ResNet-20s (its quick form trains them on digits)."""
+    runs = quick_runs(tmp_path, "fmnist-resnet20")
+    assert sorted(r["norm"] for r in runs) == ["bn", "gn(num_groups=8)", "none"]
+    for r in runs:
+        assert 0.0 <= float(r["test_accuracy"]) <= 1.0
