@@ -71,8 +71,9 @@ public final class BatchChannelNorm: NormalizationPlugin, RunningStatisticsProvi
         let channelMean: [Double], channelInvStd: [Double]
         /// Per plane `(n, c)`: mean and biased variance of x, and stage 2's α, β.
         let planeMean: [Double], planeVariance: [Double], alpha: [Double], beta: [Double]
-        /// Per run `(n, g)`: stage 2's 1/σ.
+        /// Per run `(n, g)`: stage 2's 1/σ (and, for `(N, C)` inputs, stage 2's mean; empty otherwise).
         let runInvStd: [Double]
+        var runMean: [Double] = []
     }
 
     public init(shape: FeatureShape, options: NormOptions) throws {
@@ -114,9 +115,8 @@ public final class BatchChannelNorm: NormalizationPlugin, RunningStatisticsProvi
             throw NormError.singleValueReduction(method: Self.descriptor.name,
                 reason: "expected more than 1 value per channel when using batch statistics, got input of shape \(x.shape.shapeText)")
         }
-        // One value per plane ((N, C) inputs): the plane mean is the value, its variance 0.
-        let (pm, pv) = s == 1 ? (x.scalars.map(Double.init), [Double](repeating: 0, count: planes))
-            : RunKernels.planeMoments(x, planes: planes, length: s)
+        if s == 1 { return forwardColumns(x, mode: mode, batch: batch) }
+        let (pm, pv) = RunKernels.planeMoments(x, planes: planes, length: s)
         let (m1, inv1) = batchStageStatistics(pm, pv, n: n, s: s, mode: mode, batch: batch)
         let w = batchAffine.weight.value.scalars, b = batchAffine.bias.value.scalars
         let gw = groupWeight.value.scalars, gb = groupBias.value.scalars
@@ -152,10 +152,6 @@ public final class BatchChannelNorm: NormalizationPlugin, RunningStatisticsProvi
             x.withUnsafeBufferPointer { xb in
                 let xp = xb.baseAddress!, op = out.baseAddress!
                 let heads = heads, scale = scale, shift = shift
-                if s == 1 {
-                    for p in 0..<planes { op[p] = Float(shift[p]) }      // x − head = 0 exactly
-                    return
-                }
                 Parallel.forEach(planes, work: planes * s) { range in
                     for p in range {
                         RunKernels.affine(xp + p * s, op + p * s, length: s, head: heads[p], scale: Float(scale[p]), shift: Float(shift[p]))
@@ -172,15 +168,12 @@ public final class BatchChannelNorm: NormalizationPlugin, RunningStatisticsProvi
         _ = try InputValidation.checkGradient(gradOutput, cache?.x, Self.descriptor)
         let st = cache!, x = st.x
         let n = x.shape[0], c = channels, s = x.spatialCount, planes = n * c, perGroup = c / groups
+        if s == 1 { return backwardColumns(gradOutput, st) }
         let pm = st.planeMean, heads = pm.map { Float($0) }
         // Per plane: S0 = Σ g, S1 = Σ g·(x − μ_p).
         var sums = [(Double, Double)](repeating: (0, 0), count: planes)
         x.withUnsafeBufferPointer { xb in gradOutput.withUnsafeBufferPointer { gyb in sums.withUnsafeMutableBufferPointer { sb in
             let xp = xb.baseAddress!, gp = gyb.baseAddress!, sp = sb.baseAddress!
-            if s == 1 {
-                for p in 0..<planes { sp[p] = (Double(gp[p]), 0) }
-                return
-            }
             Parallel.forEach(planes, work: 2 * planes * s) { range in
                 for p in range {
                     let (s0, s1h) = RunKernels.gradientSums(xp + p * s, gp + p * s, length: s, head: heads[p])
@@ -234,8 +227,8 @@ public final class BatchChannelNorm: NormalizationPlugin, RunningStatisticsProvi
                 Parallel.forEach(planes, work: 2 * planes * s) { range in
                     for p in range {
                         if s < 8 {
-                            // Short planes (e.g. (N, C) inputs): the terms can cancel strongly when both
-                            // stages normalize a handful of values; combine them in float64.
+                            // Short planes: the terms can cancel strongly when both stages normalize
+                            // a handful of values; combine them in float64.
                             for i in (p * s)..<((p + 1) * s) {
                                 op[i] = Float(k1[p] * Double(gp[i]) + k2[p] * (Double(xp[i]) - pm[p]) + k3[p])
                             }
@@ -256,8 +249,7 @@ public final class BatchChannelNorm: NormalizationPlugin, RunningStatisticsProvi
     }
 
     /// Stage 1's per-channel mean and 1/σ: from the plane moments (mean of means, mean of
-    /// plane variance + squared offset) when it uses batch statistics (then also recorded and
-    /// folded into the running statistics in train mode), else the running statistics.
+    /// plane variance + squared offset) when it uses batch statistics, else the running statistics.
     private func batchStageStatistics(_ pm: [Double], _ pv: [Double], n: Int, s: Int, mode: Mode, batch: Bool) -> ([Double], [Double]) {
         let c = channels
         var mean = [Double](repeating: 0, count: c), variance = mean
@@ -266,14 +258,282 @@ public final class BatchChannelNorm: NormalizationPlugin, RunningStatisticsProvi
             for ch in 0..<c { mean[ch] /= Double(n) }
             for p in 0..<(n * c) { let d = pm[p] - mean[p % c]; variance[p % c] += pv[p] + d * d }
             for ch in 0..<c { variance[ch] /= Double(n) }
-            lastBatch = BatchMoments(mean: mean, variance: variance, count: n * s, perInstance: false)
+        }
+        return stageOne(mean: mean, variance: variance, count: n * s, mode: mode, batch: batch)
+    }
+
+    /// Stage 1's per-channel mean and 1/σ from the batch moments (then also recorded and folded
+    /// into the running statistics in train mode) or, when it does not use batch statistics,
+    /// the running statistics.
+    private func stageOne(mean batchMean: [Double], variance batchVariance: [Double], count: Int, mode: Mode, batch: Bool)
+        -> ([Double], [Double]) {
+        var (mean, variance) = (batchMean, batchVariance)
+        if batch {
+            lastBatch = BatchMoments(mean: mean, variance: variance, count: count, perInstance: false)
             if mode == .train, let running = runningStatistics {
-                running.update(batchMean: mean, biasedVariance: variance, count: n * s)
+                running.update(batchMean: mean, biasedVariance: variance, count: count)
             }
         } else {
             let running = runningStatistics!
             (mean, variance) = (running.mean.value.scalars.map(Double.init), running.variance.value.scalars.map(Double.init))
         }
         return (mean, variance.map { 1 / ($0 + batchEps).squareRoot() })
+    }
+}
+
+/// `(N, C)` inputs: every plane is one value, so the per-plane passes above would run over
+/// planes of one element. Here stage 1's statistics are column reductions
+/// (``ChannelKernels``), and each sample's groups are normalized along the row: the stage-1
+/// values `u = a_c·(x − m_c) + b_c` (`a_c = w_c/σ_c`) and stage 2's group mean and variance
+/// are float64 (four lanes), so stage 2 sees `u` unrounded, as the per-plane path does.
+extension BatchChannelNorm {
+    /// Stage 1's per-channel `a_c = w_c·inv_c`, `m_c`, `b_c` in float64.
+    private func stageOneCoefficients(_ m1: [Double], _ inv1: [Double]) -> (a: [Double], b: [Double]) {
+        let w = batchAffine.weight.value.scalars, b = batchAffine.bias.value.scalars
+        return ((0..<channels).map { Double(w[$0]) * inv1[$0] }, b.map(Double.init))
+    }
+
+    private func forwardColumns(_ x: Tensor, mode: Mode, batch: Bool) -> Tensor {
+        let n = x.shape[0], c = channels, perGroup = c / groups, runs = n * groups
+        var mean = [Double](repeating: 0, count: c), variance = mean
+        if batch {
+            // Exact float64 column moments: with small groups stage 2 amplifies any error of u
+            // (two channels per group: y = ±d/√(d² + 4 eps) for their difference d).
+            x.withUnsafeBufferPointer { xb in mean.withUnsafeMutableBufferPointer { mb in variance.withUnsafeMutableBufferPointer { vb in
+                BatchChannelColumns.columnMoments(x: xb.baseAddress!, rows: n, cols: c, mean: mb.baseAddress!, variance: vb.baseAddress!)
+            }}}
+        }
+        let (m1, inv1) = stageOne(mean: mean, variance: variance, count: n, mode: mode, batch: batch)
+        let (a, b) = stageOneCoefficients(m1, inv1)
+        let gw = groupWeight.value.scalars.map(Double.init), gb = groupBias.value.scalars.map(Double.init)
+        var runMean = [Double](repeating: 0, count: runs), runInv = runMean
+        let eps = eps, groups = groups
+        let y = output.tensor(shape: x.shape) { out in
+            x.withUnsafeBufferPointer { xb in a.withUnsafeBufferPointer { ab in m1.withUnsafeBufferPointer { mb in b.withUnsafeBufferPointer { bb in
+            runMean.withUnsafeMutableBufferPointer { rmb in runInv.withUnsafeMutableBufferPointer { rib in
+                let xp = xb.baseAddress!, op = out.baseAddress!, ap = ab.baseAddress!, mp = mb.baseAddress!, bp = bb.baseAddress!
+                let rmp = rmb.baseAddress!, rip = rib.baseAddress!
+                Parallel.forEach(n, work: 4 * n * c) { range in
+                    withUnsafeTemporaryAllocation(of: Double.self, capacity: perGroup) { u in
+                        for row in range {
+                            for g in 0..<groups {
+                                let off = row * c + g * perGroup, ch = g * perGroup, r = row * groups + g
+                                (rmp[r], rip[r]) = BatchChannelColumns.normalizeGroup(xp + off, op + off, u.baseAddress!, count: perGroup,
+                                                                                     a: ap + ch, m: mp + ch, b: bp + ch, eps: eps,
+                                                                                     scale: gw[g], shift: gb[g])
+                            }
+                        }
+                    }
+                }
+            }}}}}}
+        }
+        cache = Cache(x: x, batch: batch, channelMean: m1, channelInvStd: inv1, planeMean: [], planeVariance: [],
+                      alpha: [], beta: [], runInvStd: runInv, runMean: runMean)
+        return y
+    }
+
+    /// Stage 2's backward per (sample, group) along the rows writes `dL/du` (float64 scratch);
+    /// stage 1's column sums `Σ dL/du`, `Σ dL/du·(x − m_c)` are taken over it, and one pass
+    /// gives `dL/dx = a_c·dL/du + k_c·(x − m_c) + c_c`, all in float64: with few samples the
+    /// terms cancel strongly (both stages normalize a handful of values).
+    private func backwardColumns(_ gradOutput: Tensor, _ st: Cache) -> Tensor {
+        let x = st.x, n = x.shape[0], c = channels, perGroup = c / groups, runs = n * groups
+        let (a, b) = stageOneCoefficients(st.channelMean, st.channelInvStd)
+        let gw = groupWeight.value.scalars.map(Double.init)
+        var runSumG = [Double](repeating: 0, count: runs), runSumGU = runSumG
+        var sumU = [Double](repeating: 0, count: c), sumUX = sumU
+        let groups = groups, m1 = st.channelMean, inv1 = st.channelInvStd
+        let w = batchAffine.weight.value.scalars
+        let gx = gradInput.tensor(shape: x.shape) { out in
+            ScratchBuffers.withBuffer(of: Double.self, count: n * c) { du in
+            x.withUnsafeBufferPointer { xb in gradOutput.withUnsafeBufferPointer { gyb in
+            a.withUnsafeBufferPointer { ab in m1.withUnsafeBufferPointer { mb in b.withUnsafeBufferPointer { bb in
+            runSumG.withUnsafeMutableBufferPointer { sgb in runSumGU.withUnsafeMutableBufferPointer { sub in
+            sumU.withUnsafeMutableBufferPointer { sub1 in sumUX.withUnsafeMutableBufferPointer { sub2 in
+                let xp = xb.baseAddress!, gp = gyb.baseAddress!, op = out.baseAddress!
+                let ap = ab.baseAddress!, mp = mb.baseAddress!, bp = bb.baseAddress!, sgp = sgb.baseAddress!, sup = sub.baseAddress!
+                Parallel.forEach(n, work: 4 * n * c) { range in
+                    withUnsafeTemporaryAllocation(of: Double.self, capacity: perGroup) { u in
+                        for row in range {
+                            for g in 0..<groups {
+                                let off = row * c + g * perGroup, ch = g * perGroup, r = row * groups + g
+                                (sgp[r], sup[r]) = BatchChannelColumns.groupGradient(xp + off, gp + off, du + off, u.baseAddress!, count: perGroup,
+                                                                                    a: ap + ch, m: mp + ch, b: bp + ch,
+                                                                                    mean: st.runMean[r], inv: st.runInvStd[r], scale: gw[g])
+                            }
+                        }
+                    }
+                }
+                BatchChannelColumns.columnSums(x: xp, du: du, rows: n, cols: c, m: mp, sum: sub1.baseAddress!, sumX: sub2.baseAddress!)
+                var ka = [Double](repeating: 0, count: c), kb = ka, kc = ka
+                let count = Double(n)
+                for ch in 0..<c {
+                    let inv = inv1[ch], wc = Double(w[ch])
+                    let meanG = st.batch ? wc * sub1[ch] / count : 0, meanGX = st.batch ? wc * sub2[ch] * inv / count : 0
+                    ka[ch] = inv * wc
+                    kb[ch] = -inv * inv * meanGX
+                    kc[ch] = -inv * meanG
+                }
+                ka.withUnsafeBufferPointer { kab in kb.withUnsafeBufferPointer { kbb in kc.withUnsafeBufferPointer { kcb in
+                    BatchChannelColumns.combine(x: xp, du: du, gx: op, rows: n, cols: c, m: mp,
+                                                a: kab.baseAddress!, k: kbb.baseAddress!, shift: kcb.baseAddress!)
+                }}}
+            }}}}}}}}}}
+        }
+        var gradGW = [Double](repeating: 0, count: groups), gradGB = gradGW
+        for r in 0..<runs { gradGW[r % groups] += runSumGU[r]; gradGB[r % groups] += runSumG[r] }
+        let gradW = (0..<c).map { sumUX[$0] * inv1[$0] }
+        let affine = batchAffine
+        affine.weight.gradient = affine.weight.requiresGrad ? Tensor(shape: [c], doubles: gradW) : nil
+        affine.bias.gradient = affine.bias.requiresGrad ? Tensor(shape: [c], doubles: sumU) : nil
+        groupWeight.gradient = groupWeight.requiresGrad ? Tensor(shape: [groups], doubles: gradGW) : nil
+        groupBias.gradient = groupBias.requiresGrad ? Tensor(shape: [groups], doubles: gradGB) : nil
+
+        return gx
+    }
+}
+
+/// Batch-Channel Norm's float64 row kernels for `(N, C)` inputs, four lanes at a time.
+private enum BatchChannelColumns {
+    typealias D = SIMD4<Double>
+
+    @inline(__always) static func load(_ p: UnsafePointer<Double>) -> D { UnsafeRawPointer(p).loadUnaligned(as: D.self) }
+    @inline(__always) static func widen(_ p: UnsafePointer<Float>) -> D { D(UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self)) }
+    @inline(__always) static func sum(_ v: D) -> Double { (v[0] + v[2]) + (v[1] + v[3]) }
+
+    /// One group of `count` channels of one sample: `u = a·(x − m) + b` into `u`, its mean `M`
+    /// and `inv = 1/√(biased variance + eps)`, and `y = (u − M)·inv·scale + shift`.
+    static func normalizeGroup(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ u: UnsafeMutablePointer<Double>, count: Int,
+                               a: UnsafePointer<Double>, m: UnsafePointer<Double>, b: UnsafePointer<Double>,
+                               eps: Double, scale: Double, shift: Double) -> (Double, Double) {
+        var acc = D(), tail = 0.0, i = 0
+        while i + 4 <= count {
+            let v = load(a + i) * (widen(x + i) - load(m + i)) + load(b + i)
+            UnsafeMutableRawPointer(u + i).storeBytes(of: v, as: D.self)
+            acc += v
+            i += 4
+        }
+        while i < count { u[i] = a[i] * (Double(x[i]) - m[i]) + b[i]; tail += u[i]; i += 1 }
+        let mean = (sum(acc) + tail) / Double(count)
+        var q = D(), qt = 0.0
+        i = 0
+        while i + 4 <= count { let d = load(u + i) - mean; q += d * d; i += 4 }
+        while i < count { let d = u[i] - mean; qt += d * d; i += 1 }
+        let inv = 1 / ((sum(q) + qt) / Double(count) + eps).squareRoot()
+        let k = inv * scale
+        i = 0
+        while i + 4 <= count {
+            UnsafeMutableRawPointer(y + i).storeBytes(of: SIMD4<Float>((load(u + i) - mean) * k + shift), as: SIMD4<Float>.self)
+            i += 4
+        }
+        while i < count { y[i] = Float((u[i] - mean) * k + shift); i += 1 }
+        return (mean, inv)
+    }
+
+    /// Stage 2's backward for one group of one sample: with `û = (u − M)·inv`, returns
+    /// `(Σ g, Σ g·û)` and writes `dL/du = inv·scale·(g − Σg/count − û·Σg·û/count)`.
+    static func groupGradient(_ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ du: UnsafeMutablePointer<Double>,
+                              _ u: UnsafeMutablePointer<Double>, count: Int,
+                              a: UnsafePointer<Double>, m: UnsafePointer<Double>, b: UnsafePointer<Double>,
+                              mean: Double, inv: Double, scale: Double) -> (Double, Double) {
+        var sg = D(), sgu = D(), tg = 0.0, tgu = 0.0, i = 0
+        while i + 4 <= count {
+            let uh = (load(a + i) * (widen(x + i) - load(m + i)) + load(b + i) - mean) * inv
+            UnsafeMutableRawPointer(u + i).storeBytes(of: uh, as: D.self)
+            let gv = widen(g + i)
+            sg += gv; sgu += gv * uh
+            i += 4
+        }
+        while i < count {
+            u[i] = (a[i] * (Double(x[i]) - m[i]) + b[i] - mean) * inv
+            tg += Double(g[i]); tgu += Double(g[i]) * u[i]
+            i += 1
+        }
+        let sumG = sum(sg) + tg, sumGU = sum(sgu) + tgu
+        let k = inv * scale, mg = sumG / Double(count), mgu = sumGU / Double(count)
+        i = 0
+        while i + 4 <= count {
+            let v = (widen(g + i) - mg - load(u + i) * mgu) * k
+            UnsafeMutableRawPointer(du + i).storeBytes(of: v, as: D.self)
+            i += 4
+        }
+        while i < count { du[i] = (Double(g[i]) - mg - u[i] * mgu) * k; i += 1 }
+        return (sumG, sumGU)
+    }
+
+    /// Per column mean and biased variance over the rows in float64 (sum, then the squared
+    /// deviations from the mean), column blocks of 64 split across threads.
+    static func columnMoments(x: UnsafePointer<Float>, rows: Int, cols: Int,
+                              mean: UnsafeMutablePointer<Double>, variance: UnsafeMutablePointer<Double>) {
+        let block = 64, blocks = (cols + block - 1) / block
+        Parallel.forEach(blocks, work: 2 * rows * cols) { range in
+            for k in range {
+                let c0 = k * block, c1 = min(c0 + block, cols)
+                for c in c0..<c1 { mean[c] = 0; variance[c] = 0 }
+                for r in 0..<rows {
+                    let xr = x + r * cols
+                    var c = c0
+                    while c + 4 <= c1 {
+                        UnsafeMutableRawPointer(mean + c).storeBytes(of: load(UnsafePointer(mean + c)) + widen(xr + c), as: D.self)
+                        c += 4
+                    }
+                    while c < c1 { mean[c] += Double(xr[c]); c += 1 }
+                }
+                for c in c0..<c1 { mean[c] /= Double(rows) }
+                for r in 0..<rows {
+                    let xr = x + r * cols
+                    var c = c0
+                    while c + 4 <= c1 {
+                        let d = widen(xr + c) - load(UnsafePointer(mean + c))
+                        UnsafeMutableRawPointer(variance + c).storeBytes(of: load(UnsafePointer(variance + c)) + d * d, as: D.self)
+                        c += 4
+                    }
+                    while c < c1 { let d = Double(xr[c]) - mean[c]; variance[c] += d * d; c += 1 }
+                }
+                for c in c0..<c1 { variance[c] /= Double(rows) }
+            }
+        }
+    }
+
+    /// Per column `Σ du` and `Σ du·(x − m_c)` over the rows, in row order; column blocks of
+    /// 64 split across threads (each column summed by one thread: the same order for any count).
+    static func columnSums(x: UnsafePointer<Float>, du: UnsafePointer<Double>, rows: Int, cols: Int, m: UnsafePointer<Double>,
+                           sum: UnsafeMutablePointer<Double>, sumX: UnsafeMutablePointer<Double>) {
+        let block = 64, blocks = (cols + block - 1) / block
+        Parallel.forEach(blocks, work: 2 * rows * cols) { range in
+            for k in range {
+                let c0 = k * block, c1 = min(c0 + block, cols)
+                for c in c0..<c1 { sum[c] = 0; sumX[c] = 0 }
+                for r in 0..<rows {
+                    let xr = x + r * cols, dr = du + r * cols
+                    var c = c0
+                    while c + 4 <= c1 {
+                        let d = load(dr + c)
+                        let s = load(UnsafePointer(sum + c)) + d, sx = load(UnsafePointer(sumX + c)) + d * (widen(xr + c) - load(m + c))
+                        UnsafeMutableRawPointer(sum + c).storeBytes(of: s, as: D.self)
+                        UnsafeMutableRawPointer(sumX + c).storeBytes(of: sx, as: D.self)
+                        c += 4
+                    }
+                    while c < c1 { sum[c] += dr[c]; sumX[c] += dr[c] * (Double(xr[c]) - m[c]); c += 1 }
+                }
+            }
+        }
+    }
+
+    /// `gx = Float(a_c·du + k_c·(x − m_c) + shift_c)`, rows split across threads.
+    static func combine(x: UnsafePointer<Float>, du: UnsafePointer<Double>, gx: UnsafeMutablePointer<Float>, rows: Int, cols: Int,
+                        m: UnsafePointer<Double>, a: UnsafePointer<Double>, k: UnsafePointer<Double>, shift: UnsafePointer<Double>) {
+        Parallel.forEach(rows, work: 3 * rows * cols) { range in
+            for r in range {
+                let xr = x + r * cols, dr = du + r * cols, gr = gx + r * cols
+                var c = 0
+                while c + 4 <= cols {
+                    let v = load(a + c) * load(dr + c) + load(k + c) * (widen(xr + c) - load(m + c)) + load(shift + c)
+                    UnsafeMutableRawPointer(gr + c).storeBytes(of: SIMD4<Float>(v), as: SIMD4<Float>.self)
+                    c += 4
+                }
+                while c < cols { gr[c] = Float(a[c] * dr[c] + k[c] * (Double(xr[c]) - m[c]) + shift[c]); c += 1 }
+            }
+        }
     }
 }

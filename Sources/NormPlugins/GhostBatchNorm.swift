@@ -51,6 +51,9 @@ public final class GhostBatchNorm: NormalizationPlugin, RunningStatisticsProvidi
     /// The last forward's input and the state of each chunk it normalized (one state when it
     /// normalized the whole input at once).
     private var cache: (x: Tensor, states: [PlaneForwardState])?
+    /// Per virtual batch, the per-channel mean and 1/σ, when the last forward took the
+    /// channel-row path over the whole tensors (``forwardChunkRows(_:count:mode:)``).
+    private var chunkRows: [(mean: [Double], invstd: [Double])]?
     private var pooled: BatchMoments?
     private var output = ReusableStorage()
     private var gradInput = ReusableStorage()
@@ -86,6 +89,7 @@ public final class GhostBatchNorm: NormalizationPlugin, RunningStatisticsProvidi
         if mode == .eval, let running = runningStatistics {
             let (y, state) = normalizeWithRunningStatistics(x, running)
             cache = (x, [state])
+            chunkRows = nil
             return y
         }
         let count = try virtualBatchCount(x)
@@ -94,6 +98,7 @@ public final class GhostBatchNorm: NormalizationPlugin, RunningStatisticsProvidi
             finish(x, states: [state], moments: [moments], mode: mode)
             return y
         }
+        if PlaneLayout(x, .byChannel).usesChannelRows { return forwardChunkRows(x, count: count, mode: mode) }
         let perChunk = x.count / count, chunkShape = [virtualBatchSize] + x.shape.dropFirst()
         var states: [PlaneForwardState] = [], moments: [(mean: [Double], variance: [Double])] = []
         let y = output.tensor(shape: x.shape)
@@ -126,6 +131,13 @@ public final class GhostBatchNorm: NormalizationPlugin, RunningStatisticsProvidi
     private func normalizeChunk(_ x: Tensor, output: inout ReusableStorage)
         -> (Tensor, PlaneForwardState, (mean: [Double], variance: [Double])) {
         let layout = PlaneLayout(x, .byChannel)
+        if PlaneNormalizer.fusesChannels(layout) {
+            // BatchNorm's fused per-channel pass (statistics and output per channel in one visit).
+            let (y, mean, variance, invstd) = PlaneNormalizer.forwardByChannel(x, layout: layout, eps: eps, weight: affine?.weight.value,
+                                                                               bias: affine?.bias.value, renorm: nil, output: &output)
+            let state = PlaneForwardState(x: x, layout: layout, groupMean: mean, groupInvstd: invstd, batchStatistics: true, r: nil, d: nil)
+            return (y, state, (mean, variance))
+        }
         let (mean, variance) = layout.batchMoments(x)
         var invstd = [Double](repeating: 0, count: channels)
         invstd.withUnsafeMutableBufferPointer { ChannelMath.inverseStandardDeviation(variance, eps: eps, count: channels, into: $0.baseAddress!) }
@@ -139,6 +151,7 @@ public final class GhostBatchNorm: NormalizationPlugin, RunningStatisticsProvidi
     /// statistics once per chunk in order.
     private func finish(_ x: Tensor, states: [PlaneForwardState], moments: [(mean: [Double], variance: [Double])], mode: Mode) {
         cache = (x, states)
+        chunkRows = nil
         let perChunk = virtualBatchSize * x.spatialCount
         if mode == .train, let running = runningStatistics {
             for m in moments { running.update(batchMean: m.mean, biasedVariance: m.variance, count: perChunk) }
@@ -169,6 +182,7 @@ public final class GhostBatchNorm: NormalizationPlugin, RunningStatisticsProvidi
     public func backward(_ gradOutput: Tensor) throws -> Tensor {
         let x = try InputValidation.checkGradient(gradOutput, cache?.x, Self.descriptor)
         let states = cache!.states
+        if let chunkRows { return backwardChunkRows(gradOutput, x: x, chunks: chunkRows) }
         if states.count == 1 {
             return try PlaneNormalizer.backward(gradOutput, state: states[0], affine: affine, descriptor: Self.descriptor, output: &gradInput)
         }
@@ -183,6 +197,88 @@ public final class GhostBatchNorm: NormalizationPlugin, RunningStatisticsProvidi
             Self.copy(gxk, into: gx, offset: k * perChunk)
             if let gwk { for c in 0..<channels { gw[c] += Double(gwk[flat: c]) } }
             if let gbk { for c in 0..<channels { gb[c] += Double(gbk[flat: c]) } }
+        }
+        affine?.weight.gradient = wantW ? Tensor(shape: [channels], doubles: gw) : nil
+        affine?.bias.gradient = wantB ? Tensor(shape: [channels], doubles: gb) : nil
+        return gx
+    }
+
+    /// Several virtual batches of an `(N, C)` (or short-spatial) input: each chunk is a block of
+    /// `virtual_batch_size` rows of the `(N, C·S)` matrix, normalized with BatchNorm's
+    /// channel-row kernels (``ChannelKernels``: column sums shifted by the chunk's first row,
+    /// `y = (x − head)·scale + shift` per column) straight from and into the whole tensors.
+    private func forwardChunkRows(_ x: Tensor, count: Int, mode: Mode) -> Tensor {
+        let s = x.spatialCount, cols = channels * s, rows = virtualBatchSize, m = Double(rows * s)
+        let w = affine?.weight.value.scalars, b = affine?.bias.value.scalars
+        var moments: [(mean: [Double], variance: [Double])] = [], terms: [(mean: [Double], invstd: [Double])] = []
+        let y = output.tensor(shape: x.shape) { out in
+            x.withUnsafeBufferPointer { xb in
+                for k in 0..<count {
+                    let xk = xb.baseAddress! + k * rows * cols, yk = out.baseAddress! + k * rows * cols
+                    var pilot = [Float](repeating: 0, count: cols), s1 = [Double](repeating: 0, count: cols), s2 = s1
+                    for ch in 0..<channels { for j in 0..<s { pilot[ch * s + j] = xk[ch * s] } }
+                    pilot.withUnsafeBufferPointer { pb in s1.withUnsafeMutableBufferPointer { s1b in s2.withUnsafeMutableBufferPointer { s2b in
+                        ChannelKernels.shiftedSums(x: xk, rows: rows, cols: cols, pilot: pb.baseAddress!, s1: s1b.baseAddress!, s2: s2b.baseAddress!)
+                    }}}
+                    var mean = [Double](repeating: 0, count: channels), variance = mean, invstd = mean
+                    var head = [Float](repeating: 0, count: cols), scale = head, shift = head
+                    for ch in 0..<channels {
+                        var t1 = 0.0, t2 = 0.0
+                        for j in 0..<s { t1 += s1[ch * s + j]; t2 += s2[ch * s + j] }
+                        let d = t1 / m
+                        mean[ch] = Double(pilot[ch * s]) + d
+                        variance[ch] = max(t2 - t1 * d, 0) / m
+                    }
+                    variance.withUnsafeBufferPointer { vb in invstd.withUnsafeMutableBufferPointer { ib in
+                        ChannelMath.inverseStandardDeviation(vb.baseAddress!, eps: eps, count: channels, into: ib.baseAddress!)
+                    }}
+                    for ch in 0..<channels {
+                        let h = Float(mean[ch]), sc = invstd[ch] * (w.map { Double($0[ch]) } ?? 1)
+                        let sh = Float((b.map { Double($0[ch]) } ?? 0) - (mean[ch] - Double(h)) * sc)
+                        for j in 0..<s { head[ch * s + j] = h; scale[ch * s + j] = Float(sc); shift[ch * s + j] = sh }
+                    }
+                    ChannelKernels.affine(x: xk, y: yk, rows: rows, cols: cols, mu: head, scale: scale, shift: shift)
+                    moments.append((mean, variance)); terms.append((mean, invstd))
+                }
+            }
+        }
+        finish(x, states: [], moments: moments, mode: mode)
+        chunkRows = terms
+        return y
+    }
+
+    /// The backward of ``forwardChunkRows(_:count:mode:)``: per chunk the column sums `Σ g`,
+    /// `Σ g·(x − head)` (``ChannelKernels/gradientSums(x:g:rows:cols:mu:sumG:sumGX:)``), then
+    /// `dL/dx = a·g + k·(x − head) + c` per column, BatchNorm's gradient through the chunk's statistics.
+    private func backwardChunkRows(_ gradOutput: Tensor, x: Tensor, chunks: [(mean: [Double], invstd: [Double])]) -> Tensor {
+        let s = x.spatialCount, cols = channels * s, rows = virtualBatchSize, m = Double(rows * s)
+        let wantW = affine?.weight.requiresGrad ?? false, wantB = affine?.bias.requiresGrad ?? false
+        let w = affine?.weight.value.scalars
+        var gw = [Double](repeating: 0, count: channels), gb = gw
+        let gx = gradInput.tensor(shape: x.shape) { out in
+            x.withUnsafeBufferPointer { xb in gradOutput.withUnsafeBufferPointer { gyb in
+                for (k, chunk) in chunks.enumerated() {
+                    let off = k * rows * cols
+                    let xk = xb.baseAddress! + off, gk = gyb.baseAddress! + off, ok = out.baseAddress! + off
+                    var head = [Float](repeating: 0, count: cols), sumG = [Double](repeating: 0, count: cols), sumGX = sumG
+                    for ch in 0..<channels { for j in 0..<s { head[ch * s + j] = Float(chunk.mean[ch]) } }
+                    head.withUnsafeBufferPointer { hb in sumG.withUnsafeMutableBufferPointer { sg in sumGX.withUnsafeMutableBufferPointer { sgx in
+                        ChannelKernels.gradientSums(x: xk, g: gk, rows: rows, cols: cols, mu: hb.baseAddress!, sumG: sg.baseAddress!, sumGX: sgx.baseAddress!)
+                    }}}
+                    var a = [Float](repeating: 0, count: cols), slope = a, shift = a
+                    for ch in 0..<channels {
+                        var tg = 0.0, tgx = 0.0
+                        for j in 0..<s { tg += sumG[ch * s + j]; tgx += sumGX[ch * s + j] }
+                        let mu = chunk.mean[ch], iv = chunk.invstd[ch], tail = mu - Double(Float(mu))
+                        let sgx = tgx - tail * tg
+                        gb[ch] += tg; gw[ch] += iv * sgx
+                        let gain = w.map { Double($0[ch]) } ?? 1
+                        let kk = -iv * iv * iv * gain * sgx / m, cc = -iv * gain * tg / m - kk * tail
+                        for j in 0..<s { a[ch * s + j] = Float(iv * gain); slope[ch * s + j] = Float(kk); shift[ch * s + j] = Float(cc) }
+                    }
+                    ChannelKernels.linearCombination(x: xk, g: gk, out: ok, rows: rows, cols: cols, mu: head, a: a, b: slope, cc: shift)
+                }
+            }}
         }
         affine?.weight.gradient = wantW ? Tensor(shape: [channels], doubles: gw) : nil
         affine?.bias.gradient = wantB ? Tensor(shape: [channels], doubles: gb) : nil

@@ -131,6 +131,7 @@ public final class RMSNorm: NormalizationPlugin {
         let inv = cache!.inv
         let rows = x.shape[0], s = x.spatialCount, c = channels, m = c * s
         let w = weight.map { $0.value.scalars.map(Double.init) } ?? [Double](repeating: 1, count: c)
+        if s == 1 { return backwardRows(gradOutput, x: x, inv: inv, w: w) }
         // Σ_spatial g·x per (n, c): the one reduction both gradients need.
         if planeDot.count != rows * c { planeDot = [Double](repeating: 0, count: rows * c) }
         let rowGain: [Float]? = s < Self.shortPlane ? Self.expanded(w, s) : nil
@@ -177,5 +178,98 @@ public final class RMSNorm: NormalizationPlugin {
             }
         }
         return gx
+    }
+}
+
+extension RMSNorm {
+    /// Rows per block of the `(N, C)` backward: each block's column sums of `g·x·r` are taken by
+    /// one thread in row order and the blocks added in order (the same sums for any thread count).
+    private static let rowBlock = 64
+
+    /// `(N, C)` inputs: per row `Σ_c w_c·g·x` (float64 lanes) and `dx = g·r·w − x·r³·Σ/C`, with
+    /// the column sums of `g·x·r` for dL/dweight taken per block of rows in the same visit.
+    private func backwardRows(_ gradOutput: Tensor, x: Tensor, inv: [Double], w: [Double]) -> Tensor {
+        let rows = x.shape[0], c = channels, blocks = (rows + Self.rowBlock - 1) / Self.rowBlock
+        let wantW = weight?.requiresGrad ?? false
+        let wf = w.map { Float($0) }
+        var partial = [Double](repeating: 0, count: wantW ? blocks * c : 0)
+        let gx = gradInput.tensor(shape: x.shape) { ob in
+            x.withUnsafeBufferPointer { xb in gradOutput.withUnsafeBufferPointer { gb in w.withUnsafeBufferPointer { wb in
+            wf.withUnsafeBufferPointer { wfb in partial.withUnsafeMutableBufferPointer { pb in
+                let xp = xb.baseAddress!, gp = gb.baseAddress!, op = ob.baseAddress!, wp = wb.baseAddress!, wfp = wfb.baseAddress!
+                let pp = wantW ? pb.baseAddress : nil   // an empty array may still have a base address
+                Parallel.forEach(blocks, work: 3 * rows * c) { range in
+                    for k in range {
+                        let acc = pp.map { $0 + k * c }
+                        if let acc { acc.update(repeating: 0, count: c) }
+                        for n in (k * Self.rowBlock)..<min((k + 1) * Self.rowBlock, rows) {
+                            let o = n * c, r = inv[n]
+                            let dot = RMSRowKernels.weightedDot(x: xp + o, g: gp + o, w: wp, count: c, r: r, columnSums: acc)
+                            RMSRowKernels.gradient(x: xp + o, g: gp + o, gx: op + o, w: wfp, count: c,
+                                                   r: Float(r), b: Float(r * r * r * dot / Double(c)))
+                        }
+                    }
+                }
+            }}}}}
+        }
+        if let weight {
+            if wantW {
+                var gw = [Double](repeating: 0, count: c)
+                for k in 0..<blocks { for ch in 0..<c { gw[ch] += partial[k * c + ch] } }
+                weight.gradient = Tensor(shape: [c], doubles: gw)
+            } else {
+                weight.gradient = nil
+            }
+        }
+        return gx
+    }
+}
+
+/// RMSNorm's row kernels for `(N, C)` inputs.
+private enum RMSRowKernels {
+    typealias D = SIMD4<Double>
+
+    @inline(__always) static func widen(_ p: UnsafePointer<Float>) -> D { D(UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self)) }
+    @inline(__always) static func load(_ p: UnsafePointer<Double>) -> D { UnsafeRawPointer(p).loadUnaligned(as: D.self) }
+
+    /// `Σ w·g·x` over one row in float64 (four lanes), adding `g·x·r` into `columnSums` when given.
+    @inline(__always)
+    static func weightedDot(x: UnsafePointer<Float>, g: UnsafePointer<Float>, w: UnsafePointer<Double>, count: Int, r: Double,
+                            columnSums: UnsafeMutablePointer<Double>?) -> Double {
+        var a = D(), b = D(), tail = 0.0
+        let rv = D(repeating: r)
+        var i = 0
+        if let cs = columnSums {
+            while i + 8 <= count {
+                let p0 = widen(g + i) * widen(x + i), p1 = widen(g + i + 4) * widen(x + i + 4)
+                a += load(w + i) * p0; b += load(w + i + 4) * p1
+                UnsafeMutableRawPointer(cs + i).storeBytes(of: load(cs + i) + p0 * rv, as: D.self)
+                UnsafeMutableRawPointer(cs + i + 4).storeBytes(of: load(cs + i + 4) + p1 * rv, as: D.self)
+                i += 8
+            }
+            while i < count { let p = Double(g[i]) * Double(x[i]); tail += w[i] * p; cs[i] += p * r; i += 1 }
+        } else {
+            while i + 8 <= count {
+                a += load(w + i) * (widen(g + i) * widen(x + i)); b += load(w + i + 4) * (widen(g + i + 4) * widen(x + i + 4))
+                i += 8
+            }
+            while i < count { tail += w[i] * (Double(g[i]) * Double(x[i])); i += 1 }
+        }
+        return (a + b).sum() + tail
+    }
+
+    /// `gx = g·(r·w) − x·b` over one row.
+    @inline(__always)
+    static func gradient(x: UnsafePointer<Float>, g: UnsafePointer<Float>, gx: UnsafeMutablePointer<Float>, w: UnsafePointer<Float>,
+                         count: Int, r: Float, b: Float) {
+        let rv = SIMD8<Float>(repeating: r), bv = SIMD8<Float>(repeating: b)
+        var i = 0
+        while i + 8 <= count {
+            let v = UnsafeRawPointer(g + i).loadUnaligned(as: SIMD8<Float>.self) * (rv * UnsafeRawPointer(w + i).loadUnaligned(as: SIMD8<Float>.self))
+                - UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self) * bv
+            UnsafeMutableRawPointer(gx + i).storeBytes(of: v, as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < count { gx[i] = g[i] * (r * w[i]) - x[i] * b; i += 1 }
     }
 }

@@ -122,6 +122,21 @@ struct ThreadDeterminismTests {
         Case(method: "ln", options: [:]),
         Case(method: "in", options: ["affine": .bool(true), "track_running_stats": .bool(true)]),
         Case(method: "frn", options: ["learnable_eps": .bool(true)]),
+        Case(method: "evonorm_s0", options: ["groups": .integer(4)]),
+        Case(method: "evonorm_b0", options: [:]),
+        Case(method: "bcn", options: ["num_groups": .integer(4)]),
+        Case(method: "gbn", options: ["virtual_batch_size": .integer(2)]),
+        Case(method: "lrn", options: [:]),
+        Case(method: "sn", options: [:]),
+        Case(method: "rms", options: [:]),
+    ]
+
+    /// The methods with their own `(N, C)` kernels (row blocks, column sums, virtual batches of rows).
+    static let rowCases: [Case] = [
+        Case(method: "evonorm_s0", options: ["groups": .integer(16)]),
+        Case(method: "bcn", options: ["num_groups": .integer(16)]),
+        Case(method: "gbn", options: ["virtual_batch_size": .integer(32)]),
+        Case(method: "rms", options: [:]),
     ]
 
     /// Everything one train step produces: output, dL/dx, parameter gradients, buffers.
@@ -147,6 +162,19 @@ struct ThreadDeterminismTests {
         var rng = TestRNG(seed: 60)
         let shape = [4, 8, 36, 40]   // 46,080 elements > Parallel.serialThreshold (32,768)
         #expect(shape.product > Parallel.serialThreshold)
+        let x = rng.normalTensor(shape, mean: 3, std: 2), g = rng.normalTensor(shape)
+        let one = try run(c, threads: 1, x: x, g: g)
+        let two = try run(c, threads: 2, x: x, g: g)
+        #expect(one.map(\.0) == two.map(\.0))
+        for ((name, a), (_, b)) in zip(one, two) { expectBitIdentical(a, b, "\(c.method) \(name)") }
+    }
+
+    @Test("(N, C) inputs: bit-identical with 1 and 2 threads above the serial threshold", arguments: rowCases)
+    func bitIdenticalAcrossThreadCountsOnRows(_ c: Case) throws {
+        let saved = Parallel.threadCount
+        defer { Parallel.threadCount = saved }
+        var rng = TestRNG(seed: 62)
+        let shape = [96, 512]   // 49,152 elements > Parallel.serialThreshold (32,768)
         let x = rng.normalTensor(shape, mean: 3, std: 2), g = rng.normalTensor(shape)
         let one = try run(c, threads: 1, x: x, g: g)
         let two = try run(c, threads: 2, x: x, g: g)
