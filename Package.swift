@@ -82,7 +82,7 @@ let package = Package(
         ),
         .target(
             name: "NormNet",
-            dependencies: ["NormCore", "NormPython", "CBLAS"],
+            dependencies: ["NormCore", "NormPython", "CBLAS", "NormKernelsC"],
             swiftSettings: [.unsafeFlags(kernelFlags, .when(configuration: .release))]
         ),
         .target(
