@@ -51,7 +51,8 @@ public struct ActivationProbe: Sendable, Equatable {
         let name: String
         if let layer {
             guard body.contains(layer) else {
-                throw NetError("activation probe: the model has no layer '\(layer)' before its head (layers: \(body.joined(separator: ", ")))")
+                let acts = body.filter { $0.hasSuffix(".act") }
+                throw NetError("activation probe: the model has no layer '\(layer)' before its head (its activations: \(acts.joined(separator: ", ")))")
             }
             name = layer
         } else {
