@@ -89,3 +89,24 @@ def test_probe_and_step_evaluation_are_stored(tmp_path):
     report = tmp_path / "s-report"
     for stem in ("pct", "acc"):
         assert (report / "figures" / (stem + ".png")).stat().st_size > 1000
+
+
+@pytest.mark.parametrize("flag", [["--depth", "2"], ["--width", "8"], ["--kernel", "5"]])
+def test_train_refuses_conv_options_for_an_mlp(tmp_path, flag):
+    out = tmp_path / "model.npz"
+    p = run(["train", "--model", "mlp", "--dataset", "synthetic", "--steps", "1", "--json", "--save", out] + flag)
+    assert p.returncode != 0
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "apply to conv nets; an mlp's layers are its hidden widths" in lines[0], p.stderr
+    assert p.stdout == "" and not out.exists()
+
+
+def test_train_builds_the_papers_mlp(tmp_path):
+    import json
+    p = run(["train", "--model", "mlp", "--dataset", "synthetic", "--steps", "2", "--json", "--quiet"])
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout)
+    assert r["model"]["name"] == "mlp" and r["model"]["hidden"] == [100, 100, 100]
+    # (1x32 inputs) 32*100+100 + 2 * (100*100+100) + 3 * 2 * 100 (BN affine) + 100*4+4
+    assert r["model"]["parameters"] == 3300 + 2 * 10100 + 600 + 404
+    assert [t["layer"] for t in r["norm_telemetry"]] == ["blocks.0.norm", "blocks.1.norm", "blocks.2.norm"]

@@ -54,6 +54,12 @@ extension ModelSpec {
         guard !hidden.isEmpty, hidden.allSatisfy({ $0 >= 1 }) else {
             throw NetError("model: mlp needs hidden: a non-empty list of positive layer widths, got \(hidden)")
         }
+        let conv = ModelSpec.mlp(inputShape: inputShape, classes: classes, hidden: hidden)
+        guard depth == hidden.count, width == hidden[0], kernel == conv.kernel, downsample == conv.downsample,
+              downsampleEvery == conv.downsampleEvery, widthGrowth == conv.widthGrowth, minSpatial == conv.minSpatial,
+              head == conv.head, !convBias else {
+            throw NetError("model: depth, width, kernel, downsample, head, width_growth and conv_bias apply to conv nets; an mlp's layers are its hidden widths")
+        }
         guard freeze.frozenStages == -1, freeze.perLayer.isEmpty else {
             throw NetError("model: frozen_stages and per-layer freeze policies apply to conv nets only (an mlp takes norm_eval, requires_grad)")
         }
