@@ -73,7 +73,8 @@ public struct PlotSpec: Sendable, Equatable {
     public var title: String?
     /// `line`: the grid axis on the x axis (default: the first column axis). `curve`: `epoch`
     /// (default), `steps` (the runs' `steps` curve: optimizer steps at each point) or any other
-    /// curve the runs record, giving each point's x (e.g. `eval_steps`, `probe_steps`).
+    /// step curve the runs record (a name ending in `_steps`), giving each point's x (e.g.
+    /// `eval_steps`, `probe_steps`).
     public var x: String? = nil
     /// Logarithmic x axis (base 2), e.g. for batch sizes.
     public var logX = false
@@ -422,6 +423,8 @@ public struct AblationSpec: Sendable {
                                     x = s
                                     if kind == .line, !axes.contains(where: { $0.matches(s) }) {
                                         problem("\(path).x", "'\(s)' is not a grid axis")
+                                    } else if kind == .curve, s != "epoch", s != "steps", !s.hasSuffix("_steps") {
+                                        problem("\(path).x", "must be epoch or steps, or a step curve the runs record (eval_steps, probe_steps), got '\(s)'")
                                     } else if kind == .bar {
                                         problem("\(path).x", "applies to line and curve plots only")
                                     }
@@ -716,8 +719,8 @@ public struct AblationSpec: Sendable {
                 for metric in plot.curveMetrics where !curves.contains(metric) {
                     problems.append(ConfigProblem(path: "report.plots[\(i)].metric", message: "runner '\(runner.name)' records no per-epoch curve '\(metric)' (it records: \(curves.joined(separator: ", ")))"))
                 }
-                if let x = plot.x, x != "epoch", !curves.contains(x) {
-                    problems.append(ConfigProblem(path: "report.plots[\(i)].x", message: "must be epoch or a curve the runner records (\(curves.joined(separator: ", "))), got '\(x)'"))
+                if let x = plot.x, x != "epoch", x != "steps", !curves.contains(x) {
+                    problems.append(ConfigProblem(path: "report.plots[\(i)].x", message: "must be epoch or steps, or a step curve the runner records (\(curves.filter { $0.hasSuffix("steps") }.joined(separator: ", "))), got '\(x)'"))
                 }
             }
         }

@@ -45,7 +45,9 @@ def spec_text(model=MLP, extra="", report=""):
     (MLP, "  activation_probe: {examples: 1}", "", "examples must be >= 2, got 1"),
     (MLP, "", "report:\n  plots:\n    - {kind: curve, metric: [probe_p15, nope], x: probe_steps}",
      "records no per-epoch curve 'nope'"),
-    (MLP, "", "report:\n  plots:\n    - {kind: curve, metric: probe_p15, x: nope}", "must be epoch or a curve the runner records"),
+    (MLP, "", "report:\n  plots:\n    - {kind: curve, metric: probe_p15, x: nope}", "must be epoch or steps, or a step curve"),
+    (MLP, "", "report:\n  plots:\n    - {kind: curve, metric: probe_p15, x: nope_steps}",
+     "must be epoch or steps, or a step curve the runner records (steps, eval_steps, probe_steps), got 'nope_steps'"),
     (MLP, "", "report:\n  plots:\n    - {kind: bar, metric: [test_accuracy]}", "a list of curves applies to curve plots only"),
 ])
 def test_bad_keys_are_one_line_and_no_store(tmp_path, model, extra, report, message):
