@@ -26,18 +26,22 @@ int nk_sgemm_available(void) {
 // Rows of op(A) per register tile, columns per tile (three 16-float vectors).
 enum { MR = 8, NR = 48 };
 
-// Per-thread packing buffer for op(A): never freed (one per thread, a few hundred KB).
-static _Thread_local float *pack_buffer = NULL;
-static _Thread_local size_t pack_capacity = 0;
+// A per-thread scratch buffer that grows on demand and is never freed (one per thread and
+// use, a few hundred KB at most).
+typedef struct { float *data; size_t capacity; } scratch_t;
 
-static float *pack_storage(size_t floats) {
-    if (floats > pack_capacity) {
-        free(pack_buffer);
-        pack_buffer = aligned_alloc(64, ((floats * sizeof(float) + 63) / 64) * 64);
-        pack_capacity = pack_buffer ? floats : 0;
+static float *scratch_reserve(scratch_t *s, size_t floats) {
+    if (floats > s->capacity) {
+        free(s->data);
+        s->data = aligned_alloc(64, ((floats * sizeof(float) + 63) / 64) * 64);
+        s->capacity = s->data ? floats : 0;
     }
-    return pack_buffer;
+    return s->data;
 }
+
+// op(A) packed into panels of MR rows, and one NR-column panel of op(B).
+static _Thread_local scratch_t packed_a = {NULL, 0};
+static _Thread_local scratch_t packed_b = {NULL, 0};
 
 // op(A) into panels of MR rows: panel p holds, for every k, rows p·MR ..< p·MR+MR
 // (zero beyond m), so the kernel broadcasts consecutive floats.
@@ -72,19 +76,6 @@ NK_AVX512 static inline void store_row(float *c, __m512 acc, __mmask16 mask, flo
 
 static inline __mmask16 lane_mask(long width) {
     return width >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << width) - 1u);
-}
-
-// Per-thread copy of one NR-column panel of B (k rows of NR floats, zero beyond n).
-static _Thread_local float *panel_buffer = NULL;
-static _Thread_local size_t panel_capacity = 0;
-
-static float *panel_storage(size_t floats) {
-    if (floats > panel_capacity) {
-        free(panel_buffer);
-        panel_buffer = aligned_alloc(64, ((floats * sizeof(float) + 63) / 64) * 64);
-        panel_capacity = panel_buffer ? floats : 0;
-    }
-    return panel_buffer;
 }
 
 // B's columns j ..< j+width into an aligned (k, NR) panel: the kernel then streams one
@@ -148,8 +139,8 @@ NK_AVX512 void nk_sgemm(int transA, int transB, long m, long n, long k, const fl
         return;
     }
     long panels = (m + MR - 1) / MR;
-    float *packed = pack_storage((size_t)(panels * MR * k));
-    float *bpanel = panel_storage((size_t)(k * NR));
+    float *packed = scratch_reserve(&packed_a, (size_t)(panels * MR * k));
+    float *bpanel = scratch_reserve(&packed_b, (size_t)(k * NR));
     if (!packed || !bpanel) abort();
     pack_a(transA, m, k, a, lda, packed);
     for (long j = 0; j < n; j += NR) {

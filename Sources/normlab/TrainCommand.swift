@@ -50,7 +50,7 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("frozen-stages"), help: "MMDetection frozen_stages: -1 none, k freezes the stem and stages 1..k.") var frozenStages: Int = -1
 
     @Option(help: "sgd (default), adam or adamw (PyTorch's rules; Adam/AdamW default to lr 1e-3 and weight decay 0 / 1e-2).") var optimizer: OptimizerName?
-    @Flag(help: "Augment training images: random crops with zero padding and horizontal flips (2-D data only).") var augment = false
+    @Flag(inversion: .prefixedNo, help: "Augment training images: random crops with zero padding and horizontal flips (2-D data only; default: the data set's, on for fashion-mnist, off otherwise).") var augment: Bool?
     @Option(name: .customLong("crop-padding"), help: "With --augment: zero padding of the random crop (default 4; 0 = flips only).") var cropPadding: Int?
     @Flag(name: .customLong("no-flip"), help: "With --augment: no horizontal flips.") var noFlip = false
     @Option(help: "Dropout probability before the classifier (default 0).") var dropout: Double?
@@ -82,7 +82,7 @@ struct TrainCommand: ParsableCommand {
     func validate() throws {
         if epochs != nil && steps != nil { throw ValidationError("give --epochs or --steps, not both") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
-        if !augment && (cropPadding != nil || noFlip) { throw ValidationError("--crop-padding and --no-flip need --augment") }
+        if augment != true && (cropPadding != nil || noFlip) { throw ValidationError("--crop-padding and --no-flip need --augment") }
         if preciseBN != nil && inferenceStats != "ema" { throw ValidationError("give --precise-bn or --inference-stats, not both") }
     }
 
@@ -132,8 +132,9 @@ struct TrainCommand: ParsableCommand {
         }
         recipe.evaluateEachEpoch = epochEval
         recipe.optimizer = optimizer
-        if augment {
-            recipe.augmentation = AugmentationConfig(cropPadding: cropPadding ?? AugmentationConfig.standard.cropPadding, flip: !noFlip)
+        if let augment {
+            recipe.augmentation = augment
+                ? AugmentationConfig(cropPadding: cropPadding ?? AugmentationConfig.standard.cropPadding, flip: !noFlip) : AugmentationConfig.none
         }
         recipe.dropout = dropout
         recipe.labelSmoothing = labelSmoothing

@@ -24,11 +24,13 @@ import NormCore
         }
         #expect(a.map(\.bitPattern) == b.map(\.bitPattern))
 
-        let cols = Tensor.randomNormal([count], using: &rng)
+        var cols = Tensor.randomNormal([count], using: &rng).scalars
         var da = [Float](repeating: .nan, count: x.count), db = [Float](repeating: .nan, count: x.count)
-        cols.withUnsafeBufferPointer { cb in
+        cols.withUnsafeMutableBufferPointer { cb in
             da.withUnsafeMutableBufferPointer { Im2Col.backward(cb.baseAddress!, g, dx: $0.baseAddress!, usesTable: true) }
-            db.withUnsafeMutableBufferPointer { Im2Col.backward(cb.baseAddress!, g, dx: $0.baseAddress!, usesTable: false) }
+            db.withUnsafeMutableBufferPointer {
+                Im2Col.backward(cb.baseAddress!, g, dx: $0.baseAddress!, usesTable: false, usesShiftedPlanes: false)
+            }
         }
         #expect(da.map(\.bitPattern) == db.map(\.bitPattern))
     }
@@ -39,9 +41,11 @@ import NormCore
         ConvGeometry(n: 1, channels: 2, h: 4, w: 18, kh: 3, kw: 1, sh: 1, sw: 1, ph: 1, pw: 0),
         ConvGeometry(n: 3, channels: 1, h: 1, w: 40, kh: 1, kw: 3, sh: 1, sw: 1, ph: 0, pw: 1),
         ConvGeometry(n: 1, channels: 1, h: 2, w: 2, kh: 7, kw: 7, sh: 1, sw: 1, ph: 3, pw: 3),
+        ConvGeometry(n: 3, channels: 2, h: 7, w: 7, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1),
+        ConvGeometry(n: 2, channels: 3, h: 14, w: 14, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1),
     ]
 
-    /// The shifted-plane im2col (stride 1, output rows as long as input rows) against the row path.
+    /// The shifted-plane im2col and col2im (stride 1, output rows as long as input rows) against the row path.
     @Test(arguments: sameGeometries) func shiftedPlanesEqualRowPath(_ g: ConvGeometry) {
         var rng = SeededGenerator(seed: 13)
         let x = Tensor.randomNormal([g.n, g.channels, g.h, g.w], using: &rng)
@@ -56,6 +60,19 @@ import NormCore
             }
         }
         #expect(a.map(\.bitPattern) == b.map(\.bitPattern))
+
+        // Backward: the same sums as the row path (the shifted path zeroes wrapped entries of
+        // its scratch copy of the columns first; adding those zeros changes no value).
+        let c = Tensor.randomNormal([count], using: &rng).scalars
+        var shiftedCols = c, rowCols = c
+        var da = [Float](repeating: .nan, count: x.count), db = [Float](repeating: .nan, count: x.count)
+        shiftedCols.withUnsafeMutableBufferPointer { cb in
+            da.withUnsafeMutableBufferPointer { Im2Col.backward(cb.baseAddress!, g, dx: $0.baseAddress!, usesTable: false, usesShiftedPlanes: true) }
+        }
+        rowCols.withUnsafeMutableBufferPointer { cb in
+            db.withUnsafeMutableBufferPointer { Im2Col.backward(cb.baseAddress!, g, dx: $0.baseAddress!, usesTable: false, usesShiftedPlanes: false) }
+        }
+        #expect(da.map(\.bitPattern) == db.map(\.bitPattern))
     }
 
     /// The adjoint identity ⟨im2col(x), c⟩ = ⟨x, col2im(c)⟩ in float64, on the table path.
@@ -66,7 +83,8 @@ import NormCore
         let c = Tensor.randomNormal([count], using: &rng)
         var cols = [Float](repeating: 0, count: count), dx = [Float](repeating: 0, count: x.count)
         x.withUnsafeBufferPointer { xb in cols.withUnsafeMutableBufferPointer { Im2Col.forward(xb.baseAddress!, g, cols: $0.baseAddress!, usesTable: true) } }
-        c.withUnsafeBufferPointer { cb in dx.withUnsafeMutableBufferPointer { Im2Col.backward(cb.baseAddress!, g, dx: $0.baseAddress!, usesTable: true) } }
+        var scratch = c.scalars
+        scratch.withUnsafeMutableBufferPointer { cb in dx.withUnsafeMutableBufferPointer { Im2Col.backward(cb.baseAddress!, g, dx: $0.baseAddress!, usesTable: true) } }
         let lhs = zip(cols, c.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
         let rhs = zip(x.scalars, dx).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
         #expect(abs(lhs - rhs) <= 1e-4 * max(1, abs(lhs)))

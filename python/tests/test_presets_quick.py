@@ -26,6 +26,7 @@ QUICK = {
     "lrn": (6, ["error", "claims-effects"]),
     "zoo": (15, ["accuracy"]),
     "internal-covariate-shift": (4, ["accuracy-vs-steps", "sigmoid-input-percentiles", "spread-drift", "claims-effects"]),
+    "fmnist-resnet20": (3, ["accuracy"]),
 }
 
 
@@ -223,3 +224,11 @@ def test_internal_covariate_shift_quick(tmp_path):
             assert 1.0 < spread0 < 3.0
         else:
             assert spread0 < 1.0
+
+
+def test_fmnist_resnet20_quick(tmp_path):
+    """The ResNet-20 preset's cells are ResNet-20s (its quick form trains them on digits)."""
+    runs = quick_runs(tmp_path, "fmnist-resnet20")
+    assert sorted(r["norm"] for r in runs) == ["bn", "gn(num_groups=8)", "none"]
+    for r in runs:
+        assert 0.0 <= float(r["test_accuracy"]) <= 1.0

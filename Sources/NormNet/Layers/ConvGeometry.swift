@@ -21,14 +21,15 @@ struct ConvGeometry: Equatable, Sendable {
 /// Every output element is written by one thread in a fixed order (deterministic).
 enum Im2Col {
     /// `cols[(c, i, j), n·P + oh·outW + ow] = x[n, c, oh·sh − ph + i, ow·sw − pw + j]` (0 outside).
-    /// `usesTable` picks the ``PatchTable`` path (default: for maps narrower than its limit).
-    /// `serial` keeps the work on the calling thread (a caller that already split its work).
-    /// `usesShiftedPlanes` picks ``forwardShiftedPlanes`` (default: wherever it applies).
+    /// `usesShiftedPlanes` picks ``forwardShiftedPlane`` (default: wherever it applies, unless
+    /// `usesTable` is true); `usesTable` picks the ``PatchTable`` path (default: for the other
+    /// maps narrower than its limit). `serial` keeps the work on the calling thread (a caller
+    /// that already split its work).
     static func forward(_ x: UnsafePointer<Float>, _ g: ConvGeometry, cols: UnsafeMutablePointer<Float>, usesTable: Bool? = nil,
                         usesShiftedPlanes: Bool? = nil, serial: Bool = false) {
         let rows = g.patch, oh = g.outH, ow = g.outW, P = g.outPlane, cols0 = g.n * P
-        let table = usesTable ?? (ow < PatchTable.maxWidth)
-        if !table, usesShiftedPlanes ?? true, g.sh == 1, g.sw == 1, ow == g.w {
+        let shifted = usesShiftedPlanes ?? (usesTable != true)
+        if shifted, g.sh == 1, g.sw == 1, ow == g.w {
             split(rows, work: rows * cols0, serial: serial) { range in
                 for r in range {
                     let c = r / (g.kh * g.kw), i = (r / g.kw) % g.kh, j = r % g.kw
@@ -39,7 +40,7 @@ enum Im2Col {
             }
             return
         }
-        if table {
+        if usesTable ?? (ow < PatchTable.maxWidth) {
             let table = PatchTable(g)
             split(rows, work: rows * cols0, serial: serial) { range in
                 for r in range {
@@ -115,10 +116,51 @@ enum Im2Col {
         }
     }
 
+    /// The adjoint of ``forwardShiftedPlane``: the column row of tap `(i, j)` added to the plane
+    /// shifted back, as one block. The `|j − pw|` entries per row that the forward shift
+    /// wrapped around (zeros there) read no input: they are zeroed here first, so the block
+    /// adds exactly the row path's terms to every element (plus zeros), in the same tap order.
+    @inline(__always)
+    static func backwardShiftedPlane(_ src: UnsafeMutablePointer<Float>, _ g: ConvGeometry, i: Int, j: Int,
+                                     into plane: UnsafeMutablePointer<Float>) {
+        let ow = g.outW, oh = g.outH, d = j - g.pw
+        let ylo = max(0, g.ph - i), yhi = min(oh, g.h + g.ph - i)
+        guard ylo < yhi, abs(d) < ow else { return }
+        let rows = src + ylo * ow, count = (yhi - ylo) * ow
+        if d != 0 {
+            for y in 0..<(yhi - ylo) {
+                let row = rows + y * ow
+                if d < 0 { row.initialize(repeating: 0, count: -d) } else { (row + ow - d).initialize(repeating: 0, count: d) }
+            }
+        }
+        let dst = plane + (ylo - g.ph + i) * g.w + d
+        if d < 0 {
+            VectorKernels.accumulate(rows - d, into: dst - d, count: count + d)
+        } else {
+            VectorKernels.accumulate(rows, into: dst, count: count - d)
+        }
+    }
+
     /// The adjoint of ``forward``: `dx[n, c, ·, ·] = Σ` of the column entries that read it.
-    static func backward(_ cols: UnsafePointer<Float>, _ g: ConvGeometry, dx: UnsafeMutablePointer<Float>, usesTable: Bool? = nil,
-                         serial: Bool = false) {
+    /// `cols` is scratch: the shifted-plane path (stride 1, output rows as long as input rows;
+    /// `usesShiftedPlanes`, default wherever it applies) zeroes its wrapped border entries.
+    static func backward(_ cols: UnsafeMutablePointer<Float>, _ g: ConvGeometry, dx: UnsafeMutablePointer<Float>, usesTable: Bool? = nil,
+                         usesShiftedPlanes: Bool? = nil, serial: Bool = false) {
         let oh = g.outH, ow = g.outW, P = g.outPlane, cols0 = g.n * P, k = g.kh * g.kw
+        if usesShiftedPlanes ?? (usesTable != true), g.sh == 1, g.sw == 1, ow == g.w {
+            split(g.channels, work: g.patch * cols0, serial: serial) { range in
+                for c in range {
+                    for n in 0..<g.n { (dx + (n * g.channels + c) * g.inPlane).initialize(repeating: 0, count: g.inPlane) }
+                    for r in (c * k)..<((c + 1) * k) {
+                        for n in 0..<g.n {
+                            backwardShiftedPlane(cols + r * cols0 + n * P, g, i: (r / g.kw) % g.kh, j: r % g.kw,
+                                                 into: dx + (n * g.channels + c) * g.inPlane)
+                        }
+                    }
+                }
+            }
+            return
+        }
         if usesTable ?? (ow < PatchTable.maxWidth) {
             let table = PatchTable(g)
             split(g.channels, work: g.patch * cols0, serial: serial) { range in

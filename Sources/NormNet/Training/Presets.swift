@@ -24,8 +24,12 @@ public enum TrainPresets {
     }
 
     /// Batch size, duration, optimizer and schedule for a data set (the same for every data set:
-    /// ``defaults``).
-    public static func config(for dataset: Dataset) -> TrainingConfig { defaults }
+    /// ``defaults``), with the data set's default augmentation (``Dataset/defaultAugmentation``).
+    public static func config(for dataset: Dataset) -> TrainingConfig {
+        var config = defaults
+        config.features.augmentation = dataset.defaultAugmentation
+        return config
+    }
 
     /// The one set of training defaults of `normlab train` and of every ablation cell: batch 64,
     /// 30 epochs, SGD lr 0.1, momentum 0.9 (Nesterov), weight decay 5e-4 on conv/linear weights,
