@@ -79,18 +79,25 @@ def _legend(ax, lines):
         ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5), borderaxespad=0)
 
 
+_DASHES = ["--", "-", ":", "-."]
+
+
 def _curve(fig, spec):
     ax = fig.add_subplot(1, 1, 1)
     for i, line in enumerate(spec["lines"]):
         mean = [_nan(v) for v in line["mean"]]
         std = _errors(line)
         xs = line.get("x") or list(range(1, len(mean) + 1))
-        color = _COLORS[i % len(_COLORS)]
-        style = "-" if i < len(_COLORS) else "--"
+        # several curves per cell: a color per cell, a dash per curve (e.g. percentiles)
+        color = _COLORS[line.get("color", i) % len(_COLORS)]
+        if "dash" in line:
+            style = _DASHES[line["dash"] % len(_DASHES)]
+        else:
+            style = "-" if i < len(_COLORS) else "--"
         ax.plot(xs, mean, style, color=color, label=line["label"], linewidth=1.2, marker="o", markersize=2.5)
         lo = [m - s for m, s in zip(mean, std)]
         hi = [m + s for m, s in zip(mean, std)]
-        ax.fill_between(xs, lo, hi, color=color, alpha=0.15, linewidth=0)
+        ax.fill_between(xs, lo, hi, color=color, alpha=0.07 if "dash" in line else 0.15, linewidth=0)
     ax.set_xlabel(spec.get("xlabel", "epoch"))
     if spec.get("log_x"):
         ax.set_xscale("log")

@@ -72,10 +72,18 @@ public struct PlotSpec: Sendable, Equatable {
     public var name: String
     public var title: String?
     /// `line`: the grid axis on the x axis (default: the first column axis). `curve`: `epoch`
-    /// (default) or `steps` (the runs' `steps` curve: optimizer steps at each point).
+    /// (default), `steps` (the runs' `steps` curve: optimizer steps at each point) or any other
+    /// step curve the runs record (a name ending in `_steps`), giving each point's x (e.g.
+    /// `eval_steps`, `probe_steps`).
     public var x: String? = nil
     /// Logarithmic x axis (base 2), e.g. for batch sizes.
     public var logX = false
+    /// A `curve` plot of several curves (`metric: [probe_p15, probe_p50, probe_p85]`): one line
+    /// per cell and curve, a color per cell and a dash per curve. Empty: the one `metric`.
+    public var curves: [String] = []
+
+    /// The curves a `curve` plot draws.
+    public var curveMetrics: [String] { curves.isEmpty ? [metric] : curves }
 }
 
 /// The cell a report compares every run with (`report.baseline`): the derived metric
@@ -391,8 +399,14 @@ public struct AblationSpec: Sendable {
                             if kind == nil {
                                 problem("\(path).kind", item["kind"] == nil ? "is required (bar, curve or line)" : "'\(item["kind"]!)' is not a plot kind (bar, curve, line)")
                             }
-                            let metric = item["metric"]?.stringValue
-                            if metric == nil || metric!.isEmpty { problem("\(path).metric", "is required (a metric name)") }
+                            var metric = item["metric"]?.stringValue
+                            var curveList: [String] = []
+                            if let list = item["metric"]?.listValue {
+                                curveList = list.compactMap(\.stringValue).filter { !$0.isEmpty }
+                                if kind != .curve { problem("\(path).metric", "a list of curves applies to curve plots only") }
+                                else if curveList.count != list.count || curveList.isEmpty { problem("\(path).metric", "must be a non-empty list of curve names") }
+                                else { metric = curveList.joined(separator: ", ") }
+                            } else if metric == nil || metric!.isEmpty { problem("\(path).metric", "is required (a metric name)") }
                             var name = "\(metric ?? "plot")-\(kindText)"
                             if let n = item["name"] {
                                 if let s = n.stringValue, Self.isValidName(s) { name = s } else {
@@ -409,8 +423,8 @@ public struct AblationSpec: Sendable {
                                     x = s
                                     if kind == .line, !axes.contains(where: { $0.matches(s) }) {
                                         problem("\(path).x", "'\(s)' is not a grid axis")
-                                    } else if kind == .curve, s != "epoch", s != "steps" {
-                                        problem("\(path).x", "must be epoch or steps for a curve, got '\(s)'")
+                                    } else if kind == .curve, s != "epoch", s != "steps", !s.hasSuffix("_steps") {
+                                        problem("\(path).x", "must be epoch or steps, or a step curve the runs record (eval_steps, probe_steps), got '\(s)'")
                                     } else if kind == .bar {
                                         problem("\(path).x", "applies to line and curve plots only")
                                     }
@@ -425,7 +439,7 @@ public struct AblationSpec: Sendable {
                             if let j = names[name] { problem(path, "a figure named '\(name)' already exists (report.plots[\(j)]); give one a `name`") }
                             names[name] = i
                             if let kind, let metric, !metric.isEmpty {
-                                report.plots.append(PlotSpec(kind: kind, metric: metric, name: name, title: title, x: x, logX: logX))
+                                report.plots.append(PlotSpec(kind: kind, metric: metric, name: name, title: title, x: x, logX: logX, curves: curveList))
                             }
                         }
                     } else {
@@ -701,8 +715,13 @@ public struct AblationSpec: Sendable {
             }
         }
         if let curves = runner.curveNames {
-            for (i, plot) in report.plots.enumerated() where plot.kind == .curve && !curves.contains(plot.metric) {
-                problems.append(ConfigProblem(path: "report.plots[\(i)].metric", message: "runner '\(runner.name)' records no per-epoch curve '\(plot.metric)' (it records: \(curves.joined(separator: ", ")))"))
+            for (i, plot) in report.plots.enumerated() where plot.kind == .curve {
+                for metric in plot.curveMetrics where !curves.contains(metric) {
+                    problems.append(ConfigProblem(path: "report.plots[\(i)].metric", message: "runner '\(runner.name)' records no per-epoch curve '\(metric)' (it records: \(curves.joined(separator: ", ")))"))
+                }
+                if let x = plot.x, x != "epoch", x != "steps", !curves.contains(x) {
+                    problems.append(ConfigProblem(path: "report.plots[\(i)].x", message: "must be epoch or steps, or a step curve the runner records (\(curves.filter { $0.hasSuffix("steps") }.joined(separator: ", "))), got '\(x)'"))
+                }
             }
         }
         if !problems.isEmpty { throw SpecError(source: source, problems: problems.map(located)) }

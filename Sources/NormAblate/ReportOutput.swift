@@ -29,7 +29,7 @@ extension AblationReport {
 
     /// Drawing instructions for `normlab_report.render_figures`.
     func figurePayload(_ plot: PlotSpec) throws -> ConfigValue {
-        let title = plot.title ?? "\(study.name): \(plot.metric)" + (plot.kind == .curve ? " per epoch" : "") + " (mean, 95 % CI over seeds)"
+        let title = plot.title ?? "\(study.name): \(plot.metric)" + (plot.kind == .curve ? (plot.x.map { $0 == "epoch" ? " per epoch" : " against \($0)" } ?? " per epoch") : "") + " (mean, 95 % CI over seeds)"
         if cells.allSatisfy({ $0.runs.allSatisfy { $0.result.metrics[plot.metric] == nil } }) && plot.kind != .curve {
             throw AblationError("figure '\(plot.name)': no run has the metric '\(plot.metric)'")
         }
@@ -82,35 +82,42 @@ extension AblationReport {
                          ("xticklabels", .list((0..<spec.axes[xa].count).map { .string(valueText(xa, $0)) })),
                          ("lines", .list(lines))])
         case .curve:
-            let bySteps = plot.x == "steps"
+            // x: the epoch index, or another curve of the runs giving each point's x (steps, eval_steps, ...)
+            let xCurve = plot.x.flatMap { $0 == "epoch" ? nil : $0 }
+            let many = plot.curveMetrics.count > 1
             var lines: [ConfigValue] = []
-            for c in cells {
+            for (ci, c) in cells.enumerated() {
                 let finished = c.runs.filter { !$0.result.diverged }
-                let curves = finished.compactMap { $0.result.curves[plot.metric] }
-                let stepCurve = bySteps ? finished.compactMap { $0.result.curves["steps"] }.max { $0.count < $1.count } : nil
-                guard let length = curves.map(\.count).max(), length > 0 else { continue }
-                var mean: [ConfigValue] = [], std: [ConfigValue] = [], ci: [ConfigValue] = []
-                for e in 0..<length {
-                    let xs = curves.compactMap { e < $0.count ? $0[e] : nil }.filter(\.isFinite)
-                    guard let interval = MeanInterval(xs) else { mean.append(.null); std.append(.null); ci.append(.null); continue }
-                    mean.append(.real(interval.mean))
-                    std.append(.real(interval.std))
-                    ci.append(.real(interval.halfWidth ?? 0))
-                }
                 let text = spec.axes.indices.filter { spec.axes[$0].count > 1 }
                     .map { "\(axisLabel($0))=\(valueText($0, c.cell.coordinates[$0]))" }.joined(separator: ", ")
-                var entry: [(key: String, value: ConfigValue)] = [("label", .string(text.isEmpty ? "all" : text)), ("mean", .list(mean)), ("std", .list(std)), ("ci", .list(ci))]
-                if bySteps {
-                    guard let steps = stepCurve, steps.count >= length else {
-                        throw AblationError("figure '\(plot.name)': x: steps needs a per-epoch 'steps' curve in every run")
+                for (mi, metric) in plot.curveMetrics.enumerated() {
+                    let curves = finished.compactMap { $0.result.curves[metric] }
+                    guard let length = curves.map(\.count).max(), length > 0 else { continue }
+                    var mean: [ConfigValue] = [], std: [ConfigValue] = [], ci95: [ConfigValue] = []
+                    for e in 0..<length {
+                        let xs = curves.compactMap { e < $0.count ? $0[e] : nil }.filter(\.isFinite)
+                        guard let interval = MeanInterval(xs) else { mean.append(.null); std.append(.null); ci95.append(.null); continue }
+                        mean.append(.real(interval.mean))
+                        std.append(.real(interval.std))
+                        ci95.append(.real(interval.halfWidth ?? 0))
                     }
-                    entry.append(("x", .list(steps.prefix(length).map { .real($0) })))
+                    let cellLabel = text.isEmpty ? "all" : text
+                    var entry: [(key: String, value: ConfigValue)] = [("label", .string(many ? "\(cellLabel): \(metric)" : cellLabel)),
+                                                                      ("mean", .list(mean)), ("std", .list(std)), ("ci", .list(ci95))]
+                    if many { entry += [("color", .integer(ci)), ("dash", .integer(mi))] }
+                    if let xCurve {
+                        guard let xs = finished.compactMap({ $0.result.curves[xCurve] }).max(by: { $0.count < $1.count }), xs.count >= length else {
+                            throw AblationError("figure '\(plot.name)': x: \(xCurve) needs a '\(xCurve)' curve as long as '\(metric)' in every run")
+                        }
+                        entry.append(("x", .list(xs.prefix(length).map { .real($0) })))
+                    }
+                    lines.append(.map(entry))
                 }
-                lines.append(.map(entry))
             }
             if lines.isEmpty { throw AblationError("figure '\(plot.name)': no stored run has a per-epoch curve '\(plot.metric)'") }
+            let xlabel = xCurve == nil ? "epoch" : (xCurve == "steps" ? "optimizer step" : "optimizer step (\(xCurve!))")
             return .map([("kind", "curve"), ("name", .string(plot.name)), ("title", .string(title)), ("metric", .string(plot.metric)),
-                         ("xlabel", bySteps ? "optimizer step" : "epoch"), ("log_x", .bool(plot.logX)), ("lines", .list(lines))])
+                         ("xlabel", .string(xlabel)), ("log_x", .bool(plot.logX)), ("lines", .list(lines))])
         }
     }
 

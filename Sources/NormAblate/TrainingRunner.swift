@@ -27,19 +27,19 @@ public struct TrainingRunner: CellRunner {
     public var name: String { "train" }
     public var metricNames: [String]? {
         ["test_accuracy", "test_error", "test_loss", "train_loss", "test_accuracy_train_mode", "train_eval_gap", "train_steps",
-         "weight_norm_growth", "conv_bias_grad_rms"]
+         "weight_norm_growth", "conv_bias_grad_rms"] + TrainingCurveKeys.metricNames
     }
-    public var curveNames: [String]? { ["test_accuracy", "train_loss", "weight_norm", "steps"] }
+    public var curveNames: [String]? { ["test_accuracy", "train_loss", "weight_norm", "steps"] + TrainingCurveKeys.curveNames }
 
     static let phaseKeys = ["dataset", "batch_size", "steps", "epochs", "optimizer", "schedule", "freeze", "inference_stats", "precise_bn", "renorm_schedule"]
-        + RecipeFeatureKeys.phaseKeys
+        + RecipeFeatureKeys.phaseKeys + TrainingCurveKeys.phaseKeys
     static let modelKeys = ["depth", "width", "kernel", "norm", "norm_position", "conv_bias", "activation", "downsample",
-                            "head", "width_growth", "name", "shortcut", "preact", "zero_init_residual"] + RecipeFeatureKeys.modelKeys
+                            "head", "width_growth", "name", "shortcut", "preact", "zero_init_residual"] + RecipeFeatureKeys.modelKeys + MLPKeys.modelKeys
 
     /// Every key a `train` cell accepts, with what it means (printed by `normlab describe --spec`).
     /// Norm options (`model.norm.options.*`) are the method's own: `normlab describe METHOD`.
     public static let keyDocumentation: [(key: String, meaning: String)] = [
-        ("model.name", "plain (default) | resnet | resnetN (N = 6n+2, e.g. resnet20, resnet56) | preact-resnetN: the CIFAR ResNet of He et al. 2016 (width 16, depth 20 unless given)"),
+        ("model.name", "plain (default) | mlp (fully connected, model.hidden) | resnet | resnetN (N = 6n+2, e.g. resnet20, resnet56) | preact-resnetN: the CIFAR ResNet of He et al. 2016 (width 16, depth 20 unless given)"),
         ("model.shortcut / preact / zero_init_residual", "resnet only: A (zero-padded identity) | B (1x1 conv + norm) shortcuts; the pre-activation block (He et al. 2016b); each block's last norm scale starts at 0 (Goyal et al. 2017)"),
         ("model.norm", "a method name (or none), or {name, options: {...}}; options are the plugin's (normlab describe METHOD)"),
         ("model.depth / width / kernel", "conv blocks, channels of the first block, kernel size"),
@@ -57,7 +57,7 @@ public struct TrainingRunner: CellRunner {
         ("steps | epochs", "training length (default \(TrainPresets.defaultsText.duration), as normlab train)"),
         ("optimizer.lr / momentum / weight_decay / nesterov", "SGD (defaults \(TrainPresets.defaultsText.optimizer), as normlab train); weight decay on conv and linear weights"),
         ("optimizer.lr_reference_batch_size", "scale lr linearly with the batch size: effective lr = lr * batch_size / this (Goyal et al. 2017)"),
-    ] + RecipeFeatureKeys.documentation + [
+    ] + RecipeFeatureKeys.documentation + MLPKeys.documentation + TrainingCurveKeys.documentation + [
         ("schedule.name / warmup_steps", "\(LRSchedule.kindNames.joined(separator: " | ")), with linear warm-up (default \(TrainPresets.defaultsText.schedule), as normlab train)"),
         ("freeze.norm_eval / requires_grad / frozen_stages", "MMDetection's BN freezing: statistics frozen, affine frozen, stem + stages 1..k frozen"),
         ("inference_stats.estimator", "ema | precise | last_batches: what the norms evaluate with — the running averages, PreciseBN over K fresh batches, or the mean of the last K training batches' statistics (Wu & Johnson 2021)"),
@@ -99,6 +99,7 @@ public struct TrainingRunner: CellRunner {
                 // Build every layer: norm options against every layer's width, freezing against the layers.
                 do {
                     let model = try Model(spec: spec, registry: registry, seed: 0)
+                    do { try TrainingCurveKeys.check(phase, model: model, prefix: prefix) } catch let p as ConfigProblem { problems.append(p) }
                     let batch = phase.recipe.batchSize ?? TrainPresets.defaultBatchSize
                     if batch % model.batchMultiple != 0 {
                         problems.append(ConfigProblem(path: prefix + "batch_size", message:
@@ -151,6 +152,7 @@ public struct TrainingRunner: CellRunner {
         metrics["weight_norm_growth"] = r.weightNormGrowth
         if let g = r.convBiasGradientRMS { metrics["conv_bias_grad_rms"] = g }
         var curves: [String: [Double]] = [:]
+        TrainingCurveKeys.record(r, metrics: &metrics, curves: &curves)
         let acc = r.history.compactMap(\.testAccuracy)
         if !acc.isEmpty { curves["test_accuracy"] = acc }
         curves["train_loss"] = r.history.map(\.trainLoss)
@@ -202,9 +204,11 @@ public struct TrainingRunner: CellRunner {
         do { name = try ModelName(parsing: try c.string("model.name", default: "plain")) } catch let e as NetError {
             throw ConfigProblem(path: "model.name", message: e.description)
         }
+        if name.family == .mlp { return try MLPKeys.modelSpec(c, sampleShape: shape, classes: classes, norm: try normSpec(c), freeze: freeze) }
         var spec = name.family == .resnet
             ? TrainPresets.resNet(sampleShape: shape, classes: classes, norm: nil)
             : TrainPresets.model(sampleShape: shape, classes: classes, norm: nil)
+        if c.contains("model.hidden") { throw ConfigProblem(path: "model.hidden", message: "applies to mlp models only (model.name: mlp)") }
         if let d = name.depth, c.contains("model.depth"), try c.int("model.depth") != d {
             throw ConfigProblem(path: "model.depth", message: "the model name '\(try c.string("model.name"))' gives depth \(d)")
         }
@@ -223,17 +227,17 @@ public struct TrainingRunner: CellRunner {
         spec.kernel = try c.int("model.kernel", default: spec.kernel)
         spec.widthGrowth = try c.int("model.width_growth", default: spec.widthGrowth)
         spec.convBias = try c.bool("model.conv_bias", default: spec.convBias)
-        spec.normPosition = try choice(c, "model.norm_position", spec.normPosition)
-        spec.activation = try choice(c, "model.activation", spec.activation)
-        spec.downsample = try choice(c, "model.downsample", spec.downsample)
-        spec.head = try choice(c, "model.head", spec.head)
+        spec.normPosition = try Self.choice(c, "model.norm_position", spec.normPosition)
+        spec.activation = try Self.choice(c, "model.activation", spec.activation)
+        spec.downsample = try Self.choice(c, "model.downsample", spec.downsample)
+        spec.head = try Self.choice(c, "model.head", spec.head)
         spec.norm = try normSpec(c)
         try RecipeFeatureKeys.apply(c, to: &spec)
         spec.freeze = freeze
         return spec
     }
 
-    private func normSpec(_ c: CellConfig) throws -> NormSpec? {
+    func normSpec(_ c: CellConfig) throws -> NormSpec? {
         guard let v = c["model.norm"] else { return .registryDefault }
         if v.isNull || v.stringValue?.lowercased() == "none" { return nil }
         if let name = v.stringValue { return try checked(NormSpec(name), path: "model.norm") }
@@ -258,7 +262,7 @@ public struct TrainingRunner: CellRunner {
         return spec
     }
 
-    private func choice<T: RawRepresentable & CaseIterable>(_ c: CellConfig, _ path: String, _ fallback: T) throws -> T where T.RawValue == String {
+    static func choice<T: RawRepresentable & CaseIterable>(_ c: CellConfig, _ path: String, _ fallback: T) throws -> T where T.RawValue == String {
         guard c.contains(path) else { return fallback }
         let s = try c.string(path)
         guard let v = T(rawValue: s.lowercased()) else {
@@ -284,6 +288,8 @@ struct Phase {
     var renormSchedule: RenormSchedule?
     var asChannels: Bool
     var features: RecipeFeatures
+    var stepEvaluation: StepEvaluation
+    var activationProbe: ActivationProbe?
 
     init(_ c: CellConfig, prefix p: String) throws {
         let dpath = p + "dataset"
@@ -301,6 +307,8 @@ struct Phase {
         guard noise >= 0 else { throw ConfigProblem(path: dpath + ".noise", message: "must be >= 0") }
         if let t = trainExamples, t < 2 { throw ConfigProblem(path: dpath + ".train_examples", message: "must be at least 2") }
         features = try RecipeFeatureKeys.features(c, prefix: p)
+        stepEvaluation = try TrainingCurveKeys.stepEvaluation(c, prefix: p)
+        activationProbe = try TrainingCurveKeys.activationProbe(c, prefix: p)
         recipe = try Self.trainingRecipe(c, prefix: p, optimizer: features.optimizer)
         freeze = FreezeSpec(normEval: try c.bool(p + "freeze.norm_eval", default: false),
                             normRequiresGrad: try c.bool(p + "freeze.requires_grad", default: true),
@@ -343,6 +351,8 @@ struct Phase {
         var config = r.config(for: data)
         config.seed = seed
         config.features = features
+        config.stepEvaluation = stepEvaluation
+        config.activationProbe = activationProbe
         return config
     }
 

@@ -25,6 +25,7 @@ QUICK = {
     "dropout": (8, ["error", "claims-effects"]),
     "lrn": (6, ["error", "claims-effects"]),
     "zoo": (15, ["accuracy"]),
+    "internal-covariate-shift": (4, ["accuracy-vs-steps", "sigmoid-input-percentiles", "spread-drift", "claims-effects"]),
     "fmnist-resnet20": (3, ["accuracy"]),
 }
 
@@ -194,6 +195,35 @@ def test_zoo_quick_every_method_trains(tmp_path):
     methods = {line.split()[0] for line in listed.splitlines()[2:] if line.strip()}
     assert len(methods) >= 13
     assert len(runs) == 15 and all(r["diverged"] == "false" for r in runs)
+
+
+def test_internal_covariate_shift_quick(tmp_path):
+    """BN paper Figure 1's preset: the claims get computed verdicts with CIs, every run has the
+    eval-interval and percentile curves, and (the one property a 40-step run shows) BN's
+    sigmoid input starts standardized while the plain net's is narrow."""
+    import sqlite3
+    printed = []
+    runs = quick_runs(tmp_path, "internal-covariate-shift", printed)
+    assert {r["norm"] for r in runs} == {"bn", "none"}
+    check_claims(tmp_path, "internal-covariate-shift", printed[0],
+                 ["BN reaches a higher test accuracy early in training", "with BN the sigmoid input's spread drifts less",
+                  "with BN the sigmoid input's median drifts less"])
+    db = sqlite3.connect(str(tmp_path / "internal-covariate-shift.sqlite"))
+    norm_of = {}
+    for run_id, config in db.execute("SELECT runs.id, cells.config_json FROM runs JOIN cells ON runs.cell_hash = cells.cell_hash"):
+        norm_of[run_id] = json.loads(config)["model"]["norm"]
+    curves = {}
+    for run_id, name, value in db.execute("SELECT run_id, name, value FROM curves ORDER BY run_id, name, epoch"):
+        curves.setdefault(run_id, {}).setdefault(name, []).append(value)
+    assert len(curves) == 4
+    for run_id, c in curves.items():
+        assert c["probe_steps"] == [0, 10, 20, 30, 40] and c["eval_steps"] == [0, 20, 40]
+        spread0 = c["probe_p85"][0] - c["probe_p15"][0]
+        if norm_of[run_id] == "bn":
+            # batch-standardized: about 2 x 1.04 for a bell-shaped unit
+            assert 1.0 < spread0 < 3.0
+        else:
+            assert spread0 < 1.0
 
 
 def test_fmnist_resnet20_quick(tmp_path):

@@ -265,6 +265,8 @@ public final class Flatten: Layer {
     }
 
     public func backward(_ gradOutput: Tensor) throws -> Tensor {
+        // First in a network (an MLP's reshape): nothing upstream needs a gradient.
+        if !computesInputGradient { return .skippedGradient }
         guard let shape = cachedShape, gradOutput.count == shape.product else { throw NetError("flatten: backward without a matching forward") }
         return gradOutput.reshaped(shape)
     }

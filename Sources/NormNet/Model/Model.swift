@@ -13,6 +13,8 @@ public final class Model {
     public let blocks: [ConvBlock]
     /// A ResNet's residual blocks in order (empty for the plain net).
     public let residualBlocks: [ResidualBlock]
+    /// An MLP's hidden blocks in order (empty for conv nets).
+    public let denseBlocks: [DenseBlock]
     /// Global pooling or flatten before the classifier.
     public let headPool: Layer
     public let classifier: Linear
@@ -37,14 +39,25 @@ public final class Model {
                                            normIncludesActivation: includesActivation).build(using: &rng)
             blocks = []
             residualBlocks = resnet.blocks
+            denseBlocks = []
             featureShape = resnet.featureShape
             body = resnet.layers
+        } else if spec.family == .mlp {
+            var mlpShape: [Int] = []
+            denseBlocks = try Self.denseBlocks(spec, registry: registry, normOptions: normOptions,
+                                               normIncludesActivation: includesActivation, shape: &mlpShape, using: &rng)
+            blocks = []
+            residualBlocks = []
+            featureShape = mlpShape
+            body = [("flatten", Flatten())]
+            for b in denseBlocks { body += b.layers.map { ("blocks.\(b.index).\($0.name)", $0.layer) } }
         } else {
             var plainShape: [Int] = []
             blocks = try Self.plainBlocks(spec, registry: registry, normOptions: normOptions,
                                           tluReplacesActivation: includesActivation, shape: &plainShape, using: &rng)
             featureShape = plainShape
             residualBlocks = []
+            denseBlocks = []
             for b in blocks { body += b.layers.map { ("blocks.\(b.index).\($0.name)", $0.layer) } }
         }
         let shape = featureShape
@@ -67,6 +80,8 @@ public final class Model {
         layers = seq
         leafLayers = flattenedLayers(seq)
         layers.first?.layer.computesInputGradient = false
+        // An MLP starts with a reshape: its first linear layer needs no input gradient either.
+        denseBlocks.first?.linear.computesInputGradient = false
     }
 
     /// The norm's resolved options, and whether its output includes the activation placed
@@ -75,7 +90,9 @@ public final class Model {
     private static func resolveNorm(_ spec: ModelSpec, registry: NormRegistry) throws -> (NormOptions?, Bool) {
         guard let norm = spec.norm else { return (nil, false) }
         let options = try registry.options(for: norm)
-        let first = FeatureShape(channels: spec.width, spatial: Array(spec.inputShape.dropFirst()))
+        let first = spec.family == .mlp
+            ? FeatureShape(channels: spec.hidden.first ?? 1, spatial: [])
+            : FeatureShape(channels: spec.width, spatial: Array(spec.inputShape.dropFirst()))
         // A method that refuses this shape fails again, named, when its first slot is built.
         guard let probe = try? registry.make(norm, shape: first) else { return (options, false) }
         return (options, spec.normPosition == .before && probe.includesActivation)

@@ -101,6 +101,8 @@ public struct ModelSpec: Sendable, Equatable {
     public var family: ModelFamily = .plain
     /// Shortcut, pre-activation and zero-init choices when `family == .resnet`.
     public var resnet = ResNetOptions()
+    /// The hidden layers' widths when `family == .mlp` (``DenseBlock``s); unused otherwise.
+    public var hidden: [Int] = []
 
     public init(inputShape: [Int], classes: Int, depth: Int = 4, width: Int = 32, kernel: Int = 3,
                 norm: NormSpec? = .registryDefault, normPosition: NormPosition = .before, convBias: Bool = false,
@@ -143,5 +145,6 @@ public struct ModelSpec: Sendable, Equatable {
             throw NetError("model: per-layer freeze for block \(k), but the model has blocks 0..<\(depth)")
         }
         try validateResNet()
+        try validateMLP()
     }
 }

@@ -6,6 +6,9 @@ public enum ModelFamily: String, Sendable, CaseIterable {
     case plain
     /// The CIFAR-style ResNet-(6n+2) of He et al. 2016, §4.2 (``ResidualBlock``s).
     case resnet
+    /// A fully-connected net (``DenseBlock``s): flatten, then `Linear + norm slot + activation`
+    /// per hidden layer (``ModelSpec/hidden``), as in the BN paper's Figure 1.
+    case mlp
 }
 
 /// How a residual block's shortcut matches a change of shape (He et al. 2016, §3.3).
@@ -88,7 +91,7 @@ extension ModelSpec {
     }
 }
 
-/// A model name of the CLI and of specs: `plain`, `resnet`, `resnetN` or `preact-resnet[N]`
+/// A model name of the CLI and of specs: `plain`, `mlp`, `resnet`, `resnetN` or `preact-resnet[N]`
 /// (e.g. `resnet20`, `resnet56`, `preact-resnet20`).
 public struct ModelName: Sendable, Equatable {
     public var family: ModelFamily
@@ -105,6 +108,7 @@ public struct ModelName: Sendable, Equatable {
     public init(parsing text: String) throws {
         var s = Substring(text.lowercased())
         if s == "plain" { self.init(family: .plain); return }
+        if s == "mlp" { self.init(family: .mlp); return }
         let preact = s.hasPrefix("preact")
         if preact {
             s = s.dropFirst("preact".count)
@@ -119,7 +123,7 @@ public struct ModelName: Sendable, Equatable {
     }
 
     private static func unknown(_ text: String) -> NetError {
-        NetError("model: unknown model '\(text)'; known: plain, resnet, resnetN (N = 6n+2, e.g. resnet20, resnet56), preact-resnetN")
+        NetError("model: unknown model '\(text)'; known: plain, mlp, resnet, resnetN (N = 6n+2, e.g. resnet20, resnet56), preact-resnetN")
     }
 }
 

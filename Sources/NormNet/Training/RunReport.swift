@@ -103,6 +103,10 @@ public struct RunReport {
                                     ("preact", .bool(spec.resnet.preActivation)),
                                     ("zero_init_residual", .bool(spec.resnet.zeroInitResidual))] + m)
         }
+        if spec.family == .mlp, let i = fields.firstIndex(where: { $0.key == "model" }), case let .map(m) = fields[i].value {
+            fields[i].value = .map([("name", .string(spec.family.rawValue)), ("hidden", .list(spec.hidden.map(ConfigValue.integer)))]
+                                   + m.filter { ["input_shape", "classes", "norm_position", "activation", "parameters"].contains($0.key) })
+        }
         fields.append(("weight_norm_initial", .real(r.initialWeightNorm)))
         fields.append(("weight_norm_final", .real(r.finalWeightNorm)))
         fields.append(("conv_bias_grad_rms", .optional(r.convBiasGradientRMS)))
@@ -112,6 +116,19 @@ public struct RunReport {
             inference += [("batches_used", .integer(p.batches)), ("updated", .list(p.updated.map(ConfigValue.string)))]
         }
         fields.append(("inference_statistics", .map(inference)))
+        // the step-interval diagnostics, only when configured (reports without them are unchanged)
+        if !r.stepEvaluations.isEmpty || r.earlyTestAccuracy != nil {
+            fields.append(("step_evaluations", .list(r.stepEvaluations.map { .map([("step", .integer($0.step)), ("test_accuracy", .real($0.testAccuracy))]) })))
+            fields.append(("early_test_accuracy", .optional(r.earlyTestAccuracy)))
+        }
+        if let p = r.activationPercentiles {
+            fields.append(("activation_probe", .map([
+                ("layer", .string(p.layer)), ("unit", .integer(p.unit)), ("examples", .integer(p.examples)), ("mode", .string(p.mode.rawValue)),
+                ("steps", .list(p.steps.map(ConfigValue.integer))),
+                ("p15", .list(p.p15.map(ConfigValue.real))), ("p50", .list(p.p50.map(ConfigValue.real))), ("p85", .list(p.p85.map(ConfigValue.real))),
+                ("spread_drift", .optional(p.spreadDrift)), ("median_drift", .optional(p.medianDrift)),
+            ])))
+        }
         return .map(fields)
     }
 }

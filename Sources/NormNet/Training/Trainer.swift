@@ -64,6 +64,12 @@ public struct TrainingResult: Sendable {
     /// Zero in exact arithmetic when every biased convolution feeds a train-mode BN: the mean
     /// subtraction cancels a per-channel constant.
     public var convBiasGradientRMS: Double?
+    /// Test accuracy against steps (``StepEvaluation/every``), empty unless configured.
+    public var stepEvaluations: [(step: Int, testAccuracy: Double)] = []
+    /// Test accuracy after ``StepEvaluation/earlyStep`` steps (nil unless configured and reached).
+    public var earlyTestAccuracy: Double?
+    /// The ``ActivationProbe``'s percentiles over training (nil unless configured).
+    public var activationPercentiles: ActivationPercentileCurve?
 
     /// Final over initial weight norm.
     public var weightNormGrowth: Double { finalWeightNorm / initialWeightNorm }

@@ -29,6 +29,10 @@ public struct TrainingConfig: Sendable, Equatable {
     public var renormSchedule: RenormSchedule?
     /// The update rule, label smoothing and augmentation (``RecipeFeatures``; SGD, none, none by default).
     public var features = RecipeFeatures()
+    /// Test accuracy at step intervals and at an early step (``StepEvaluation``; off by default).
+    public var stepEvaluation = StepEvaluation()
+    /// Percentiles of one unit's input over training (``ActivationProbe``; nil = off).
+    public var activationProbe: ActivationProbe?
 
     public init(batchSize: Int = 128, duration: TrainingDuration = .epochs(30), seed: UInt64 = 0,
                 optimizer: SGDConfig = SGDConfig(), schedule: LRSchedule = LRSchedule(),
@@ -58,5 +62,7 @@ public struct TrainingConfig: Sendable, Equatable {
         try optimizer.validate()
         try schedule.validate()
         try features.validate()
+        try stepEvaluation.validate()
+        try activationProbe?.validate()
     }
 }

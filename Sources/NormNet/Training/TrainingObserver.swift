@@ -35,7 +35,8 @@ extension TrainingObserver {
 }
 
 /// The observers a configuration asks for, in their fixed order: norm telemetry, weight
-/// norms, conv-bias gradient RMS, BRN warm-up, then the inference-statistics estimator.
+/// norms, conv-bias gradient RMS, BRN warm-up, the inference-statistics estimator, then the
+/// step-interval evaluation and the activation probe.
 public enum StandardObservers {
     public static func make(for config: TrainingConfig) -> [any TrainingObserver] {
         var list: [any TrainingObserver] = [NormTelemetryObserver(), WeightNormObserver(), ConvBiasGradientObserver()]
@@ -45,6 +46,8 @@ public enum StandardObservers {
         case .lastBatches: list.append(LastBatchesObserver())
         case let .precise(count): list.append(PreciseBNObserver(batches: count))
         }
+        if config.stepEvaluation != StepEvaluation() { list.append(StepEvaluationObserver(config.stepEvaluation)) }
+        if let probe = config.activationProbe { list.append(ActivationProbeObserver(probe)) }
         return list
     }
 }

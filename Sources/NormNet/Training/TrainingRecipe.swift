@@ -67,6 +67,7 @@ public struct TrainingRecipe: Sendable, Equatable {
 
     public func modelSpec(for dataset: Dataset) -> ModelSpec {
         var spec = family == .resnet ? TrainPresets.resNet(for: dataset, norm: norm) : TrainPresets.model(for: dataset, norm: norm)
+        if family == .mlp { spec = .mlp(inputShape: dataset.sampleShape, classes: dataset.classes, norm: norm) }
         if let shortcut { spec.resnet.shortcut = shortcut }
         if let preActivation { spec.resnet.preActivation = preActivation }
         if let zeroInitResidual { spec.resnet.zeroInitResidual = zeroInitResidual }
