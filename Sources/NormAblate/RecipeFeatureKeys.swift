@@ -20,7 +20,7 @@ enum RecipeFeatureKeys {
     static let documentation: [(key: String, meaning: String)] = [
         ("optimizer.name", "sgd | adam | adamw (PyTorch's rules; Adam/AdamW default to lr 1e-3 and weight decay 0 / 1e-2)"),
         ("optimizer.beta1 / beta2 / eps", "Adam/AdamW moments' decay rates and the epsilon added after the square root (0.9, 0.999, 1e-8)"),
-        ("augment", "true | false | {crop_padding, flip}: random crops with zero padding (default 4) and horizontal flips of training images (2-D data only)"),
+        ("augment", "true | false | {crop_padding, flip}: random crops with zero padding (default 4) and horizontal flips of training images (2-D data only; default: the data set's — on for fashion-mnist, off otherwise)"),
         ("label_smoothing", "epsilon of the label-smoothed cross-entropy, PyTorch's convention (default 0)"),
         ("model.dropout", "inverted-dropout probability before the classifier (default 0)"),
         ("model.weight_standardization", "true | false | {eps}: Weight Standardization of every convolution (Qiao et al. 2019; eps 1e-6 inside the square root)"),

@@ -80,3 +80,32 @@ import NormCore
         try AugmentationConfig.standard.validate(sampleShape: [1, 28, 28])
     }
 }
+
+/// Data sets declare the augmentation a recipe uses when it states none.
+@Suite struct DefaultAugmentationTests {
+    func dataset(_ augmentation: AugmentationConfig) -> Dataset {
+        let x = Tensor.zeros([4, 1, 6, 6])
+        var d = Dataset(name: "t", trainInputs: x, trainLabels: [0, 1, 0, 1], testInputs: x, testLabels: [0, 1, 0, 1],
+                        classes: 2, contentHash: "0")
+        d.defaultAugmentation = augmentation
+        return d
+    }
+
+    @Test func fashionMNISTIsAugmentedByDefaultAndTheOthersAreNot() {
+        #expect(DatasetName.fashionMNIST.defaultAugmentation == .standard)
+        for name in DatasetName.allCases where name != .fashionMNIST {
+            #expect(name.defaultAugmentation == .none, "\(name)")
+        }
+    }
+
+    @Test func aRecipeUsesTheDataSetsDefaultUnlessItStatesOne() {
+        let augmented = dataset(.standard), plain = dataset(.none)
+        var recipe = TrainingRecipe()
+        #expect(recipe.config(for: augmented).features.augmentation == .standard)
+        #expect(recipe.config(for: plain).features.augmentation == .none)
+        recipe.augmentation = AugmentationConfig.none   // --no-augment / augment: false
+        #expect(recipe.config(for: augmented).features.augmentation == .none)
+        recipe.augmentation = AugmentationConfig(cropPadding: 2, flip: false)
+        #expect(recipe.config(for: plain).features.augmentation == AugmentationConfig(cropPadding: 2, flip: false))
+    }
+}

@@ -16,6 +16,7 @@ from cli_helpers import run
     (["--augment"], "random crops and flips need 2-D images (C, H, W), the data set has samples of shape (1, 32)"),
     (["--crop-padding", "2"], "--crop-padding and --no-flip need --augment"),
     (["--no-flip"], "--crop-padding and --no-flip need --augment"),
+    (["--no-augment", "--crop-padding", "2", "--dataset", "digits"], "--crop-padding and --no-flip need --augment"),
     (["--augment", "--crop-padding", "-1", "--dataset", "digits"], "crop padding must be >= 0, got -1"),
 ])
 def test_bad_feature_values_are_one_line(tmp_path, args, message):
@@ -38,6 +39,15 @@ def test_features_reach_the_report(tmp_path):
     assert r["optimizer"] == "adamw" and r["lr"] == 1e-3 and r["weight_decay"] == 1e-2
     assert r["augment"] == {"crop_padding": 1, "flip": False}
     assert r["dropout"] == 0.2 and r["label_smoothing"] == 0.05 and r["weight_standardization"] == 1e-6
+
+
+def test_no_augment_and_the_default_reach_the_report():
+    """digits is not augmented by default; --augment / --no-augment are stated in the report."""
+    import json
+    for flags, expected in [([], None), (["--augment"], {"crop_padding": 4, "flip": True}), (["--no-augment"], None)]:
+        p = run(["train", "--dataset", "digits", "--steps", "1", "--json", "--quiet", "--width", "4"] + flags)
+        assert p.returncode == 0, p.stderr
+        assert json.loads(p.stdout)["augment"] == expected, flags
 
 
 def test_ablation_spec_with_a_bad_npz_is_refused_before_the_store(tmp_path):
