@@ -207,3 +207,17 @@ def test_unknown_results_metric_is_an_error(tmp_path):
     with pytest.raises(SystemExit) as e:
         load_script().main(["--check", "--readme", str(path)])
     assert "no_such_metric" in str(e.value)
+
+
+def test_no_typed_result_table_outside_generated_blocks():
+    """Every table row with a mean ± CI in README.md lies inside a generated block."""
+    text = readme()
+    spans = [(m.start(), m.end()) for m in load_script().BLOCK.finditer(text)]
+    spans += [(m.start(), m.end()) for m in results_module().BLOCK.finditer(text)]
+    pos = 0
+    typed = []
+    for number, line in enumerate(text.split("\n"), 1):
+        if line.startswith("|") and "±" in line and not any(a <= pos < b for a, b in spans):
+            typed.append(number)
+        pos += len(line) + 1
+    assert not typed, "typed result rows in README.md at lines %s" % typed
