@@ -6,7 +6,7 @@
 #
 #   scripts/export-presets.sh                      # all presets (about 10 minutes on 2 cores)
 #   scripts/export-presets.sh batch-size frn-eps   # some
-# and regenerates the README's claim tables (scripts/readme-claims.py) from the exports.
+# and regenerates the README's claim and result tables (scripts/readme-claims.py) from the exports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="${NORMLAB_BIN:-$(swift build -c release --show-bin-path)/normlab}"
@@ -27,5 +27,5 @@ for p in "${presets[@]}"; do
     "$BIN" ablate report --preset "$p" --store "results/$p.sqlite" --out "notebooks-export/$p" \
         --notebook "notebooks-export/$p.ipynb" > /dev/null
 done
-# the README's claim-verdict tables come from the exported results, never typed
+# the README's claim-verdict and result tables come from the exported results, never typed
 /usr/bin/python3 scripts/readme-claims.py

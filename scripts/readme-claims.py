@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""Regenerates the README's claim-verdict tables from the committed results.
+"""Regenerates the README's claim-verdict and result tables from the committed results.
 
 Every block of README.md between ``<!-- claims:PRESET -->`` and ``<!-- /claims:PRESET -->``
 is replaced by a table rendered from ``notebooks-export/PRESET/table.json`` (written by
 ``normlab ablate report``; its ``claims`` list holds each claim's effect, 95 % CI, p-value,
-seeds, MDE and verdict). The numbers are never typed by hand:
+seeds, MDE and verdict). Every block between ``<!-- results:PRESET[:METRIC[,METRIC...]] -->``
+and ``<!-- /results:PRESET[:METRIC[,METRIC...]] -->`` is replaced by the preset's cell table in
+its report layout (rows x columns axes), each entry mean ± 95 % CI half-width over seeds in the
+metric's unit, with a caption naming the source, study, spec hash, seeds and commit (see
+``readme_results.py``). The numbers are never typed by hand:
 
     scripts/readme-claims.py            # rewrite the blocks in README.md
     scripts/readme-claims.py --check    # exit 1 (naming the blocks) when README.md is stale
@@ -17,6 +21,9 @@ import json
 import os
 import re
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import readme_results  # noqa: E402  (the results blocks; one concept per file)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BLOCK = re.compile(r"(<!-- claims:(?P<preset>[A-Za-z0-9_.-]+) -->\n)(?P<body>.*?)(<!-- /claims:(?P=preset) -->)", re.S)
@@ -85,23 +92,28 @@ def main(argv=None):
     with open(args.readme, encoding="utf-8") as f:
         text = f.read()
     new, presets = regenerate(text)
-    if not presets:
-        print("readme-claims: no <!-- claims:PRESET --> block in %s" % args.readme, file=sys.stderr)
+    new, results = readme_results.regenerate(new, ROOT)
+    if not presets and not results:
+        print("readme-claims: no <!-- claims:PRESET --> or <!-- results:PRESET --> block in %s" % args.readme,
+              file=sys.stderr)
         return 1
+    names = presets + ["results:" + k for k in results]
     if args.check:
         stale = [p for p in presets if block_body(text, p) != block_body(new, p)]
+        stale += ["results:" + k for k in results
+                  if readme_results.block_body(text, k) != readme_results.block_body(new, k)]
         if stale:
             print("readme-claims: stale claims tables in %s: %s (run scripts/readme-claims.py)" % (args.readme, ", ".join(stale)),
                   file=sys.stderr)
             return 1
-        print("readme-claims: %s is up to date (%s)" % (args.readme, ", ".join(presets)))
+        print("readme-claims: %s is up to date (%s)" % (args.readme, ", ".join(names)))
         return 0
     if new != text:
         tmp = args.readme + ".tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(new)
         os.replace(tmp, args.readme)
-    print("readme-claims: %s (%s)" % ("updated" if new != text else "unchanged", ", ".join(presets)))
+    print("readme-claims: %s (%s)" % ("updated" if new != text else "unchanged", ", ".join(names)))
     return 0
 
 

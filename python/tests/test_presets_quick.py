@@ -27,6 +27,7 @@ QUICK = {
     "zoo": (15, ["accuracy"]),
     "internal-covariate-shift": (4, ["accuracy-vs-steps", "sigmoid-input-percentiles", "spread-drift", "claims-effects"]),
     "fmnist-resnet20": (3, ["accuracy"]),
+    "default-recipe": (4, ["accuracy"]),
 }
 
 
@@ -232,3 +233,18 @@ def test_fmnist_resnet20_quick(tmp_path):
     assert sorted(r["norm"] for r in runs) == ["bn", "gn(num_groups=8)", "none"]
     for r in runs:
         assert 0.0 <= float(r["test_accuracy"]) <= 1.0
+
+
+def test_default_recipe_quick_cells_are_train_runs(tmp_path):
+    """The default-recipe preset's cells are `normlab train --dataset D --norm M --seed S`:
+    a quick cell and the same `train` command (one thread, as the cells run) agree exactly."""
+    runs = quick_runs(tmp_path, "default-recipe")
+    assert {(r["norm"], r["dataset"]) for r in runs} == {
+        ("bn", "mnist1d"), ("bn", "digits"), ("none", "mnist1d"), ("none", "digits")}
+    cell = by(runs, norm="bn", dataset="digits")[0]
+    res = run(["train", "--dataset", "digits", "--norm", "bn", "--steps", "10", "--seed", cell["seed"],
+               "--threads", "1", "--json"], timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    trained = json.loads(res.stdout)
+    assert float(cell["test_accuracy"]) == trained["test_accuracy"]
+    assert float(cell["train_loss"]) == trained["train_loss"]

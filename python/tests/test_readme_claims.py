@@ -10,6 +10,7 @@ import importlib.util
 import json
 import math
 import os
+import statistics
 
 import pytest
 from scipy import stats
@@ -111,3 +112,112 @@ def test_check_mode_flags_a_stale_readme(tmp_path):
     stale.write_text(text.replace(body, body.replace("supported", "contradicted", 1).replace("inconclusive", "supported", 1) + "x"))
     assert script.main(["--check", "--readme", str(stale)]) == 1
     assert script.main(["--check", "--readme", os.path.join(ROOT, "README.md")]) == 0
+
+
+# ---- results blocks: the preset's cell tables ----------------------------------------------
+
+def results_module():
+    load_script()  # puts scripts/ on sys.path
+    import readme_results
+    return readme_results
+
+
+def results_keys():
+    return [m.group("key") for m in results_module().BLOCK.finditer(readme())]
+
+
+def test_readme_has_generated_results_blocks():
+    presets = {k.split(":")[0] for k in results_keys()}
+    assert {"batch-size", "learning-rate", "moving-average-training", "placement", "frn-eps",
+            "inference-stats", "freeze", "default-recipe"} <= presets
+
+
+def runs_stats(preset, table):
+    """{cell hash: {metric: Stat}} recomputed from the committed per-run CSV with scipy:
+    non-diverged runs with a finite value, mean ± t(0.975, n−1)·s/√n."""
+    module = results_module()
+    with open(os.path.join(ROOT, "notebooks-export", preset + "-runs.csv")) as f:
+        runs = list(csv.DictReader(f))
+    out = {}
+    for cell in table["cells"]:
+        rows = [r for r in runs if r["cell_hash"] == cell["hash"]]
+        assert rows, "no committed runs of %s cell %s" % (preset, cell["label"])
+        diverged = sum(r["diverged"] == "true" for r in rows)
+        per = {}
+        for metric, m in cell["metrics"].items():
+            values = [float(r[metric]) for r in rows if r["diverged"] == "false" and r[metric] not in ("", "nan")]
+            values = [v for v in values if math.isfinite(v)]
+            n = len(values)
+            mean = sum(values) / n if n else None
+            half = stats.t.ppf(0.975, n - 1) * statistics.stdev(values) / math.sqrt(n) if n >= 2 else None
+            per[metric] = module.Stat(mean, half, n, m["expected"], diverged)
+        out[cell["hash"]] = per
+    return out
+
+
+@pytest.mark.parametrize("key", results_keys())
+def test_results_block_equals_the_committed_runs(key):
+    """Each results block is the rendering of means and CIs recomputed from the runs CSV, and
+    table.json's statistics (which the script renders) agree with that CSV."""
+    module = results_module()
+    preset, _, requested = key.partition(":")
+    table = module.load(preset, ROOT)
+    metrics = module.metrics_of(table, requested)
+    from_csv = runs_stats(preset, table)
+    from_json = module.table_stats(table)
+    for cell, per in from_csv.items():
+        for metric in metrics:
+            a, b = per[metric], from_json[cell][metric]
+            assert (a.n, a.diverged) == (b.n, b.diverged), (preset, metric, cell)
+            if a.n:
+                assert a.mean == pytest.approx(b.mean, rel=1e-9, abs=1e-15)
+            if a.n >= 2:
+                assert a.half == pytest.approx(b.half, rel=1e-6, abs=1e-12)
+    expected = module.format_table(preset, table, from_csv, metrics)
+    assert module.block_body(readme(), key) == expected, \
+        "README results table %s is stale: run scripts/readme-claims.py" % key
+
+
+def test_results_entries_mark_diverged_and_missing_seeds():
+    module = results_module()
+    stat = module.Stat
+    assert module.entry(stat(0.9412, 0.0123, 3, 3, 0), "test_accuracy", 3) == "94.1 ± 1.2"
+    assert module.entry(stat(0.941, None, 1, 3, 2), "test_accuracy", 3) == "94.1 † 2 (1 of 3)"
+    assert module.entry(stat(0.05, 0.004, 12, 12, 0), "test_error", 3) == "5.0 ± 0.4 (12 seeds)"
+    assert module.entry(stat(None, None, 0, 3, 0), "steps_to_baseline", 3) == "not reached"
+    assert module.entry(stat(837.0, 394.2, 2, 3, 0), "steps_to_baseline", 3) == "837 ± 394 (2 of 3)"
+    assert module.entry(stat(1.0812, 0.0041, 3, 3, 0), "weight_norm_growth", 3) == "1.08 ± 0.00"
+    assert module.entry(stat(4.1e-9, 1.9e-10, 3, 3, 0), "conv_bias_grad_rms", 3) == "4.1e-09 ± 1.9e-10"
+
+
+def test_check_mode_flags_a_stale_results_block(tmp_path):
+    module = results_module()
+    text = readme()
+    key = results_keys()[0]
+    body = module.block_body(text, key)
+    stale = tmp_path / "README.md"
+    stale.write_text(text.replace(body, body.replace("±", "+-", 1)))
+    assert load_script().main(["--check", "--readme", str(stale)]) == 1
+
+
+def test_unknown_results_metric_is_an_error(tmp_path):
+    text = "<!-- results:batch-size:no_such_metric -->\n<!-- /results:batch-size:no_such_metric -->\n"
+    path = tmp_path / "README.md"
+    path.write_text(text)
+    with pytest.raises(SystemExit) as e:
+        load_script().main(["--check", "--readme", str(path)])
+    assert "no_such_metric" in str(e.value)
+
+
+def test_no_typed_result_table_outside_generated_blocks():
+    """Every table row with a mean ± CI in README.md lies inside a generated block."""
+    text = readme()
+    spans = [(m.start(), m.end()) for m in load_script().BLOCK.finditer(text)]
+    spans += [(m.start(), m.end()) for m in results_module().BLOCK.finditer(text)]
+    pos = 0
+    typed = []
+    for number, line in enumerate(text.split("\n"), 1):
+        if line.startswith("|") and "±" in line and not any(a <= pos < b for a, b in spans):
+            typed.append(number)
+        pos += len(line) + 1
+    assert not typed, "typed result rows in README.md at lines %s" % typed
