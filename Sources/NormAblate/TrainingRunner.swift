@@ -288,6 +288,9 @@ struct Phase {
     var renormSchedule: RenormSchedule?
     var asChannels: Bool
     var features: RecipeFeatures
+    /// Whether the phase states `augment`; otherwise the data set's default augmentation
+    /// applies (``Dataset/defaultAugmentation``), as in `normlab train`.
+    var statesAugmentation: Bool
     var stepEvaluation: StepEvaluation
     var activationProbe: ActivationProbe?
 
@@ -307,6 +310,7 @@ struct Phase {
         guard noise >= 0 else { throw ConfigProblem(path: dpath + ".noise", message: "must be >= 0") }
         if let t = trainExamples, t < 2 { throw ConfigProblem(path: dpath + ".train_examples", message: "must be at least 2") }
         features = try RecipeFeatureKeys.features(c, prefix: p)
+        statesAugmentation = c.contains(p + "augment")
         stepEvaluation = try TrainingCurveKeys.stepEvaluation(c, prefix: p)
         activationProbe = try TrainingCurveKeys.activationProbe(c, prefix: p)
         recipe = try Self.trainingRecipe(c, prefix: p, optimizer: features.optimizer)
@@ -350,7 +354,9 @@ struct Phase {
         r.renormSchedule = renormSchedule
         var config = r.config(for: data)
         config.seed = seed
+        let datasetAugmentation = config.features.augmentation
         config.features = features
+        if !statesAugmentation { config.features.augmentation = datasetAugmentation }
         config.stepEvaluation = stepEvaluation
         config.activationProbe = activationProbe
         return config

@@ -28,6 +28,21 @@ import NormNet
         #expect(sgd.features.optimizer == .sgd && training(sgd).optimizer.learningRate == 0.1 && training(sgd).optimizer.weightDecay == 5e-4)
     }
 
+    /// Without `augment`, a cell trains with its data set's default augmentation (on for
+    /// Fashion-MNIST), as `normlab train` does; a stated `augment` wins either way.
+    @Test func unstatedAugmentIsTheDataSetsDefault() throws {
+        var images = Dataset(name: "images", trainInputs: Tensor.zeros([8, 1, 6, 6]), trainLabels: Array(repeating: 0, count: 8),
+                         testInputs: Tensor.zeros([4, 1, 6, 6]), testLabels: Array(repeating: 0, count: 4), classes: 2, contentHash: "0")
+        images.defaultAugmentation = .standard
+        let unstated = try Phase(try cell("batch_size: 8"), prefix: "")
+        #expect(unstated.training(for: images, seed: 1).features.augmentation == .standard)
+        #expect(training(unstated).features.augmentation == .none)   // synthetic 1-D data: none
+        let off = try Phase(try cell("augment: false"), prefix: "")
+        #expect(off.training(for: images, seed: 1).features.augmentation == .none)
+        let custom = try Phase(try cell("augment: {crop_padding: 1}"), prefix: "")
+        #expect(custom.training(for: images, seed: 1).features.augmentation == AugmentationConfig(cropPadding: 1, flip: true))
+    }
+
     @Test func augmentLabelSmoothingDropoutAndWeightStandardization() throws {
         let c = try cell("""
             dataset: digits
