@@ -137,7 +137,7 @@ private let repoPresetsDirectory = URL(fileURLWithPath: #filePath).deletingLastP
         let dir = try Scratch(); defer { dir.cleanUp() }
         try studyYAML.write(toFile: dir.path("study.yaml"), atomically: true, encoding: .utf8)
         let args = ["ablate", "study.yaml", "--runner", "fake", "--store", "s.sqlite", "--jobs", "2", "--no-report"]
-        let running = try startNormlab(args, in: dir.url.path, env: ["NORMLAB_FAKE_SLEEP": "0.5"])
+        let running = try startNormlab(args, in: dir.url.path, env: ["NORMLAB_FAKE_SLEEP": "1.5"])   // 24 runs ≈ 18 s: time to kill it midway even on a loaded machine
         // wait until some runs are stored, then kill -9 in the middle of the study
         var before = 0
         let deadline = Date().addingTimeInterval(60)
