@@ -141,7 +141,7 @@ def runs_stats(preset, table):
     out = {}
     for cell in table["cells"]:
         rows = [r for r in runs if r["cell_hash"] == cell["hash"]]
-        assert rows, "no committed runs of %s cell %s" % (preset, cell["label"])
+        # a study still in progress (fmnist-resnet20) has cells with no run yet: n = 0 there
         diverged = sum(r["diverged"] == "true" for r in rows)
         per = {}
         for metric, m in cell["metrics"].items():
