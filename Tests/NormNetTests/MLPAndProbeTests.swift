@@ -84,14 +84,7 @@ import NormPlugins
         let h: Float = 1e-2
         for (name, p, _) in model.namedParameters {
             let analytic = p.gradient!.scalars.map(Double.init)
-            var numeric: [Double] = []
-            for i in 0..<p.value.count {
-                let v = p.value[flat: i]
-                p.value[flat: i] = v + h; let lp = try objective()
-                p.value[flat: i] = v - h; let lm = try objective()
-                p.value[flat: i] = v
-                numeric.append((lp - lm) / Double(2 * h))
-            }
+            let numeric = try centralDifferences(of: p, h: h, objective)
             if withNorm && name.hasSuffix("linear.bias") {
                 // a bias before a train-mode BN is cancelled by the mean subtraction (BN paper §3.2): both ≈ 0
                 #expect(analytic.allSatisfy { abs($0) < 1e-5 } && numeric.allSatisfy { abs($0) < 1e-2 }, "\(name)")

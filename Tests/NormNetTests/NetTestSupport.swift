@@ -14,6 +14,19 @@ func relativeError(_ a: [Double], _ b: [Double]) -> Double {
 
 /// Central finite differences of `L = Σ r·f(x)` against a layer's analytic backward, for the
 /// input and every parameter. Returns the relative error per tensor (`"input"`, parameter names).
+/// `(f(p + h·eᵢ) − f(p − h·eᵢ)) / 2h` for every element i of `p`'s value (restored afterwards).
+func centralDifferences(of p: Parameter, h: Float, _ objective: () throws -> Double) rethrows -> [Double] {
+    var numeric: [Double] = []
+    for i in 0..<p.value.count {
+        let v = p.value[flat: i]
+        p.value[flat: i] = v + h; let lp = try objective()
+        p.value[flat: i] = v - h; let lm = try objective()
+        p.value[flat: i] = v
+        numeric.append((lp - lm) / Double(2 * h))
+    }
+    return numeric
+}
+
 func gradientErrors(_ layer: Layer, input: Tensor, h: Float = 1e-2, mode: Mode = .train, seed: UInt64 = 7) throws -> [String: Double] {
     var rng = SeededGenerator(seed: seed)
     let y0 = try layer.forward(input, mode: mode)
@@ -41,15 +54,7 @@ func gradientErrors(_ layer: Layer, input: Tensor, h: Float = 1e-2, mode: Mode =
         errors["input"] = relativeError(numeric, gx.scalars.map(Double.init))
     }
     for (p, (name, analytic)) in zip(layer.parameters, analyticParams) where p.requiresGrad {
-        var numeric: [Double] = []
-        for i in 0..<p.value.count {
-            let v = p.value[flat: i]
-            p.value[flat: i] = v + h; let lp = try objective()
-            p.value[flat: i] = v - h; let lm = try objective()
-            p.value[flat: i] = v
-            numeric.append((lp - lm) / Double(2 * h))
-        }
-        errors[name] = relativeError(numeric, analytic)
+        errors[name] = relativeError(try centralDifferences(of: p, h: h, objective), analytic)
     }
     return errors
 }

@@ -25,14 +25,7 @@ public final class ConvBlock {
         self.pool = pool
         self.convFrozen = convFrozen
         var seq: [(String, Layer)] = [("conv", conv)]
-        switch position {
-        case .before:
-            if let norm { seq.append(("norm", norm)) }
-            if let activation { seq.append(("act", activation)) }
-        case .after:
-            if let activation { seq.append(("act", activation)) }
-            if let norm { seq.append(("norm", norm)) }
-        }
+        seq += position.ordered(norm: norm, activation: activation)
         if let pool { seq.append(("pool", pool)) }
         layers = seq
     }

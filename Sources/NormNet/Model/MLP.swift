@@ -20,14 +20,7 @@ public final class DenseBlock {
         self.norm = norm
         self.activation = activation
         var seq: [(String, Layer)] = [("linear", linear)]
-        switch position {
-        case .before:
-            if let norm { seq.append(("norm", norm)) }
-            if let activation { seq.append(("act", activation)) }
-        case .after:
-            if let activation { seq.append(("act", activation)) }
-            if let norm { seq.append(("norm", norm)) }
-        }
+        seq += position.ordered(norm: norm, activation: activation)
         layers = seq
     }
 }

@@ -6,6 +6,13 @@ public enum NormPosition: String, Sendable, CaseIterable {
     case before
     /// conv → activation → norm.
     case after
+
+    /// A block's norm and activation in execution order, named `norm` and `act` (either may
+    /// be absent).
+    func ordered(norm: Layer?, activation: Layer?) -> [(String, Layer)] {
+        let named: [(String, Layer)?] = [norm.map { ("norm", $0) }, activation.map { ("act", $0) }]
+        return (self == .before ? named : named.reversed()).compactMap { $0 }
+    }
 }
 
 /// The block activation. A norm whose plugin is FRN with its TLU (`tlu=true`) placed
