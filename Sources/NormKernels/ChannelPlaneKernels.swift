@@ -33,7 +33,7 @@ public enum ChannelPlaneKernels {
                                  mean: UnsafeMutablePointer<Double>, variance: UnsafeMutablePointer<Double>,
                                  coefficients: Coefficients) {
         let size = Double(n * length), stride = channels * length
-        let streaming = streamsOutput(arrays: 2, count: n * stride)
+        let streaming = StreamingStores.pay(arrays: 2, count: n * stride)
         Parallel.forEach(channels, work: 2 * n * stride) { range in
             for c in range {
                 let (m, m2) = moments(x + c * length, segments: n, stride: stride, length: length)
@@ -48,7 +48,7 @@ public enum ChannelPlaneKernels {
                     off -= stride
                 }
             }
-            if streaming { nk_store_fence() }
+            StreamingStores.fence(streaming)
         }
     }
 
@@ -61,7 +61,7 @@ public enum ChannelPlaneKernels {
                                 sumG: UnsafeMutablePointer<Double>, sumGX: UnsafeMutablePointer<Double>,
                                 coefficients: GradientCoefficients) {
         let stride = channels * length
-        let streaming = streamsOutput(arrays: 3, count: n * stride)
+        let streaming = StreamingStores.pay(arrays: 3, count: n * stride)
         Parallel.forEach(channels, work: 3 * n * stride) { range in
             for c in range {
                 let mu = head[c]
@@ -76,7 +76,7 @@ public enum ChannelPlaneKernels {
                     off -= stride
                 }
             }
-            if streaming { nk_store_fence() }
+            StreamingStores.fence(streaming)
         }
     }
 
@@ -166,28 +166,8 @@ public enum ChannelPlaneKernels {
         return (sg, sgx)
     }
 
-    /// Whether a pass over `arrays` tensors of `count` floats writes its output with
-    /// non-temporal stores: when together they exceed the last-level cache, no cache keeps the
-    /// output for its reader anyway, and streaming it saves the read of every output line
-    /// before its write (a quarter of the backward pass's memory traffic, a third of the
-    /// forward's) and keeps the planes being re-read in the L2 cache. The values are the same.
-    static func streamsOutput(arrays: Int, count: Int) -> Bool {
-        arrays * count * MemoryLayout<Float>.size > (streamingThresholdBytes ?? CacheHierarchy.lastLevelBytes)
-    }
-
-    /// Replaces the last-level cache size as the streaming threshold (tests force both paths;
-    /// their outputs are the same bits either way).
-    nonisolated(unsafe) public static var streamingThresholdBytes: Int?
-
-    /// Floats before the first 64-byte boundary at `p` (at most `n`): written with ordinary
-    /// stores before the aligned non-temporal ones.
-    @inline(__always)
-    static func unalignedHead(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Int {
-        min(n, (16 - ((Int(bitPattern: p) >> 2) & 15)) & 15)
-    }
-
     /// `y = (x − mu)·s + t` over one plane (``PlaneKernels``' affine pass), prefetching `px`, `py`;
-    /// `streaming`: non-temporal stores (see ``streamsOutput(arrays:count:)``).
+    /// `streaming`: non-temporal stores (``StreamingStores``).
     @inline(__always)
     static func affinePlane(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int,
                             _ mu: Float, _ s: Float, _ t: Float, prefetch px: UnsafePointer<Float>, _ py: UnsafeMutablePointer<Float>,
@@ -195,7 +175,7 @@ public enum ChannelPlaneKernels {
         let mv = SIMD16<Float>(repeating: mu), sv = SIMD16<Float>(repeating: s), tv = SIMD16<Float>(repeating: t)
         var i = 0
         if streaming {
-            let head = unalignedHead(y, n)
+            let head = StreamingStores.unalignedHead(y, n)
             while i < head { y[i] = (x[i] - mu) * s + t; i += 1 }
             while i + 16 <= n {
                 nk_prefetch_read(px + i)
@@ -225,7 +205,7 @@ public enum ChannelPlaneKernels {
         let bb = SIMD16<Float>(repeating: bv), cc = SIMD16<Float>(repeating: cv)
         var i = 0
         if streaming {
-            let head = unalignedHead(op, n)
+            let head = StreamingStores.unalignedHead(op, n)
             while i < head { op[i] = av * gp[i] + bv * (xp[i] - m) + cv; i += 1 }
         }
         while i + 16 <= n {
@@ -233,12 +213,7 @@ public enum ChannelPlaneKernels {
             nk_prefetch_read(pg + i)
             let gv = UnsafeRawPointer(gp + i).loadUnaligned(as: SIMD16<Float>.self)
             let xv = UnsafeRawPointer(xp + i).loadUnaligned(as: SIMD16<Float>.self) - mv
-            let v = aa * gv + bb * xv + cc
-            if streaming {
-                nk_stream_store16(op + i, v)
-            } else {
-                UnsafeMutableRawPointer(op + i).storeBytes(of: v, as: SIMD16<Float>.self)
-            }
+            StreamingStores.store(aa * gv + bb * xv + cc, at: op + i, streaming: streaming)
             i += 16
         }
         while i < n { op[i] = av * gp[i] + bv * (xp[i] - m) + cv; i += 1 }

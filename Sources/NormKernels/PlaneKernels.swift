@@ -203,6 +203,7 @@ public enum PlaneKernels {
                                              weight: UnsafePointer<Float>?,
                                              sumG: UnsafeMutablePointer<Double>, sumGX: UnsafeMutablePointer<Double>) {
         let segs = length / segment, size = Reductions.Divisor(Double(length)), S = maxBlockRuns
+        let streaming = StreamingStores.pay(arrays: 3, count: runs * length)
         forEachBlock(runs, block: runsPerBlock(length, budget: 2048), work: 2 * runs * length) { r0, r1, t in
             var c = (r0 * segs) % channels
             var p = r0 * segs
@@ -238,25 +239,31 @@ public enum PlaneKernels {
                 for _ in 0..<segs {
                     let av = Float(iv * (weight.map { Double($0[c]) } ?? 1))
                     let off = p * segment
-                    linearPlane(x + off, g + off, gx + off, segment, head, av, bv, cc)
+                    linearPlane(x + off, g + off, gx + off, segment, head, av, bv, cc, streaming: streaming)
                     p += 1; c += 1
                     if c == channels { c = 0 }
                 }
             }
+            StreamingStores.fence(streaming)
         }
     }
 
-    /// `out = a·g + b·(x − mu) + c` over one plane.
+    /// `out = a·g + b·(x − mu) + c` over one plane; `streaming`: non-temporal stores
+    /// (``StreamingStores``), the same values.
     @inline(__always)
     static func linearPlane(_ xp: UnsafePointer<Float>, _ gp: UnsafePointer<Float>, _ op: UnsafeMutablePointer<Float>, _ n: Int,
-                            _ m: Float, _ av: Float, _ bv: Float, _ cv: Float) {
+                            _ m: Float, _ av: Float, _ bv: Float, _ cv: Float, streaming: Bool = false) {
         let mv = SIMD16<Float>(repeating: m), aa = SIMD16<Float>(repeating: av)
         let bb = SIMD16<Float>(repeating: bv), cc = SIMD16<Float>(repeating: cv)
         var i = 0
+        if streaming {
+            let head = StreamingStores.unalignedHead(op, n)
+            while i < head { op[i] = av * gp[i] + bv * (xp[i] - m) + cv; i += 1 }
+        }
         while i + 16 <= n {
             let gv = UnsafeRawPointer(gp + i).loadUnaligned(as: SIMD16<Float>.self)
             let xv = UnsafeRawPointer(xp + i).loadUnaligned(as: SIMD16<Float>.self) - mv
-            UnsafeMutableRawPointer(op + i).storeBytes(of: aa * gv + bb * xv + cc, as: SIMD16<Float>.self)
+            StreamingStores.store(aa * gv + bb * xv + cc, at: op + i, streaming: streaming)
             i += 16
         }
         while i < n { op[i] = av * gp[i] + bv * (xp[i] - m) + cv; i += 1 }

@@ -145,9 +145,9 @@ struct ChannelPlaneKernelTests {
         let coefficients = Self.coefficients(w, rng.floats(sh.c), eps: 1e-5)
         let gradient: ChannelPlaneKernels.GradientCoefficients = { c, sg, sgx in (w[c], Float(sg * 1e-3), Float(sgx * 1e-3)) }
         func run(streaming: Bool) -> [[Float]] {
-            let saved = ChannelPlaneKernels.streamingThresholdBytes
-            defer { ChannelPlaneKernels.streamingThresholdBytes = saved }
-            ChannelPlaneKernels.streamingThresholdBytes = streaming ? 0 : Int.max
+            let saved = StreamingStores.thresholdBytes
+            defer { StreamingStores.thresholdBytes = saved }
+            StreamingStores.thresholdBytes = streaming ? 0 : Int.max
             var y = [Float](repeating: .nan, count: count), gx = y
             var mean = [Double](repeating: 0, count: sh.c), variance = mean, sumG = mean, sumGX = mean
             // Offset by one float, so the output planes start off a 64-byte boundary too.

@@ -62,6 +62,13 @@ struct FusedKernelTests {
         let one = run(1), two = run(2)
         #expect(one.y.map(\.bitPattern) == two.y.map(\.bitPattern))
         #expect(one.gx.map(\.bitPattern) == two.gx.map(\.bitPattern))
+        // Non-temporal output stores (``StreamingStores``, taken for tensors past the last-level
+        // cache; forced here) write the same bits.
+        let saved = StreamingStores.thresholdBytes
+        StreamingStores.thresholdBytes = 0
+        let streamed = run(2)
+        StreamingStores.thresholdBytes = saved
+        #expect(streamed.gx.map(\.bitPattern) == one.gx.map(\.bitPattern))
         #expect(one.mean == two.mean && one.invstd == two.invstd && one.sg == two.sg && one.sgx == two.sgx)
 
         let ref = stats(x, runs: c.runs, length: c.length, eps: eps)
@@ -141,6 +148,13 @@ struct FusedKernelTests {
         let one = run(1), two = run(2)
         #expect(one.y.map(\.bitPattern) == two.y.map(\.bitPattern))
         #expect(one.gx.map(\.bitPattern) == two.gx.map(\.bitPattern))
+        // Non-temporal output stores (``StreamingStores``, taken for tensors past the last-level
+        // cache; forced here) write the same bits.
+        let saved = StreamingStores.thresholdBytes
+        StreamingStores.thresholdBytes = 0
+        let streamed = run(2)
+        StreamingStores.thresholdBytes = saved
+        #expect(streamed.gx.map(\.bitPattern) == one.gx.map(\.bitPattern))
         #expect(one.gw.map(\.bitPattern) == two.gw.map(\.bitPattern) && one.gb.map(\.bitPattern) == two.gb.map(\.bitPattern))
         #expect(one.gw.allSatisfy(\.isNaN) != c.wantW && one.gb.allSatisfy(\.isNaN) != c.wantB, "only the asked gradients are written")
 
