@@ -1,3 +1,4 @@
+import NormKernelsC
 /// Elementwise passes over the `N·C` planes of an `(N, C, S)` tensor, each plane with
 /// its own coefficients. Written with `SIMD16<Float>`; split across threads by plane.
 ///
@@ -249,10 +250,12 @@ public enum PlaneKernels {
     }
 
     /// `out = a·g + b·(x − mu) + c` over one plane; `streaming`: non-temporal stores
-    /// (``StreamingStores``), the same values.
+    /// (``StreamingStores``), the same values; `prefetch`: the planes to request while this
+    /// one is computed (one hint per 16 values; a write hint measured no faster).
     @inline(__always)
     static func linearPlane(_ xp: UnsafePointer<Float>, _ gp: UnsafePointer<Float>, _ op: UnsafeMutablePointer<Float>, _ n: Int,
-                            _ m: Float, _ av: Float, _ bv: Float, _ cv: Float, streaming: Bool = false) {
+                            _ m: Float, _ av: Float, _ bv: Float, _ cv: Float, streaming: Bool = false,
+                            prefetch: (x: UnsafePointer<Float>, g: UnsafePointer<Float>)? = nil) {
         let mv = SIMD16<Float>(repeating: m), aa = SIMD16<Float>(repeating: av)
         let bb = SIMD16<Float>(repeating: bv), cc = SIMD16<Float>(repeating: cv)
         var i = 0
@@ -261,6 +264,7 @@ public enum PlaneKernels {
             while i < head { op[i] = av * gp[i] + bv * (xp[i] - m) + cv; i += 1 }
         }
         while i + 16 <= n {
+            if let prefetch { nk_prefetch_read(prefetch.x + i); nk_prefetch_read(prefetch.g + i) }
             let gv = UnsafeRawPointer(gp + i).loadUnaligned(as: SIMD16<Float>.self)
             let xv = UnsafeRawPointer(xp + i).loadUnaligned(as: SIMD16<Float>.self) - mv
             StreamingStores.store(aa * gv + bb * xv + cc, at: op + i, streaming: streaming)

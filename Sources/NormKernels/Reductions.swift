@@ -1,3 +1,5 @@
+import NormKernelsC
+
 /// SIMD reductions the normalization layers are built from.
 ///
 /// Statistics are numerically sound for inputs whose mean is far larger than their
@@ -48,6 +50,16 @@ public enum Reductions {
     /// `stride` apart, starting at `base`.
     @inlinable
     public static func moments(_ base: UnsafePointer<Float>, segments: Int, stride: Int, length: Int) -> (mean: Double, m2: Double) {
+        moments(base, segments: segments, stride: stride, length: length, prefetchingNextSegment: false)
+    }
+
+    /// ``moments(_:segments:stride:length:)``, optionally asking for the next segment's cache
+    /// lines while one is summed (one hint per 16 values): segments far apart (a BatchNorm
+    /// channel's planes, `C·S` values apart) each start a new stream that the hardware
+    /// prefetcher would only pick up after several misses. The same values either way.
+    @inlinable @inline(__always)
+    public static func moments(_ base: UnsafePointer<Float>, segments: Int, stride: Int, length: Int,
+                               prefetchingNextSegment prefetch: Bool) -> (mean: Double, m2: Double) {
         let n = segments * length
         guard n > 0 else { return (.nan, .nan) }
         if segments == 1, length <= block { return runMoments(base, length: length) }
@@ -59,11 +71,13 @@ public enum Reductions {
         var filled = 0
         for seg in 0..<segments {
             let p = base + seg * stride
+            let ahead = seg + 1 < segments ? p + stride : p
             var i = 0
             while i < length {
                 let end = i + min(length - i, block - filled)
                 filled += end - i
                 while i + 16 <= end {
+                    if prefetch { nk_prefetch_read(ahead + i) }
                     let u = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self) - kv
                     let v = UnsafeRawPointer(p + i + 8).loadUnaligned(as: SIMD8<Float>.self) - kv
                     a1 += u; a2 += u * u
@@ -297,17 +311,28 @@ public enum Reductions {
     @inlinable
     public static func gradientSums(x: UnsafePointer<Float>, g: UnsafePointer<Float>, segments: Int, stride: Int, length: Int,
                                     mu: Float) -> (Double, Double) {
+        gradientSums(x: x, g: g, segments: segments, stride: stride, length: length, mu: mu, prefetchingNextSegment: false)
+    }
+
+    /// ``gradientSums(x:g:segments:stride:length:mu:)``, optionally prefetching the next
+    /// segment of `x` and `g` as ``moments(_:segments:stride:length:prefetchingNextSegment:)``
+    /// does. The same values either way.
+    @inlinable @inline(__always)
+    public static func gradientSums(x: UnsafePointer<Float>, g: UnsafePointer<Float>, segments: Int, stride: Int, length: Int,
+                                    mu: Float, prefetchingNextSegment prefetch: Bool) -> (Double, Double) {
         let mv = SIMD8<Float>(repeating: mu)
         var sg = 0.0, sgx = 0.0
         var a1 = SIMD8<Float>(), b1 = SIMD8<Float>(), a2 = SIMD8<Float>(), b2 = SIMD8<Float>()
         var filled = 0
         for seg in 0..<segments {
             let xp = x + seg * stride, gp = g + seg * stride
+            let step = seg + 1 < segments ? stride : 0
             var i = 0
             while i < length {
                 let end = i + min(length - i, block - filled)
                 filled += end - i
                 while i + 16 <= end {
+                    if prefetch { nk_prefetch_read(xp + step + i); nk_prefetch_read(gp + step + i) }
                     let g1 = UnsafeRawPointer(gp + i).loadUnaligned(as: SIMD8<Float>.self)
                     let g2 = UnsafeRawPointer(gp + i + 8).loadUnaligned(as: SIMD8<Float>.self)
                     let x1 = UnsafeRawPointer(xp + i).loadUnaligned(as: SIMD8<Float>.self) - mv

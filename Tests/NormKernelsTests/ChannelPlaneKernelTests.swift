@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import NormKernels
+@testable import NormKernels
 import NormTestSupport
 
 /// ``ChannelPlaneKernels`` (BatchNorm's train passes fused per channel) against the separate
@@ -148,6 +148,7 @@ struct ChannelPlaneKernelTests {
             let saved = StreamingStores.thresholdBytes
             defer { StreamingStores.thresholdBytes = saved }
             StreamingStores.thresholdBytes = streaming ? 0 : Int.max
+            #expect(StreamingStores.pay(arrays: 3, count: count) == streaming)
             var y = [Float](repeating: .nan, count: count), gx = y
             var mean = [Double](repeating: 0, count: sh.c), variance = mean, sumG = mean, sumGX = mean
             // Offset by one float, so the output planes start off a 64-byte boundary too.
