@@ -38,6 +38,15 @@ final class ChunkedConvolution {
         max(1, min(g.n, chunkFloats / max(1, g.patch * g.outPlane)))
     }
 
+    /// The first image, the image count and the geometry of chunk `chunk` (`per` images a
+    /// chunk, the last one possibly short).
+    private static func images(of chunk: Int, per: Int, in g: ConvGeometry) -> (first: Int, count: Int, geometry: ConvGeometry) {
+        let first = chunk * per
+        var cg = g
+        cg.n = min(per, g.n - first)
+        return (first, cg.n, cg)
+    }
+
     private func ensureSlots(_ count: Int) {
         while slots.count < count { slots.append(Scratch()) }
     }
@@ -56,9 +65,8 @@ final class ChunkedConvolution {
             Parallel.forEach(chunks, work: patch * g.n * P * cout) { range in
                 let scratch = slots[range.lowerBound]
                 for chunk in range {
-                    let n0 = chunk * per, count = min(per, g.n - n0), columns = count * P
-                    var cg = g
-                    cg.n = count
+                    let (n0, count, cg) = Self.images(of: chunk, per: per, in: g)
+                    let columns = count * P
                     let cols = scratch.reserve((patch + cout) * per * P)
                     Im2Col.forward(xp + n0 * inImage, cg, cols: cols, serial: true)
                     // One image without bias: its (C_out, P) product is already the output's layout.
@@ -121,9 +129,8 @@ final class ChunkedConvolution {
             Parallel.forEach(chunks, work: 2 * patch * g.n * P * cout) { range in
                 let scratch = slots[range.lowerBound]
                 for chunk in range {
-                    let n0 = chunk * per, count = min(per, g.n - n0), columns = count * P
-                    var cg = g
-                    cg.n = count
+                    let (n0, count, cg) = Self.images(of: chunk, per: per, in: g)
+                    let columns = count * P
                     let cols = scratch.reserve((patch + cout) * per * P)
                     // One image's (C_out, P) gradient is already the chunk's layout; more are gathered.
                     let gy = count == 1 ? gp + n0 * cout * P : gatherChannelMajor(gp + n0 * cout * P, count: count, channels: cout,
