@@ -26,6 +26,7 @@ import NormCore
         var rng = SeededGenerator(seed: 21)
         for p in conv.parameters { p.value = Tensor.randomNormal(p.value.shape, std: 0.5, using: &rng) }
         conv.usesChunks = chunked
+        conv.usesWinograd = false   // the im2col engines, also for the 3x3/s1/p1 cases
         conv.chunked.chunkFloats = c.chunkFloats
         return conv
     }

@@ -34,6 +34,19 @@ public class Convolution: Layer {
     /// im2col path above (kept as the reference the chunked one is tested against).
     var usesChunks = true
     let chunked = ChunkedConvolution()
+    /// The Winograd engine (see ``WinogradConvolution``) for the 3×3, stride-1, padding-1
+    /// 2-D shapes; false (or `NORMLAB_CONV=im2col`) keeps them on the im2col engines.
+    var usesWinograd = WinogradConvolution.enabledByEnvironment
+    let winograd = WinogradConvolution()
+    /// The engines a ``Convolution`` can run on.
+    enum Engine { case winograd, chunkedIm2col, im2col }
+    /// The engine of the next forward pass.
+    var engine: Engine {
+        if usesWinograd && WinogradConvolution.applies(to: self) { return .winograd }
+        return usesChunks ? .chunkedIm2col : .im2col
+    }
+    /// The engine of the last forward pass (its backward runs on the same one).
+    private(set) var forwardEngine = Engine.im2col
 
     init(spatialRank: Int, inChannels: Int, outChannels: Int, kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int),
          bias: Bool, weightShape: [Int]) throws {
@@ -82,7 +95,12 @@ public class Convolution: Layer {
     }
 
     public func forward(_ x: Tensor, mode: Mode) throws -> Tensor {
-        if usesChunks { return try chunked.forward(self, x) }
+        forwardEngine = engine
+        switch forwardEngine {
+        case .winograd: return try winograd.forward(self, x)
+        case .chunkedIm2col: return try chunked.forward(self, x)
+        case .im2col: break
+        }
         let g = try geometry(for: x)
         let P = g.outPlane, columns = g.n * P
         let colsPtr = cols.reserve(g.patch * columns)
@@ -108,7 +126,11 @@ public class Convolution: Layer {
     }
 
     public func backward(_ gradOutput: Tensor) throws -> Tensor {
-        if usesChunks { return try chunked.backward(self, gradOutput) }
+        switch forwardEngine {
+        case .winograd: return try winograd.backward(self, gradOutput)
+        case .chunkedIm2col: return try chunked.backward(self, gradOutput)
+        case .im2col: break
+        }
         guard let x = cachedInput, let g = geometry else { throw NetError("conv\(spatialRank)d: backward before forward") }
         guard gradOutput.shape == outputShape(g) else {
             throw NetError("conv\(spatialRank)d: gradient of shape \(gradOutput.shape.shapeText), expected \(outputShape(g).shapeText)")
