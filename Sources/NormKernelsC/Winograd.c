@@ -13,7 +13,9 @@
 //
 // Domain layout (V, M and their gradients): 16 matrices, one per ξ = 4a + b (a the row,
 // b the column of the 4x4 tile), each (C, T) row-major with T = images · tiles and column
-// n·tiles + ty·tilesW + tx — so the 16 products of the convolution are plain GEMMs.
+// n·tiles + ty·tilesW + tx — so the 16 products of the convolution are plain GEMMs — the
+// matrix of ξ at ξ·ldxi (ldxi ≥ C·T; a little more than C·T keeps the 16 streams of a
+// transform out of each other's cache sets).
 //
 // Every function works row of tiles by row of tiles: the vertical combination runs on whole
 // rows (even and odd columns apart), the horizontal one across the tiles of the row, both as
@@ -23,6 +25,18 @@
 #include "NormKernelsC.h"
 #include <stdlib.h>
 #include <string.h>
+
+// Only additions, subtractions and exact halvings: no contraction into fused multiply-adds,
+// so the values do not depend on the instruction set.
+#pragma STDC FP_CONTRACT OFF
+
+// The domain transforms use 256-bit vectors on x86-64: the Swift kernel targets already
+// assume a Haswell-class CPU (Package.swift).
+#if defined(__x86_64__)
+#define NK_WINO_TARGET __attribute__((target("avx2")))
+#else
+#define NK_WINO_TARGET
+#endif
 
 typedef struct { float *data; size_t capacity; } wino_scratch_t;
 static _Thread_local wino_scratch_t wino_rows = {NULL, 0};
@@ -38,7 +52,7 @@ static float *wino_reserve(size_t floats) {
 
 // Input row `row` (NULL: a padding row) split into the padded row's even and odd columns:
 // e[t] = padded[2t] = row[2t − 1], o[t] = padded[2t + 1] = row[2t], t ∈ [0, tw], 0 outside.
-static void split_padded_row(const float *row, long w, long tw, float *restrict e, float *restrict o) {
+NK_WINO_TARGET static void split_padded_row(const float *row, long w, long tw, float *restrict e, float *restrict o) {
     if (!row) {
         memset(e, 0, (size_t)(tw + 1) * sizeof(float));
         memset(o, 0, (size_t)(tw + 1) * sizeof(float));
@@ -102,42 +116,53 @@ void nk_wino_filter_adjoint(const float *du, long cout, long cin, float *dw) {
     }
 }
 
-void nk_wino_input(const float *x, long images, long channels, long h, long w, float *v) {
+// Eight tiles at a time. Loads and stores are unaligned; a row of tiles is processed in
+// whole vectors, so the last vector of a row reads past its tiles (into the next row, the
+// next plane, or the ξ matrix's padding) and — for the domain outputs — writes past them.
+// Those extra lanes are junk: they never reach an output (stores of a later row or plane,
+// written afterwards, overwrite them; the last plane's go into the padding after the matrix,
+// which needs ≥ 7 floats).
+typedef float f8 __attribute__((ext_vector_type(8)));
+typedef int i8 __attribute__((ext_vector_type(8)));
+
+NK_WINO_TARGET static inline __attribute__((always_inline)) f8 ld8(const float *p) { f8 v; memcpy(&v, p, sizeof v); return v; }
+NK_WINO_TARGET static inline __attribute__((always_inline)) void st8(float *p, f8 v) { memcpy(p, &v, sizeof v); }
+static inline long round8(long x) { return (x + 7) & ~7L; }
+
+NK_WINO_TARGET void nk_wino_input(const float *x, long images, long channels, long h, long w, float *v, long ldxi) {
     long th = (h + 1) / 2, tw = (w + 1) / 2, tiles = th * tw, T = images * tiles;
-    long stride = tw + 1;
-    float *buf = wino_reserve((size_t)16 * stride);
-    float *pe[4], *po[4], *qe[4], *qo[4];
-    for (int k = 0; k < 4; k++) {
-        pe[k] = buf + (2 * k) * stride; po[k] = buf + (2 * k + 1) * stride;
-        qe[k] = buf + (8 + 2 * k) * stride; qo[k] = buf + (9 + 2 * k) * stride;
-    }
-    long xi = channels * T;
-    for (long n = 0; n < images; n++) {
-        for (long c = 0; c < channels; c++) {
+    // The zero-padded plane split by row and column parity: q[2·rp + cp][r'·S + c'] is the
+    // padded input at (2r' + rp, 2c' + cp), so window element (k, j) of tile (ty, tx) is
+    // q[2·(k%2) + j%2][(ty + k/2)·S + tx + j/2] — linear in tx.
+    long S = round8(tw) + 8, rows = th + 1, qsize = rows * S;
+    float *q = wino_reserve((size_t)4 * qsize);
+    memset(q, 0, (size_t)4 * qsize * sizeof(float));   // the columns past tw, read by junk lanes only
+    for (long c = 0; c < channels; c++) {
+        for (long n = 0; n < images; n++) {   // channel-major: a plane's overhanging stores land on later planes
             const float *plane = x + (n * channels + c) * h * w;
+            for (long pr = 0; pr < 2 * rows; pr++) {
+                long r = pr - 1, rp = pr & 1, rr = pr >> 1;
+                split_padded_row(r >= 0 && r < h ? plane + r * w : NULL, w, tw,
+                                 q + (2 * rp) * qsize + rr * S, q + (2 * rp + 1) * qsize + rr * S);
+            }
             float *out = v + c * T + n * tiles;
             for (long ty = 0; ty < th; ty++) {
-                for (int k = 0; k < 4; k++) {
-                    long r = 2 * ty - 1 + k;
-                    split_padded_row(r >= 0 && r < h ? plane + r * w : NULL, w, tw, pe[k], po[k]);
-                }
-                // Bᵀ·d on whole rows: q0 = d0 − d2, q1 = d1 + d2, q2 = d2 − d1, q3 = d1 − d3.
-                for (long t = 0; t <= tw; t++) {
-                    qe[0][t] = pe[0][t] - pe[2][t]; qo[0][t] = po[0][t] - po[2][t];
-                    qe[1][t] = pe[1][t] + pe[2][t]; qo[1][t] = po[1][t] + po[2][t];
-                    qe[2][t] = pe[2][t] - pe[1][t]; qo[2][t] = po[2][t] - po[1][t];
-                    qe[3][t] = pe[1][t] - pe[3][t]; qo[3][t] = po[1][t] - po[3][t];
-                }
-                // (·)·B across the tiles: columns (e[t], o[t], e[t+1], o[t+1]).
-                float *row = out + ty * tw;
-                for (int a = 0; a < 4; a++) {
-                    const float *e = qe[a], *o = qo[a];
-                    float *v0 = row + (4 * a) * xi, *v1 = v0 + xi, *v2 = v1 + xi, *v3 = v2 + xi;
-                    for (long t = 0; t < tw; t++) {
-                        v0[t] = e[t] - e[t + 1];
-                        v1[t] = o[t] + e[t + 1];
-                        v2[t] = e[t + 1] - o[t];
-                        v3[t] = o[t] - o[t + 1];
+                for (long t0 = 0; t0 < tw; t0 += 8) {
+                    f8 d[4][4];
+                    for (int k = 0; k < 4; k++)
+                        for (int j = 0; j < 4; j++)
+                            d[k][j] = ld8(q + (2 * (k & 1) + (j & 1)) * qsize + (ty + (k >> 1)) * S + t0 + (j >> 1));
+                    float *o = out + ty * tw + t0;
+                    for (int j = 0; j < 4; j++) {   // Bᵀ·d: rows d0 − d2, d1 + d2, d2 − d1, d1 − d3
+                        f8 d0 = d[0][j], d1 = d[1][j], d2 = d[2][j], d3 = d[3][j];
+                        d[0][j] = d0 - d2; d[1][j] = d1 + d2; d[2][j] = d2 - d1; d[3][j] = d1 - d3;
+                    }
+                    for (int a = 0; a < 4; a++) {   // (·)·B: the same across the columns
+                        f8 c0 = d[a][0], c1 = d[a][1], c2 = d[a][2], c3 = d[a][3];
+                        st8(o + (4 * a + 0) * ldxi, c0 - c2);
+                        st8(o + (4 * a + 1) * ldxi, c1 + c2);
+                        st8(o + (4 * a + 2) * ldxi, c2 - c1);
+                        st8(o + (4 * a + 3) * ldxi, c1 - c3);
                     }
                 }
             }
@@ -145,75 +170,65 @@ void nk_wino_input(const float *x, long images, long channels, long h, long w, f
     }
 }
 
-void nk_wino_output(const float *m, long images, long channels, long h, long w, const float *bias, float *y) {
-    long th = (h + 1) / 2, tw = (w + 1) / 2, tiles = th * tw, T = images * tiles;
-    float *buf = wino_reserve((size_t)4 * tw);
-    float *ye[2] = {buf, buf + tw}, *yo[2] = {buf + 2 * tw, buf + 3 * tw};
-    long xi = channels * T, full = w / 2;
+NK_WINO_TARGET void nk_wino_output(const float *m, long ldxi, long images, long channels, long h, long w, const float *bias, float *y) {
+    long th = (h + 1) / 2, tw = (w + 1) / 2, tiles = th * tw, T = images * tiles, len = 2 * round8(tw);
+    float *buf = wino_reserve((size_t)2 * len);
+    float *rows[2] = {buf, buf + len};
     for (long n = 0; n < images; n++) {
         for (long c = 0; c < channels; c++) {
             float *plane = y + (n * channels + c) * h * w;
             float b = bias ? bias[c] : 0.0f;
             const float *src = m + c * T + n * tiles;
             for (long ty = 0; ty < th; ty++) {
-                const float *p = src + ty * tw;
-                for (long t = 0; t < tw; t++) {
-                    float s0[4], s1[4];
-                    for (int k = 0; k < 4; k++) {
-                        float m0 = p[k * xi + t], m1 = p[(4 + k) * xi + t], m2 = p[(8 + k) * xi + t], m3 = p[(12 + k) * xi + t];
-                        s0[k] = m0 + m1 + m2;
-                        s1[k] = m1 - m2 - m3;
+                for (long t0 = 0; t0 < tw; t0 += 8) {
+                    const float *p = src + ty * tw + t0;
+                    f8 s[2][4];
+                    for (int k = 0; k < 4; k++) {   // Aᵀ·M: rows m0 + m1 + m2, m1 − m2 − m3
+                        f8 m0 = ld8(p + k * ldxi), m1 = ld8(p + (4 + k) * ldxi), m2 = ld8(p + (8 + k) * ldxi), m3 = ld8(p + (12 + k) * ldxi);
+                        s[0][k] = m0 + m1 + m2;
+                        s[1][k] = m1 - m2 - m3;
                     }
-                    ye[0][t] = s0[0] + s0[1] + s0[2]; yo[0][t] = s0[1] - s0[2] - s0[3];
-                    ye[1][t] = s1[0] + s1[1] + s1[2]; yo[1][t] = s1[1] - s1[2] - s1[3];
-                }
-                for (int i = 0; i < 2; i++) {
-                    long r = 2 * ty + i;
-                    if (r >= h) break;
-                    float *dst = plane + r * w;
-                    for (long t = 0; t < full; t++) {
-                        dst[2 * t] = ye[i][t] + b;
-                        dst[2 * t + 1] = yo[i][t] + b;
+                    for (int i = 0; i < 2; i++) {   // (·)·A, interleaved into the output row
+                        f8 e = s[i][0] + s[i][1] + s[i][2] + b, o = s[i][1] - s[i][2] - s[i][3] + b;
+                        st8(rows[i] + 2 * t0, __builtin_shufflevector(e, o, 0, 8, 1, 9, 2, 10, 3, 11));
+                        st8(rows[i] + 2 * t0 + 8, __builtin_shufflevector(e, o, 4, 12, 5, 13, 6, 14, 7, 15));
                     }
-                    if (w & 1) dst[w - 1] = ye[i][tw - 1] + b;
                 }
+                for (int i = 0; i < 2 && 2 * ty + i < h; i++) memcpy(plane + (2 * ty + i) * w, rows[i], (size_t)w * sizeof(float));
             }
         }
     }
 }
 
-void nk_wino_output_adjoint(const float *dy, long images, long channels, long h, long w, float *yhat) {
-    long th = (h + 1) / 2, tw = (w + 1) / 2, tiles = th * tw, T = images * tiles;
-    float *buf = wino_reserve((size_t)4 * tw);
-    float *ge[2] = {buf, buf + tw}, *go[2] = {buf + 2 * tw, buf + 3 * tw};
-    long xi = channels * T, full = w / 2;
-    for (long n = 0; n < images; n++) {
-        for (long c = 0; c < channels; c++) {
+NK_WINO_TARGET void nk_wino_output_adjoint(const float *dy, long images, long channels, long h, long w, float *yhat, long ldxi) {
+    long th = (h + 1) / 2, tw = (w + 1) / 2, tiles = th * tw, T = images * tiles, len = 2 * round8(tw);
+    float *buf = wino_reserve((size_t)2 * len);
+    float *rows[2] = {buf, buf + len};
+    memset(buf, 0, (size_t)2 * len * sizeof(float));   // the tails beyond w stay zero
+    for (long c = 0; c < channels; c++) {
+        for (long n = 0; n < images; n++) {   // channel-major: a plane's overhanging stores land on later planes
             const float *plane = dy + (n * channels + c) * h * w;
             float *out = yhat + c * T + n * tiles;
             for (long ty = 0; ty < th; ty++) {
-                for (int i = 0; i < 2; i++) {
-                    long r = 2 * ty + i;
-                    if (r >= h) {
-                        memset(ge[i], 0, (size_t)tw * sizeof(float));
-                        memset(go[i], 0, (size_t)tw * sizeof(float));
-                        continue;
+                memcpy(rows[0], plane + 2 * ty * w, (size_t)w * sizeof(float));
+                if (2 * ty + 1 < h) memcpy(rows[1], plane + (2 * ty + 1) * w, (size_t)w * sizeof(float));
+                else memset(rows[1], 0, (size_t)w * sizeof(float));
+                for (long t0 = 0; t0 < tw; t0 += 8) {
+                    f8 e[2], o[2];
+                    for (int i = 0; i < 2; i++) {
+                        f8 lo = ld8(rows[i] + 2 * t0), hi = ld8(rows[i] + 2 * t0 + 8);
+                        e[i] = __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14);
+                        o[i] = __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15);
                     }
-                    const float *src = plane + r * w;
-                    for (long t = 0; t < full; t++) { ge[i][t] = src[2 * t]; go[i][t] = src[2 * t + 1]; }
-                    if (w & 1) { ge[i][tw - 1] = src[w - 1]; go[i][tw - 1] = 0; }
-                }
-                // A·g·Aᵀ: rows (g0, g0 + g1, g0 − g1, −g1), then the same across the columns.
-                float *row = out + ty * tw;
-                for (long t = 0; t < tw; t++) {
-                    float e0 = ge[0][t], e1 = ge[1][t], o0 = go[0][t], o1 = go[1][t];
-                    float re[4] = {e0, e0 + e1, e0 - e1, -e1};
-                    float ro[4] = {o0, o0 + o1, o0 - o1, -o1};
+                    // A·g·Aᵀ: rows (g0, g0 + g1, g0 − g1, −g1), then the same across the columns.
+                    f8 re[4] = {e[0], e[0] + e[1], e[0] - e[1], -e[1]};
+                    f8 ro[4] = {o[0], o[0] + o[1], o[0] - o[1], -o[1]};
+                    float *p = out + ty * tw + t0;
                     for (int a = 0; a < 4; a++) {
-                        row[(4 * a + 0) * xi + t] = re[a];
-                        row[(4 * a + 1) * xi + t] = re[a] + ro[a];
-                        row[(4 * a + 2) * xi + t] = re[a] - ro[a];
-                        row[(4 * a + 3) * xi + t] = -ro[a];
+                        st8(p + (4 * a + 0) * ldxi, re[a]);
+                        st8(p + (4 * a + 1) * ldxi, re[a] + ro[a]);
+                        st8(p + (4 * a + 2) * ldxi, re[a] - ro[a]);
+                        st8(p + (4 * a + 3) * ldxi, -ro[a]);
                     }
                 }
             }
@@ -221,42 +236,35 @@ void nk_wino_output_adjoint(const float *dy, long images, long channels, long h,
     }
 }
 
-void nk_wino_input_adjoint(const float *dv, long images, long channels, long h, long w, float *dx) {
+NK_WINO_TARGET void nk_wino_input_adjoint(const float *dv, long ldxi, long images, long channels, long h, long w, float *dx) {
     long th = (h + 1) / 2, tw = (w + 1) / 2, tiles = th * tw, T = images * tiles;
-    long pw = 2 * tw + 2, ph = 2 * th + 2;
-    float *buf = wino_reserve((size_t)16 * tw + (size_t)ph * pw);
-    float *hs = buf, *pad = buf + 16 * tw;   // hs[(4r + s)·tw + t]: tile row r, column s
-    long xi = channels * T;
+    long pw = 2 * round8(tw) + 8, ph = 2 * th + 2;
+    float *pad = wino_reserve((size_t)ph * pw);
+    const i8 lane = {0, 1, 2, 3, 4, 5, 6, 7};
     for (long n = 0; n < images; n++) {
         for (long c = 0; c < channels; c++) {
             const float *src = dv + c * T + n * tiles;
             memset(pad, 0, (size_t)ph * pw * sizeof(float));
             for (long ty = 0; ty < th; ty++) {
-                const float *p = src + ty * tw;
-                // B·X·Bᵀ: rows (X0, X1 − X2 + X3, −X0 + X1 + X2, −X3), then the same across.
-                for (long t = 0; t < tw; t++) {
-                    float r[4][4];
-                    for (int b = 0; b < 4; b++) {
-                        float x0 = p[b * xi + t], x1 = p[(4 + b) * xi + t], x2 = p[(8 + b) * xi + t], x3 = p[(12 + b) * xi + t];
-                        r[0][b] = x0;
-                        r[1][b] = x1 - x2 + x3;
-                        r[2][b] = x1 + x2 - x0;
-                        r[3][b] = -x3;
+                for (long t0 = 0; t0 < tw; t0 += 8) {
+                    // Lanes past the row's last tile read other tiles: zeroed, they add nothing.
+                    i8 keep = lane < (int)(tw - t0);
+                    const float *p = src + ty * tw + t0;
+                    f8 r[4][4];
+                    for (int b = 0; b < 4; b++) {   // B·X: rows X0, X1 − X2 + X3, X1 + X2 − X0, −X3
+                        f8 x0 = (f8)((i8)ld8(p + b * ldxi) & keep), x1 = (f8)((i8)ld8(p + (4 + b) * ldxi) & keep);
+                        f8 x2 = (f8)((i8)ld8(p + (8 + b) * ldxi) & keep), x3 = (f8)((i8)ld8(p + (12 + b) * ldxi) & keep);
+                        r[0][b] = x0; r[1][b] = x1 - x2 + x3; r[2][b] = x1 + x2 - x0; r[3][b] = -x3;
                     }
-                    for (int a = 0; a < 4; a++) {
-                        hs[(4 * a + 0) * tw + t] = r[a][0];
-                        hs[(4 * a + 1) * tw + t] = r[a][1] - r[a][2] + r[a][3];
-                        hs[(4 * a + 2) * tw + t] = r[a][1] + r[a][2] - r[a][0];
-                        hs[(4 * a + 3) * tw + t] = -r[a][3];
+                    for (int a = 0; a < 4; a++) {   // (·)·Bᵀ across, added to padded row 2ty + a
+                        f8 h0 = r[a][0], h1 = r[a][1] - r[a][2] + r[a][3], h2 = r[a][1] + r[a][2] - r[a][0], h3 = -r[a][3];
+                        float *row = pad + (2 * ty + a) * pw + 2 * t0;
+                        // Columns 2t, 2t + 1 (the windows' left halves), then 2t + 2, 2t + 3.
+                        st8(row, ld8(row) + __builtin_shufflevector(h0, h1, 0, 8, 1, 9, 2, 10, 3, 11));
+                        st8(row + 8, ld8(row + 8) + __builtin_shufflevector(h0, h1, 4, 12, 5, 13, 6, 14, 7, 15));
+                        st8(row + 2, ld8(row + 2) + __builtin_shufflevector(h2, h3, 0, 8, 1, 9, 2, 10, 3, 11));
+                        st8(row + 10, ld8(row + 10) + __builtin_shufflevector(h2, h3, 4, 12, 5, 13, 6, 14, 7, 15));
                     }
-                }
-                // Padded row 2ty + a gets columns 2t + s: the left halves of the windows
-                // first, then the right halves (which overlap the next window's left half).
-                for (int a = 0; a < 4; a++) {
-                    float *prow = pad + (2 * ty + a) * pw;
-                    const float *h0 = hs + (4 * a) * tw, *h1 = h0 + tw, *h2 = h1 + tw, *h3 = h2 + tw;
-                    for (long t = 0; t < tw; t++) { prow[2 * t] += h0[t]; prow[2 * t + 1] += h1[t]; }
-                    for (long t = 0; t < tw; t++) { prow[2 * t + 2] += h2[t]; prow[2 * t + 3] += h3[t]; }
                 }
             }
             float *plane = dx + (n * channels + c) * h * w;

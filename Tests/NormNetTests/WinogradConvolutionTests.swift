@@ -25,6 +25,9 @@ import NormCore
         Case(input: [3, 3, 1, 1], cout: 2, bias: true, chunkFloats: 1),
         Case(input: [1, 4, 6, 9], cout: 5, bias: false, chunkFloats: 1 << 18),
         Case(input: [6, 16, 14, 14], cout: 8, bias: true, chunkFloats: 16 * 49 * 24 * 2),
+        // Rows of 10 tiles: more than one 8-tile vector per row, the last one partial.
+        Case(input: [2, 2, 9, 19], cout: 3, bias: true, chunkFloats: 1),
+        Case(input: [3, 2, 4, 34], cout: 2, bias: false, chunkFloats: 16 * 34 * 4 * 2),
     ]
 
     func make(_ c: Case, winograd: Bool) throws -> Convolution {

@@ -49,21 +49,21 @@ void nk_sgemm_abt(long m, long n, long k, const float *a, long lda, const float 
 
 /// Winograd F(2x2, 3x3) transforms (Lavin & Gray 2016) for 3x3, stride-1, padding-1
 /// convolutions over `(images, C, h, w)` planes; see `Winograd.c` for the matrices and the
-/// layout of the transformed domain: 16 row-major `(C, T)` matrices, one per ξ, `T = images ·
-/// ceil(h/2) · ceil(w/2)` tiles. All run on the calling thread, in a fixed order.
+/// layout of the transformed domain: 16 row-major `(C, T)` matrices, one per ξ at `ξ·ldxi`,
+/// `T = images · ceil(h/2) · ceil(w/2)` tiles. All run on the calling thread, in a fixed order.
 
 /// `U[ξ] = G·g·Gᵀ` for a weight `(cout, cin, 3, 3)`: 16 matrices `(cout, cin)` (float64 inside).
 void nk_wino_filter(const float *w, long cout, long cin, float *u);
 /// The adjoint of ``nk_wino_filter``: `dw = Gᵀ·dU·G` as `(cout, cin, 3, 3)`.
 void nk_wino_filter_adjoint(const float *du, long cout, long cin, float *dw);
 /// `V[ξ] = Bᵀ·d·B` for every 4x4 zero-padded input window (stride 2).
-void nk_wino_input(const float *x, long images, long channels, long h, long w, float *v);
+void nk_wino_input(const float *x, long images, long channels, long h, long w, float *v, long ldxi);
 /// `y = Aᵀ·M·A (+ bias[c])` per tile, cropped to `(images, channels, h, w)`; `bias` may be NULL.
-void nk_wino_output(const float *m, long images, long channels, long h, long w, const float *bias, float *y);
+void nk_wino_output(const float *m, long ldxi, long images, long channels, long h, long w, const float *bias, float *y);
 /// The adjoint of ``nk_wino_output``: `Ŷ[ξ] = A·dy·Aᵀ` per tile (`dy` zero beyond the edges).
-void nk_wino_output_adjoint(const float *dy, long images, long channels, long h, long w, float *yhat);
+void nk_wino_output_adjoint(const float *dy, long images, long channels, long h, long w, float *yhat, long ldxi);
 /// The adjoint of ``nk_wino_input``: `dx = Σ B·dV·Bᵀ` over the overlapping windows, padding
 /// cropped; overwrites the `(images, channels, h, w)` planes of `dx`.
-void nk_wino_input_adjoint(const float *dv, long images, long channels, long h, long w, float *dx);
+void nk_wino_input_adjoint(const float *dv, long ldxi, long images, long channels, long h, long w, float *dx);
 
 #endif

@@ -35,7 +35,19 @@ final class WinogradConvolution {
 
     /// Transformed floats (input and output side, 16 per tile and channel) per chunk; a chunk
     /// holds at least one image. Tests lower it to get many chunks from small inputs.
-    var chunkFloats = 1 << 18
+    var chunkFloats = 1 << 17
+    /// Floats between consecutive ξ matrices beyond `C·T` (64 bytes): keeps the 16 streams a
+    /// transform reads or writes in different cache sets (`C·T` alone is often a multiple of 4 KiB).
+    static let matrixPadding = 16
+
+    /// The distance between consecutive ξ matrices of `channels` rows and `T` columns.
+    static func matrixStride(_ channels: Int, _ T: Int) -> Int { channels * T + matrixPadding }
+
+    /// Scratch floats per chunk: the input-side and the output-side domain of `per` images.
+    func chunkScratch(_ g: ConvGeometry, outChannels: Int, per: Int) -> Int {
+        let T = per * Self.tiles(g)
+        return 16 * (Self.matrixStride(g.channels, T) + Self.matrixStride(outChannels, T))
+    }
 
     private var cachedInput: Tensor?
     private var geometry: ConvGeometry?
@@ -67,7 +79,7 @@ final class WinogradConvolution {
         let g = try conv.geometry(for: x)
         let cin = g.channels, cout = conv.outChannels, plane = g.inPlane
         let per = imagesPerChunk(g, outChannels: cout), chunks = (g.n + per - 1) / per
-        let tiles = Self.tiles(g)
+        let tiles = Self.tiles(g), scratchSize = chunkScratch(g, outChannels: cout, per: per)
         standardized = conv.weightStandardization?.standardize(conv.weight.value)
         let u = filter.reserve(16 * cout * cin)
         (standardized?.weight ?? conv.weight.value).withUnsafeBufferPointer { nk_wino_filter($0.baseAddress!, cout, cin, u) }
@@ -81,12 +93,13 @@ final class WinogradConvolution {
                 let scratch = slots[range.lowerBound]
                 for chunk in range {
                     let n0 = chunk * per, count = min(per, g.n - n0), T = count * tiles
-                    let v = scratch.reserve(16 * per * tiles * (cin + cout)), m = v + 16 * cin * T
-                    nk_wino_input(xp + n0 * cin * plane, count, cin, g.h, g.w, v)
+                    let ldIn = Self.matrixStride(cin, T), ldOut = Self.matrixStride(cout, T)
+                    let v = scratch.reserve(scratchSize), m = v + 16 * ldIn
+                    nk_wino_input(xp + n0 * cin * plane, count, cin, g.h, g.w, v, ldIn)
                     for xi in 0..<16 {
-                        Gemm.multiplySerial(m: cout, n: T, k: cin, a: u + xi * cout * cin, b: v + xi * cin * T, c: m + xi * cout * T)
+                        Gemm.multiplySerial(m: cout, n: T, k: cin, a: u + xi * cout * cin, b: v + xi * ldIn, c: m + xi * ldOut)
                     }
-                    nk_wino_output(m, count, cout, g.h, g.w, bp, yp + n0 * cout * plane)
+                    nk_wino_output(m, ldOut, count, cout, g.h, g.w, bp, yp + n0 * cout * plane)
                 }
             }
         }}}
@@ -103,6 +116,7 @@ final class WinogradConvolution {
         defer { cachedInput = nil }
         let cin = g.channels, cout = conv.outChannels, plane = g.inPlane, tiles = Self.tiles(g)
         let per = imagesPerChunk(g, outChannels: cout), chunks = (g.n + per - 1) / per
+        let scratchSize = chunkScratch(g, outChannels: cout, per: per)
         let wantsWeight = conv.weight.requiresGrad
         let wantsBias = conv.bias?.requiresGrad ?? false
         let wantsInput = conv.computesInputGradient
@@ -120,7 +134,8 @@ final class WinogradConvolution {
                 let scratch = slots[range.lowerBound]
                 for chunk in range {
                     let n0 = chunk * per, count = min(per, g.n - n0), T = count * tiles
-                    let yhat = scratch.reserve(16 * per * tiles * (cin + cout)), v = yhat + 16 * cout * T
+                    let ldIn = Self.matrixStride(cin, T), ldOut = Self.matrixStride(cout, T)
+                    let yhat = scratch.reserve(scratchSize), v = yhat + 16 * ldOut
                     let dy = gp + n0 * cout * plane
                     if wantsBias {
                         for c in 0..<cout {
@@ -130,21 +145,21 @@ final class WinogradConvolution {
                         }
                     }
                     guard wantsWeight || dxp != nil else { continue }
-                    nk_wino_output_adjoint(dy, count, cout, g.h, g.w, yhat)
+                    nk_wino_output_adjoint(dy, count, cout, g.h, g.w, yhat, ldOut)
                     if wantsWeight {
-                        nk_wino_input(xp + n0 * cin * plane, count, cin, g.h, g.w, v)
+                        nk_wino_input(xp + n0 * cin * plane, count, cin, g.h, g.w, v, ldIn)
                         for xi in 0..<16 {
-                            Gemm.multiplySerial(transB: true, m: cout, n: cin, k: T, a: yhat + xi * cout * T, b: v + xi * cin * T,
+                            Gemm.multiplySerial(transB: true, m: cout, n: cin, k: T, a: yhat + xi * ldOut, b: v + xi * ldIn,
                                                 c: weightPartials + chunk * filterSize + xi * cout * cin)
                         }
                     }
                     if let dxp {
                         // dV overwrites V (no longer needed).
                         for xi in 0..<16 {
-                            Gemm.multiplySerial(transA: true, m: cin, n: T, k: cout, a: u + xi * cout * cin, b: yhat + xi * cout * T,
-                                                c: v + xi * cin * T)
+                            Gemm.multiplySerial(transA: true, m: cin, n: T, k: cout, a: u + xi * cout * cin, b: yhat + xi * ldOut,
+                                                c: v + xi * ldIn)
                         }
-                        nk_wino_input_adjoint(v, count, cin, g.h, g.w, dxp + n0 * cin * plane)
+                        nk_wino_input_adjoint(v, ldIn, count, cin, g.h, g.w, dxp + n0 * cin * plane)
                     }
                 }
             }
