@@ -50,23 +50,6 @@ static float *wino_reserve(size_t floats) {
     return wino_rows.data;
 }
 
-// Input row `row` (NULL: a padding row) split into the padded row's even and odd columns:
-// e[t] = padded[2t] = row[2t − 1], o[t] = padded[2t + 1] = row[2t], t ∈ [0, tw], 0 outside.
-NK_WINO_TARGET static void split_padded_row(const float *row, long w, long tw, float *restrict e, float *restrict o) {
-    if (!row) {
-        memset(e, 0, (size_t)(tw + 1) * sizeof(float));
-        memset(o, 0, (size_t)(tw + 1) * sizeof(float));
-        return;
-    }
-    long evenValid = w / 2;              // e[t] valid for 1 ≤ t ≤ w/2
-    e[0] = 0;
-    for (long t = 1; t <= evenValid; t++) e[t] = row[2 * t - 1];
-    for (long t = evenValid + 1; t <= tw; t++) e[t] = 0;
-    long oddValid = (w + 1) / 2;         // o[t] valid for t < ceil(w/2)
-    for (long t = 0; t < oddValid; t++) o[t] = row[2 * t];
-    for (long t = oddValid; t <= tw; t++) o[t] = 0;
-}
-
 void nk_wino_filter(const float *w, long cout, long cin, float *u) {
     long plane = cout * cin;
     for (long o = 0; o < cout; o++) {
@@ -134,16 +117,22 @@ NK_WINO_TARGET void nk_wino_input(const float *x, long images, long channels, lo
     // The zero-padded plane split by row and column parity: q[2·rp + cp][r'·S + c'] is the
     // padded input at (2r' + rp, 2c' + cp), so window element (k, j) of tile (ty, tx) is
     // q[2·(k%2) + j%2][(ty + k/2)·S + tx + j/2] — linear in tx.
-    long S = round8(tw) + 8, rows = th + 1, qsize = rows * S;
-    float *q = wino_reserve((size_t)4 * qsize);
-    memset(q, 0, (size_t)4 * qsize * sizeof(float));   // the columns past tw, read by junk lanes only
+    long S = round8(tw) + 8, rows = th + 1, qsize = rows * S, len = 2 * S;
+    float *q = wino_reserve((size_t)4 * qsize + len);
+    memset(q, 0, (size_t)(4 * qsize + len) * sizeof(float));   // padding rows and columns, junk lanes
+    float *padded = q + 4 * qsize;   // one padded row: 0, row[0 ..< w], zeros
     for (long c = 0; c < channels; c++) {
         for (long n = 0; n < images; n++) {   // channel-major: a plane's overhanging stores land on later planes
             const float *plane = x + (n * channels + c) * h * w;
-            for (long pr = 0; pr < 2 * rows; pr++) {
-                long r = pr - 1, rp = pr & 1, rr = pr >> 1;
-                split_padded_row(r >= 0 && r < h ? plane + r * w : NULL, w, tw,
-                                 q + (2 * rp) * qsize + rr * S, q + (2 * rp + 1) * qsize + rr * S);
+            for (long r = 0; r < h; r++) {   // padded row r + 1 (rows 0 and past h stay zero)
+                long pr = r + 1, rp = pr & 1, rr = pr >> 1;
+                float *e = q + (2 * rp) * qsize + rr * S, *o = q + (2 * rp + 1) * qsize + rr * S;
+                memcpy(padded + 1, plane + r * w, (size_t)w * sizeof(float));
+                for (long t0 = 0; t0 <= tw; t0 += 8) {
+                    f8 lo = ld8(padded + 2 * t0), hi = ld8(padded + 2 * t0 + 8);
+                    st8(e + t0, __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14));
+                    st8(o + t0, __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15));
+                }
             }
             float *out = v + c * T + n * tiles;
             for (long ty = 0; ty < th; ty++) {
@@ -239,12 +228,14 @@ NK_WINO_TARGET void nk_wino_output_adjoint(const float *dy, long images, long ch
 NK_WINO_TARGET void nk_wino_input_adjoint(const float *dv, long ldxi, long images, long channels, long h, long w, float *dx) {
     long th = (h + 1) / 2, tw = (w + 1) / 2, tiles = th * tw, T = images * tiles;
     long pw = 2 * round8(tw) + 8, ph = 2 * th + 2;
-    float *pad = wino_reserve((size_t)ph * pw);
+    // The windows' left halves (padded columns 2t, 2t + 1) and right halves (2t + 2, 2t + 3)
+    // are summed in two padded planes, so no store overlaps another one's partial vector.
+    float *pad = wino_reserve((size_t)2 * ph * pw), *padRight = pad + ph * pw;
     const i8 lane = {0, 1, 2, 3, 4, 5, 6, 7};
     for (long n = 0; n < images; n++) {
         for (long c = 0; c < channels; c++) {
             const float *src = dv + c * T + n * tiles;
-            memset(pad, 0, (size_t)ph * pw * sizeof(float));
+            memset(pad, 0, (size_t)2 * ph * pw * sizeof(float));
             for (long ty = 0; ty < th; ty++) {
                 for (long t0 = 0; t0 < tw; t0 += 8) {
                     // Lanes past the row's last tile read other tiles: zeroed, they add nothing.
@@ -258,17 +249,20 @@ NK_WINO_TARGET void nk_wino_input_adjoint(const float *dv, long ldxi, long image
                     }
                     for (int a = 0; a < 4; a++) {   // (·)·Bᵀ across, added to padded row 2ty + a
                         f8 h0 = r[a][0], h1 = r[a][1] - r[a][2] + r[a][3], h2 = r[a][1] + r[a][2] - r[a][0], h3 = -r[a][3];
-                        float *row = pad + (2 * ty + a) * pw + 2 * t0;
-                        // Columns 2t, 2t + 1 (the windows' left halves), then 2t + 2, 2t + 3.
-                        st8(row, ld8(row) + __builtin_shufflevector(h0, h1, 0, 8, 1, 9, 2, 10, 3, 11));
-                        st8(row + 8, ld8(row + 8) + __builtin_shufflevector(h0, h1, 4, 12, 5, 13, 6, 14, 7, 15));
-                        st8(row + 2, ld8(row + 2) + __builtin_shufflevector(h2, h3, 0, 8, 1, 9, 2, 10, 3, 11));
-                        st8(row + 10, ld8(row + 10) + __builtin_shufflevector(h2, h3, 4, 12, 5, 13, 6, 14, 7, 15));
+                        float *left = pad + (2 * ty + a) * pw + 2 * t0, *right = padRight + (2 * ty + a) * pw + 2 * t0 + 2;
+                        st8(left, ld8(left) + __builtin_shufflevector(h0, h1, 0, 8, 1, 9, 2, 10, 3, 11));
+                        st8(left + 8, ld8(left + 8) + __builtin_shufflevector(h0, h1, 4, 12, 5, 13, 6, 14, 7, 15));
+                        st8(right, ld8(right) + __builtin_shufflevector(h2, h3, 0, 8, 1, 9, 2, 10, 3, 11));
+                        st8(right + 8, ld8(right + 8) + __builtin_shufflevector(h2, h3, 4, 12, 5, 13, 6, 14, 7, 15));
                     }
                 }
             }
             float *plane = dx + (n * channels + c) * h * w;
-            for (long r = 0; r < h; r++) memcpy(plane + r * w, pad + (r + 1) * pw + 1, (size_t)w * sizeof(float));
+            for (long r = 0; r < h; r++) {
+                const float *left = pad + (r + 1) * pw + 1, *right = padRight + (r + 1) * pw + 1;
+                float *dst = plane + r * w;
+                for (long i = 0; i < w; i++) dst[i] = left[i] + right[i];
+            }
         }
     }
 }
