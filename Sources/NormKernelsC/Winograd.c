@@ -50,51 +50,58 @@ static float *wino_reserve(size_t floats) {
     return wino_rows.data;
 }
 
+// U in (cout·cin, 16) order first (contiguous), then transposed into the 16 matrices: 16
+// strided streams a whole weight apart would fall into the same cache sets.
 void nk_wino_filter(const float *w, long cout, long cin, float *u) {
     long plane = cout * cin;
-    for (long o = 0; o < cout; o++) {
-        for (long i = 0; i < cin; i++) {
-            const float *g = w + (o * cin + i) * 9;
-            double r[4][3];
-            for (long j = 0; j < 3; j++) {
-                double g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
-                r[0][j] = g0;
-                r[1][j] = 0.5 * (g0 + g1 + g2);
-                r[2][j] = 0.5 * (g0 - g1 + g2);
-                r[3][j] = g2;
-            }
-            float *dst = u + o * cin + i;
-            for (long a = 0; a < 4; a++) {
-                double c0 = r[a][0], c1 = r[a][1], c2 = r[a][2];
-                dst[(4 * a + 0) * plane] = (float)c0;
-                dst[(4 * a + 1) * plane] = (float)(0.5 * (c0 + c1 + c2));
-                dst[(4 * a + 2) * plane] = (float)(0.5 * (c0 - c1 + c2));
-                dst[(4 * a + 3) * plane] = (float)c2;
-            }
+    float *tile = wino_reserve((size_t)16 * plane);
+    for (long k = 0; k < plane; k++) {
+        const float *g = w + k * 9;
+        double r[4][3];
+        for (long j = 0; j < 3; j++) {   // G·g
+            double g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
+            r[0][j] = g0;
+            r[1][j] = 0.5 * (g0 + g1 + g2);
+            r[2][j] = 0.5 * (g0 - g1 + g2);
+            r[3][j] = g2;
         }
+        float *dst = tile + k * 16;
+        for (long a = 0; a < 4; a++) {   // (·)·Gᵀ
+            double c0 = r[a][0], c1 = r[a][1], c2 = r[a][2];
+            dst[4 * a + 0] = (float)c0;
+            dst[4 * a + 1] = (float)(0.5 * (c0 + c1 + c2));
+            dst[4 * a + 2] = (float)(0.5 * (c0 - c1 + c2));
+            dst[4 * a + 3] = (float)c2;
+        }
+    }
+    for (long xi = 0; xi < 16; xi++) {
+        float *dst = u + xi * plane;
+        for (long k = 0; k < plane; k++) dst[k] = tile[k * 16 + xi];
     }
 }
 
 void nk_wino_filter_adjoint(const float *du, long cout, long cin, float *dw) {
     long plane = cout * cin;
-    for (long o = 0; o < cout; o++) {
-        for (long i = 0; i < cin; i++) {
-            const float *src = du + o * cin + i;
-            double r[4][3];   // (X G) per tile row a: columns j of Xᵀ·G... i.e. X·G
-            for (long a = 0; a < 4; a++) {
-                double x0 = src[(4 * a + 0) * plane], x1 = src[(4 * a + 1) * plane];
-                double x2 = src[(4 * a + 2) * plane], x3 = src[(4 * a + 3) * plane];
-                r[a][0] = x0 + 0.5 * (x1 + x2);
-                r[a][1] = 0.5 * (x1 - x2);
-                r[a][2] = 0.5 * (x1 + x2) + x3;
-            }
-            float *g = dw + (o * cin + i) * 9;
-            for (long j = 0; j < 3; j++) {
-                double x0 = r[0][j], x1 = r[1][j], x2 = r[2][j], x3 = r[3][j];
-                g[j] = (float)(x0 + 0.5 * (x1 + x2));
-                g[3 + j] = (float)(0.5 * (x1 - x2));
-                g[6 + j] = (float)(0.5 * (x1 + x2) + x3);
-            }
+    float *tile = wino_reserve((size_t)16 * plane);
+    for (long xi = 0; xi < 16; xi++) {
+        const float *src = du + xi * plane;
+        for (long k = 0; k < plane; k++) tile[k * 16 + xi] = src[k];
+    }
+    for (long k = 0; k < plane; k++) {
+        const float *x = tile + k * 16;
+        double r[4][3];   // X·G per tile row a
+        for (long a = 0; a < 4; a++) {
+            double x0 = x[4 * a + 0], x1 = x[4 * a + 1], x2 = x[4 * a + 2], x3 = x[4 * a + 3];
+            r[a][0] = x0 + 0.5 * (x1 + x2);
+            r[a][1] = 0.5 * (x1 - x2);
+            r[a][2] = 0.5 * (x1 + x2) + x3;
+        }
+        float *g = dw + k * 9;
+        for (long j = 0; j < 3; j++) {   // Gᵀ·(·)
+            double x0 = r[0][j], x1 = r[1][j], x2 = r[2][j], x3 = r[3][j];
+            g[j] = (float)(x0 + 0.5 * (x1 + x2));
+            g[3 + j] = (float)(0.5 * (x1 - x2));
+            g[6 + j] = (float)(0.5 * (x1 + x2) + x3);
         }
     }
 }

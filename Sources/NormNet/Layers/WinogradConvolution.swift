@@ -67,8 +67,11 @@ final class WinogradConvolution {
     /// Tiles per image: `ceil(H/2) · ceil(W/2)`.
     static func tiles(_ g: ConvGeometry) -> Int { ((g.h + 1) / 2) * ((g.w + 1) / 2) }
 
+    /// Images per chunk: as many as fit in ``chunkFloats``, but at most a quarter of the batch
+    /// (rounded up), so even small batches split into up to four chunks for the thread pool.
     func imagesPerChunk(_ g: ConvGeometry, outChannels: Int) -> Int {
-        max(1, min(g.n, chunkFloats / max(1, 16 * Self.tiles(g) * (g.channels + outChannels))))
+        let fitting = chunkFloats / max(1, 16 * Self.tiles(g) * (g.channels + outChannels))
+        return max(1, min((g.n + 3) / 4, fitting))
     }
 
     private func ensureSlots(_ count: Int) {
