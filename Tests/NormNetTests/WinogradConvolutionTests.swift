@@ -19,15 +19,15 @@ import NormCore
     }
 
     static let cases: [Case] = [
-        Case(input: [5, 3, 8, 8], cout: 4, bias: false, chunkFloats: 16 * 16 * 7 * 2),
-        Case(input: [4, 2, 7, 7], cout: 3, bias: true, chunkFloats: 1),
-        Case(input: [3, 2, 5, 3], cout: 2, bias: true, chunkFloats: 16 * 6 * 4 * 2),
-        Case(input: [3, 3, 1, 1], cout: 2, bias: true, chunkFloats: 1),
+        Case(input: [5, 4, 8, 8], cout: 4, bias: false, chunkFloats: 16 * 16 * 8 * 2),
+        Case(input: [4, 4, 7, 7], cout: 3, bias: true, chunkFloats: 1),
+        Case(input: [3, 5, 5, 3], cout: 2, bias: true, chunkFloats: 16 * 6 * 7 * 2),
+        Case(input: [3, 4, 1, 1], cout: 2, bias: true, chunkFloats: 1),
         Case(input: [1, 4, 6, 9], cout: 5, bias: false, chunkFloats: 1 << 18),
         Case(input: [6, 16, 14, 14], cout: 8, bias: true, chunkFloats: 16 * 49 * 24 * 2),
         // Rows of 10 tiles: more than one 8-tile vector per row, the last one partial.
-        Case(input: [2, 2, 9, 19], cout: 3, bias: true, chunkFloats: 1),
-        Case(input: [3, 2, 4, 34], cout: 2, bias: false, chunkFloats: 16 * 34 * 4 * 2),
+        Case(input: [2, 4, 9, 19], cout: 3, bias: true, chunkFloats: 1),
+        Case(input: [3, 4, 4, 34], cout: 2, bias: false, chunkFloats: 16 * 34 * 6 * 2),
     ]
 
     func make(_ c: Case, winograd: Bool) throws -> Convolution {
@@ -94,7 +94,7 @@ import NormCore
     }
 
     /// The cases small enough for central differences over every input and weight.
-    static let smallCases = cases.filter { $0.input.reduce(1, *) < 1000 }
+    static let smallCases = cases.filter { $0.input.reduce(1, *) < 2000 }
 
     @Test(arguments: smallCases) func finiteDifferences(_ c: Case) throws {
         let conv = try make(c, winograd: true)
@@ -161,20 +161,23 @@ import NormCore
         #expect(relativeError(try #require(partial.weight.gradient).scalars.map(Double.init), want[2].scalars.map(Double.init)) < 2e-6)
     }
 
-    /// Only 2-D 3×3 convolutions with stride 1 and padding 1 run on the engine.
+    /// Only 2-D 3×3 convolutions with stride 1, padding 1 and at least 4 input channels run on the engine.
     @Test func selectedOnlyForThreeByThreeStrideOnePaddingOne() throws {
         let shapes: [(kernel: Int, stride: Int, padding: Int, winograd: Bool)] = [
             (3, 1, 1, true), (3, 2, 1, false), (1, 1, 0, false), (5, 1, 2, false), (3, 1, 0, false),
         ]
         for s in shapes {
-            let conv = try Conv2d(inChannels: 2, outChannels: 3, kernel: s.kernel, stride: s.stride, padding: s.padding)
+            let conv = try Conv2d(inChannels: 4, outChannels: 3, kernel: s.kernel, stride: s.stride, padding: s.padding)
             conv.usesWinograd = true
             #expect((conv.engine == .winograd) == s.winograd, "k\(s.kernel) s\(s.stride) p\(s.padding)")
         }
-        let conv1d = try Conv1d(inChannels: 2, outChannels: 3, kernel: 3, stride: 1, padding: 1)
+        let shallow = try Conv2d(inChannels: WinogradConvolution.minimumInputChannels - 1, outChannels: 3, kernel: 3, stride: 1, padding: 1)
+        shallow.usesWinograd = true
+        #expect(shallow.engine == .chunkedIm2col)
+        let conv1d = try Conv1d(inChannels: 4, outChannels: 3, kernel: 3, stride: 1, padding: 1)
         conv1d.usesWinograd = true
         #expect(conv1d.engine == .chunkedIm2col)
-        let conv = try Conv2d(inChannels: 2, outChannels: 3, kernel: 3, stride: 1, padding: 1)
+        let conv = try Conv2d(inChannels: 4, outChannels: 3, kernel: 3, stride: 1, padding: 1)
         conv.usesWinograd = false
         #expect(conv.engine == .chunkedIm2col)
     }
