@@ -1,6 +1,7 @@
 import NormCore
 
-/// The convolution engine for a ``Convolution``: im2col + sgemm over fixed chunks of whole
+/// The im2col convolution engine for a ``Convolution`` (every shape the Winograd engine,
+/// ``WinogradConvolution``, does not take): im2col + sgemm over fixed chunks of whole
 /// images, each chunk's column matrix small enough to stay in the core's cache.
 ///
 /// The plain engine builds one `(C_in·kh·kw, N·P)` column matrix for the whole batch

@@ -7,6 +7,12 @@ import NormCore
 /// Forward: `cols = im2col(x)` `(C_in·K, N·P)`, `Y = W · cols` `(C_out, N·P)`, permuted to
 /// `(N, C_out, P)` with the bias added. Backward: `dW = dY · colsᵀ`, `dcols = Wᵀ · dY`,
 /// `dx = col2im(dcols)`, `db = Σ dY`. Buffers are reused across steps.
+///
+/// That whole-batch path is the reference; training runs on one of two engines chosen per
+/// shape (``engine``): ``WinogradConvolution`` (F(2×2, 3×3), 2.25× fewer multiplies) for 2-D
+/// 3×3 convolutions with stride 1, padding 1 and at least 4 input channels, and
+/// ``ChunkedConvolution`` (im2col over cache-sized chunks of images) for every other shape —
+/// or for all of them with `NORMLAB_CONV=im2col`.
 public class Convolution: Layer {
     public let inChannels: Int
     public let outChannels: Int
