@@ -36,6 +36,7 @@ import NormCore
         for p in conv.parameters { p.value = Tensor.randomNormal(p.value.shape, std: 0.5, using: &rng) }
         conv.usesWinograd = winograd
         conv.winograd.chunkFloats = c.chunkFloats
+        conv.winograd.minimumTiles = 1   // the small cases too
         return conv
     }
 
@@ -79,7 +80,7 @@ import NormCore
 
     @Test(arguments: cases) func matchesFloat64AndIm2col(_ c: Case) throws {
         let a = try make(c, winograd: true), b = try make(c, winograd: false)
-        #expect(a.engine == .winograd && b.engine == .chunkedIm2col)
+        #expect(a.engine(forShape: c.input) == .winograd && b.engine(forShape: c.input) == .chunkedIm2col)
         let (x, gy) = inputs(c)
         let want = reference(a, x, gy)
         for _ in 0..<2 {   // the second step reuses every buffer
@@ -98,7 +99,7 @@ import NormCore
 
     @Test(arguments: smallCases) func finiteDifferences(_ c: Case) throws {
         let conv = try make(c, winograd: true)
-        #expect(conv.engine == .winograd)
+        #expect(conv.engine(forShape: c.input) == .winograd)
         var rng = SeededGenerator(seed: 33)
         let x = Tensor.randomNormal(c.input, using: &rng)
         for (name, e) in try gradientErrors(conv, input: x) { #expect(e < 5e-3, "\(name): \(e)") }
@@ -161,24 +162,38 @@ import NormCore
         #expect(relativeError(try #require(partial.weight.gradient).scalars.map(Double.init), want[2].scalars.map(Double.init)) < 2e-6)
     }
 
-    /// Only 2-D 3×3 convolutions with stride 1, padding 1 and at least 4 input channels run on the engine.
+    /// Only 2-D 3×3 convolutions with stride 1, padding 1, at least 4 input channels and at
+    /// least `minimumTiles` tiles run on the engine (defaults).
     @Test func selectedOnlyForThreeByThreeStrideOnePaddingOne() throws {
+        let input = [2, 4, 16, 16]   // 128 tiles
         let shapes: [(kernel: Int, stride: Int, padding: Int, winograd: Bool)] = [
             (3, 1, 1, true), (3, 2, 1, false), (1, 1, 0, false), (5, 1, 2, false), (3, 1, 0, false),
         ]
         for s in shapes {
             let conv = try Conv2d(inChannels: 4, outChannels: 3, kernel: s.kernel, stride: s.stride, padding: s.padding)
             conv.usesWinograd = true
-            #expect((conv.engine == .winograd) == s.winograd, "k\(s.kernel) s\(s.stride) p\(s.padding)")
+            #expect((conv.engine(forShape: input) == .winograd) == s.winograd, "k\(s.kernel) s\(s.stride) p\(s.padding)")
         }
         let shallow = try Conv2d(inChannels: WinogradConvolution.minimumInputChannels - 1, outChannels: 3, kernel: 3, stride: 1, padding: 1)
         shallow.usesWinograd = true
-        #expect(shallow.engine == .chunkedIm2col)
+        #expect(shallow.engine(forShape: [2, WinogradConvolution.minimumInputChannels - 1, 16, 16]) == .chunkedIm2col)
         let conv1d = try Conv1d(inChannels: 4, outChannels: 3, kernel: 3, stride: 1, padding: 1)
         conv1d.usesWinograd = true
-        #expect(conv1d.engine == .chunkedIm2col)
+        #expect(conv1d.engine(forShape: [2, 4, 16]) == .chunkedIm2col)
         let conv = try Conv2d(inChannels: 4, outChannels: 3, kernel: 3, stride: 1, padding: 1)
         conv.usesWinograd = false
-        #expect(conv.engine == .chunkedIm2col)
+        #expect(conv.engine(forShape: input) == .chunkedIm2col)
+        // Fewer tiles than the minimum (2 images of 7×7: 32 tiles) stay on im2col, more take Winograd.
+        conv.usesWinograd = true
+        #expect(conv.winograd.minimumTiles == 64)
+        #expect(conv.engine(forShape: [2, 4, 7, 7]) == .chunkedIm2col)
+        #expect(conv.engine(forShape: [4, 4, 7, 7]) == .winograd)
+        // The backward pass runs on the forward pass's engine.
+        var rng = SeededGenerator(seed: 34)
+        for (n, engine) in [(2, Convolution.Engine.chunkedIm2col), (4, .winograd)] {
+            _ = try conv.forward(Tensor.randomNormal([n, 4, 7, 7], using: &rng), mode: .train)
+            #expect(conv.forwardEngine == engine)
+            #expect(try conv.backward(Tensor.randomNormal([n, 3, 7, 7], using: &rng)).shape == [n, 4, 7, 7])
+        }
     }
 }

@@ -9,8 +9,9 @@ import NormCore
 /// `dx = col2im(dcols)`, `db = Σ dY`. Buffers are reused across steps.
 ///
 /// That whole-batch path is the reference; training runs on one of two engines chosen per
-/// shape (``engine``): ``WinogradConvolution`` (F(2×2, 3×3), 2.25× fewer multiplies) for 2-D
-/// 3×3 convolutions with stride 1, padding 1 and at least 4 input channels, and
+/// shape (``engine(forShape:)``): ``WinogradConvolution`` (F(2×2, 3×3), 2.25× fewer multiplies) for 2-D
+/// 3×3 convolutions with stride 1, padding 1, at least 4 input channels and a batch of at
+/// least 64 output tiles, and
 /// ``ChunkedConvolution`` (im2col over cache-sized chunks of images) for every other shape —
 /// or for all of them with `NORMLAB_CONV=im2col`.
 public class Convolution: Layer {
@@ -46,9 +47,9 @@ public class Convolution: Layer {
     let winograd = WinogradConvolution()
     /// The engines a ``Convolution`` can run on.
     enum Engine { case winograd, chunkedIm2col, im2col }
-    /// The engine of the next forward pass.
-    var engine: Engine {
-        if usesWinograd && WinogradConvolution.applies(to: self) { return .winograd }
+    /// The engine that computes an input of this shape.
+    func engine(forShape shape: [Int]) -> Engine {
+        if usesWinograd && winograd.applies(to: self, shape: shape) { return .winograd }
         return usesChunks ? .chunkedIm2col : .im2col
     }
     /// The engine of the last forward pass (its backward runs on the same one).
@@ -101,7 +102,7 @@ public class Convolution: Layer {
     }
 
     public func forward(_ x: Tensor, mode: Mode) throws -> Tensor {
-        forwardEngine = engine
+        forwardEngine = engine(forShape: x.shape)
         switch forwardEngine {
         case .winograd: return try winograd.forward(self, x)
         case .chunkedIm2col: return try chunked.forward(self, x)
