@@ -25,7 +25,8 @@ import NormKernelsC
 /// chunk on one thread with single-threaded products, weight and bias gradients summed over
 /// chunks in chunk order — results are bit-identical for every thread count.
 ///
-/// Selected automatically for those shapes; `NORMLAB_CONV=im2col` (``environmentVariable``)
+/// Selected automatically for those shapes (from ``minimumInputChannels`` input channels and
+/// ``minimumTiles`` output tiles a batch); `NORMLAB_CONV=im2col` (``environmentVariable``)
 /// keeps every convolution on the im2col engine, to compare the two in one session.
 final class WinogradConvolution {
     /// The environment variable that, set to `im2col`, turns this engine off.
@@ -37,7 +38,8 @@ final class WinogradConvolution {
     /// holds at least one image. Tests lower it to get many chunks from small inputs.
     var chunkFloats = 1 << 17
     /// Floats between consecutive ξ matrices beyond `C·T` (64 bytes): keeps the 16 streams a
-    /// transform reads or writes in different cache sets (`C·T` alone is often a multiple of 4 KiB).
+    /// transform reads or writes in different cache sets (`C·T` alone is often a multiple of
+    /// 4 KiB), and holds the up to 7 floats the transforms' last 8-tile vector writes past a matrix.
     static let matrixPadding = 16
 
     /// The distance between consecutive ξ matrices of `channels` rows and `T` columns.
