@@ -8,8 +8,9 @@ import NormCore
 /// Tolerance: float32 products over `C_in·9` terms have a relative error of a few 1e-7 on
 /// im2col; F(2×2, 3×3) adds exact-coefficient transforms of up to 4 terms per axis before and
 /// after the products (sums of up to 9 input values in V, 16 products per output in Aᵀ·M·A),
-/// which multiplies the rounding error by a small constant. The tests require the Winograd
-/// error against float64 to stay below 2e-6 and within 16× im2col's (plus 1e-7 for ties near 0).
+/// which multiplies the rounding error by a small constant. Measured on these cases: Winograd
+/// 0.3–2.6e-7 relative to float64, 0.6–3× im2col's. The tests require below 1e-6 and within
+/// 8× im2col's plus 1e-7 (a wrong transform entry gives errors of order 1e-1).
 @Suite(.serialized) struct WinogradConvolutionTests {
     struct Case: Sendable, CustomTestStringConvertible {
         let input: [Int], cout: Int, bias: Bool
@@ -88,7 +89,7 @@ import NormCore
             for (k, (u, v)) in zip(wino, im2col).enumerated() {
                 #expect(u.shape == v.shape)
                 let eu = relativeError(u.scalars.map(Double.init), want[k]), ev = relativeError(v.scalars.map(Double.init), want[k])
-                #expect(eu < 2e-6 && eu <= 16 * ev + 1e-7, "tensor \(k): winograd \(eu), im2col \(ev)")
+                #expect(eu < 1e-6 && eu <= 8 * ev + 1e-7, "tensor \(k): winograd \(eu), im2col \(ev)")
             }
         }
         #expect(a.winograd.imagesPerChunk(try a.geometry(forShape: c.input), outChannels: c.cout) < c.input[0] || c.input[0] == 1)
@@ -131,7 +132,7 @@ import NormCore
         let standardized = try WeightStandardization().standardize(a.weight.value)
         let want = reference(a, x, gy, weight: standardized.weight)
         for k in 0..<2 {   // y and dx against float64 with Ŵ
-            #expect(relativeError(wino[k].scalars.map(Double.init), want[k]) < 2e-6)
+            #expect(relativeError(wino[k].scalars.map(Double.init), want[k]) < 1e-6)
         }
         for (u, v) in zip(wino, im2col) {   // dW through the standardization, against im2col
             #expect(relativeError(u.scalars.map(Double.init), v.scalars.map(Double.init)) < 1e-5)
