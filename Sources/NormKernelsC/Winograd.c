@@ -119,6 +119,22 @@ NK_WINO_TARGET static inline __attribute__((always_inline)) f8 ld8(const float *
 NK_WINO_TARGET static inline __attribute__((always_inline)) void st8(float *p, f8 v) { memcpy(p, &v, sizeof v); }
 static inline long round8(long x) { return (x + 7) & ~7L; }
 
+// A row copy of a few dozen floats: inline vectors and one masked tail (a libc memcpy call
+// costs more than the copy at these lengths).
+#if defined(__x86_64__)
+#include <immintrin.h>
+NK_WINO_TARGET static inline __attribute__((always_inline)) void copy_row(float *dst, const float *src, long n) {
+    long i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_loadu_ps(src + i));
+    if (i < n) {
+        __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n - i)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        _mm256_maskstore_ps(dst + i, mask, _mm256_maskload_ps(src + i, mask));
+    }
+}
+#else
+static inline void copy_row(float *dst, const float *src, long n) { memcpy(dst, src, (size_t)n * sizeof(float)); }
+#endif
+
 NK_WINO_TARGET void nk_wino_input(const float *x, long images, long channels, long h, long w, float *v, long ldxi) {
     long th = (h + 1) / 2, tw = (w + 1) / 2, tiles = th * tw, T = images * tiles;
     // The zero-padded plane split by row and column parity: q[2·rp + cp][r'·S + c'] is the
@@ -134,7 +150,7 @@ NK_WINO_TARGET void nk_wino_input(const float *x, long images, long channels, lo
             for (long r = 0; r < h; r++) {   // padded row r + 1 (rows 0 and past h stay zero)
                 long pr = r + 1, rp = pr & 1, rr = pr >> 1;
                 float *e = q + (2 * rp) * qsize + rr * S, *o = q + (2 * rp + 1) * qsize + rr * S;
-                memcpy(padded + 1, plane + r * w, (size_t)w * sizeof(float));
+                copy_row(padded + 1, plane + r * w, w);
                 for (long t0 = 0; t0 <= tw; t0 += 8) {
                     f8 lo = ld8(padded + 2 * t0), hi = ld8(padded + 2 * t0 + 8);
                     st8(e + t0, __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14));
@@ -190,7 +206,7 @@ NK_WINO_TARGET void nk_wino_output(const float *m, long ldxi, long images, long 
                         st8(rows[i] + 2 * t0 + 8, __builtin_shufflevector(e, o, 4, 12, 5, 13, 6, 14, 7, 15));
                     }
                 }
-                for (int i = 0; i < 2 && 2 * ty + i < h; i++) memcpy(plane + (2 * ty + i) * w, rows[i], (size_t)w * sizeof(float));
+                for (int i = 0; i < 2 && 2 * ty + i < h; i++) copy_row(plane + (2 * ty + i) * w, rows[i], w);
             }
         }
     }
@@ -206,8 +222,8 @@ NK_WINO_TARGET void nk_wino_output_adjoint(const float *dy, long images, long ch
             const float *plane = dy + (n * channels + c) * h * w;
             float *out = yhat + c * T + n * tiles;
             for (long ty = 0; ty < th; ty++) {
-                memcpy(rows[0], plane + 2 * ty * w, (size_t)w * sizeof(float));
-                if (2 * ty + 1 < h) memcpy(rows[1], plane + (2 * ty + 1) * w, (size_t)w * sizeof(float));
+                copy_row(rows[0], plane + 2 * ty * w, w);
+                if (2 * ty + 1 < h) copy_row(rows[1], plane + (2 * ty + 1) * w, w);
                 else memset(rows[1], 0, (size_t)w * sizeof(float));
                 for (long t0 = 0; t0 < tw; t0 += 8) {
                     f8 e[2], o[2];
