@@ -1,3 +1,4 @@
+import NormKernelsC
 /// Kernels for per-sample normalization with an elementwise affine (LayerNorm): each of
 /// the `N` rows of `M` values has its own statistics, and element `i` of every row has its
 /// own weight and bias.
@@ -231,6 +232,9 @@ public enum RowKernels {
             while panel > 1 && panel * m * 8 > panelBytes { panel /= 2 }
         }
         let writeUnits = max(1, m / writeColumns)
+        // Pass 2's output is streamed past the caches when the tensors exceed the last-level
+        // cache (``StreamingStores``): no read of gx's lines, and the panel pass 2 re-reads stays cached.
+        let streaming = StreamingStores.pay(arrays: 3, count: rows * m)
         let count = Reductions.Divisor(Double(len))
         // Scratch: chunk partials (2 doubles per chunk), then the float32 accumulators (W and B,
         // `m` each per row block; a single row block accumulates straight into the outputs).
@@ -306,6 +310,7 @@ public enum RowKernels {
                 }
                 if fused { n0 = n1; continue }
                 Parallel.forEach((n1 - n0) * writeUnits, work: 3 * (n1 - n0) * m, descending: true) { range in
+                    defer { StreamingStores.fence(streaming) }
                     for u in range.reversed() {
                         let n = n0 + u / writeUnits, q = u % writeUnits
                         let lo = m * q / writeUnits, hi = m * (q + 1) / writeUnits
@@ -317,7 +322,7 @@ public enum RowKernels {
                             let ri = n * segments + s
                             let a = max(lo, s * len), e = min(hi, (s + 1) * len)
                             writeGradient(x + n * m + a, g + n * m + a, gx + n * m + a, e - a, head[ri], inv[ri], k[ri],
-                                          w.map { $0 + a }, Float(count.divide(s1)), Float(count.divide(s2)))
+                                          w.map { $0 + a }, Float(count.divide(s1)), Float(count.divide(s2)), streaming: streaming)
                             s += 1
                         }
                     }
@@ -437,6 +442,9 @@ public enum RowKernels {
             : pairBlockSums(SIMD8<Float>.self, x0, g0, x1, g1, start, end, h0, iv0, kk0, h1, iv1, kk1, w, accW, accB)
     }
 
+    /// Floats ahead of the pair pass's loads that it asks for (one hint per row and 64-byte line).
+    @usableFromInline static let pairPrefetchDistance = 1024
+
     /// ``pairBlockSums(_:_:_:_:_:_:_:_:_:_:_:_:_:_:_:)`` in vectors of `V`.
     @inline(__always)
     static func pairBlockSums<V: FloatLanes>(_: V.Type, _ x0: UnsafePointer<Float>, _ g0: UnsafePointer<Float>,
@@ -449,6 +457,10 @@ public enum RowKernels {
         var a0 = V(), c0 = V(), a1 = V(), c1 = V()
         var i = start
         while i + V.scalarCount <= end {
+            if V.scalarCount == 8 && i & 15 == 0 {
+                let d = i + pairPrefetchDistance
+                nk_prefetch_read(x0 + d); nk_prefetch_read(x1 + d); nk_prefetch_read(g0 + d); nk_prefetch_read(g1 + d)
+            }
             let gr0 = UnsafeRawPointer(g0 + i).loadUnaligned(as: V.self)
             let gr1 = UnsafeRawPointer(g1 + i).loadUnaligned(as: V.self)
             var gv0 = gr0, gv1 = gr1
@@ -480,18 +492,29 @@ public enum RowKernels {
         return ((t01, t02), (t11, t12))
     }
 
-    /// `gx = inv·(ĝ − m1 − x̂·m2)` over one run.
+    /// `gx = inv·(ĝ − m1 − x̂·m2)` over one run; `streaming`: non-temporal stores
+    /// (``StreamingStores``, the same values; the caller fences).
     @inline(__always)
     static func writeGradient(_ xp: UnsafePointer<Float>, _ gp: UnsafePointer<Float>, _ op: UnsafeMutablePointer<Float>, _ len: Int,
-                              _ h: Float, _ iv: Float, _ kk: Float, _ w: UnsafePointer<Float>?, _ m1: Float, _ m2: Float) {
+                              _ h: Float, _ iv: Float, _ kk: Float, _ w: UnsafePointer<Float>?, _ m1: Float, _ m2: Float,
+                              streaming: Bool = false) {
         let hv = SIMD16<Float>(repeating: h), ivv = SIMD16<Float>(repeating: iv), kv = SIMD16<Float>(repeating: kk)
         let m1v = SIMD16<Float>(repeating: m1), m2v = SIMD16<Float>(repeating: m2)
         var i = 0
+        if streaming {
+            let head = StreamingStores.unalignedHead(op, len)
+            while i < head {
+                let gv = gp[i] * (w?[i] ?? 1)
+                let xh = (xp[i] - h) * iv - kk
+                op[i] = iv * (gv - m1 - xh * m2)
+                i += 1
+            }
+        }
         while i + 16 <= len {
             var gv = UnsafeRawPointer(gp + i).loadUnaligned(as: SIMD16<Float>.self)
             if let w { gv *= UnsafeRawPointer(w + i).loadUnaligned(as: SIMD16<Float>.self) }
             let xh = (UnsafeRawPointer(xp + i).loadUnaligned(as: SIMD16<Float>.self) - hv) * ivv - kv
-            UnsafeMutableRawPointer(op + i).storeBytes(of: ivv * (gv - m1v - xh * m2v), as: SIMD16<Float>.self)
+            StreamingStores.store(ivv * (gv - m1v - xh * m2v), at: op + i, streaming: streaming)
             i += 16
         }
         while i < len {
