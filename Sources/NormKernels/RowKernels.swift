@@ -232,6 +232,11 @@ public enum RowKernels {
             while panel > 1 && panel * m * 8 > panelBytes { panel /= 2 }
         }
         let writeUnits = max(1, m / writeColumns)
+        // Panels smaller than a row block, and row blocks that share out evenly: each thread
+        // takes whole row blocks (on a busy machine, a hand-off between the passes of every
+        // panel waits for the slowest thread each time).
+        let threads = min(Parallel.threadCount, rowBlocks)
+        let byRowBlock = !fused && panel < rb && threads > 1 && rowBlocks % threads == 0
         // Pass 2's output is streamed past the caches when the tensors exceed the last-level
         // cache (``StreamingStores``): no read of gx's lines, and the panel pass 2 re-reads stays cached.
         let streaming = StreamingStores.pay(arrays: 3, count: rows * m)
@@ -255,79 +260,102 @@ public enum RowKernels {
             func accW(_ b: Int) -> UnsafeMutablePointer<Float> { direct ? (gradW ?? acc) : acc + b * 2 * m }
             func accB(_ b: Int) -> UnsafeMutablePointer<Float> { direct ? (gradB ?? acc + m) : acc + b * 2 * m + m }
 
-            var n0 = 0
-            while n0 < rows {
-                let n1 = min(n0 + panel, rows)
-                let rb0 = n0 / rb, rb1 = (n1 - 1) / rb + 1
-                Parallel.forEach((rb1 - rb0) * tiles, work: 2 * (n1 - n0) * m) { range in
-                    for u in range {
-                        let b = rb0 + u / tiles, t = u % tiles
-                        let r0 = max(n0, b * rb), r1 = min(n1, b * rb + rb)
-                        let k0 = t * perTile, k1 = min(k0 + perTile, perRow)
-                        let aw: UnsafeMutablePointer<Float>? = wantParams ? accW(b) : nil
-                        let ab: UnsafeMutablePointer<Float>? = wantParams ? accB(b) : nil
-                        if let aw, let ab, r0 == b * rb {
-                            let c0 = chunkRange(k0).0, c1 = chunkRange(k1 - 1).1
-                            (aw + c0).update(repeating: 0, count: c1 - c0)
-                            (ab + c0).update(repeating: 0, count: c1 - c0)
-                        }
-                        let s0 = k0 / perRun, j0 = k0 % perRun
-                        // Rows in pairs from the unit's first row (fixed by the shape): one update
-                        // of the column accumulators per pair.
-                        var n = r0
-                        while n < r1 {
-                            let pair = wantParams && n + 1 < r1
-                            let xr = x + n * m, gr = g + n * m
-                            if fused {
-                                let ri = n * segments
-                                backwardShortRuns(xr, gr, gx + n * m, m, len, k0..<k1, pair,
-                                                  head + ri, inv + ri, k + ri, w, aw, ab, count)
-                                n += pair ? 2 : 1
-                                continue
-                            }
-                            let out = pp + 2 * n * perRow
-                            // Chunk `bi` is chunk `j` of segment `s` (no divisions in the loop).
-                            var s = s0, j = j0, ri = n * segments + s0
-                            for bi in k0..<k1 {
-                                let start = s * len + j * chunk, end = min(start + chunk, (s + 1) * len)
-                                if pair, let aw, let ab {
-                                    let r2 = ri + segments
-                                    let (u, v) = pairBlockSums(xr, gr, xr + m, gr + m, start, end, head[ri], inv[ri], k[ri],
-                                                               head[r2], inv[r2], k[r2], w, aw, ab)
-                                    out[2 * bi] = u.0; out[2 * bi + 1] = u.1
-                                    out[2 * perRow + 2 * bi] = v.0; out[2 * perRow + 2 * bi + 1] = v.1
-                                } else {
-                                    let sums = blockSums(xr, gr, start, end, head[ri], inv[ri], k[ri], w, aw, ab)
-                                    out[2 * bi] = sums.0
-                                    out[2 * bi + 1] = sums.1
-                                }
-                                j += 1
-                                if j == perRun { j = 0; s += 1; ri += 1 }
-                            }
-                            n += pair ? 2 : 1
-                        }
-                    }
+            // Pass 1 for unit `u` of the panel `n0..<n1` (row block `rb0 + u / tiles`, tile `u % tiles`).
+            func sumsUnit(_ u: Int, _ n0: Int, _ n1: Int, _ rb0: Int) {
+                let b = rb0 + u / tiles, t = u % tiles
+                let r0 = max(n0, b * rb), r1 = min(n1, b * rb + rb)
+                let k0 = t * perTile, k1 = min(k0 + perTile, perRow)
+                let aw: UnsafeMutablePointer<Float>? = wantParams ? accW(b) : nil
+                let ab: UnsafeMutablePointer<Float>? = wantParams ? accB(b) : nil
+                if let aw, let ab, r0 == b * rb {
+                    let c0 = chunkRange(k0).0, c1 = chunkRange(k1 - 1).1
+                    (aw + c0).update(repeating: 0, count: c1 - c0)
+                    (ab + c0).update(repeating: 0, count: c1 - c0)
                 }
-                if fused { n0 = n1; continue }
-                Parallel.forEach((n1 - n0) * writeUnits, work: 3 * (n1 - n0) * m, descending: true) { range in
+                let s0 = k0 / perRun, j0 = k0 % perRun
+                // Rows in pairs from the unit's first row (fixed by the shape): one update
+                // of the column accumulators per pair.
+                var n = r0
+                while n < r1 {
+                    let pair = wantParams && n + 1 < r1
+                    let xr = x + n * m, gr = g + n * m
+                    if fused {
+                        let ri = n * segments
+                        backwardShortRuns(xr, gr, gx + n * m, m, len, k0..<k1, pair,
+                                          head + ri, inv + ri, k + ri, w, aw, ab, count)
+                        n += pair ? 2 : 1
+                        continue
+                    }
+                    let out = pp + 2 * n * perRow
+                    // Chunk `bi` is chunk `j` of segment `s` (no divisions in the loop).
+                    var s = s0, j = j0, ri = n * segments + s0
+                    for bi in k0..<k1 {
+                        let start = s * len + j * chunk, end = min(start + chunk, (s + 1) * len)
+                        if pair, let aw, let ab {
+                            let r2 = ri + segments
+                            let (u, v) = pairBlockSums(xr, gr, xr + m, gr + m, start, end, head[ri], inv[ri], k[ri],
+                                                       head[r2], inv[r2], k[r2], w, aw, ab)
+                            out[2 * bi] = u.0; out[2 * bi + 1] = u.1
+                            out[2 * perRow + 2 * bi] = v.0; out[2 * perRow + 2 * bi + 1] = v.1
+                        } else {
+                            let sums = blockSums(xr, gr, start, end, head[ri], inv[ri], k[ri], w, aw, ab)
+                            out[2 * bi] = sums.0
+                            out[2 * bi + 1] = sums.1
+                        }
+                        j += 1
+                        if j == perRun { j = 0; s += 1; ri += 1 }
+                    }
+                    n += pair ? 2 : 1
+                }
+            }
+            // Pass 2 for unit `u` of the panel starting at row `n0` (row `n0 + u / writeUnits`, a column range).
+            func writeUnit(_ u: Int, _ n0: Int) {
+                let n = n0 + u / writeUnits, q = u % writeUnits
+                let lo = m * q / writeUnits, hi = m * (q + 1) / writeUnits
+                var s = lo / len
+                while s < segments && s * len < hi {
+                    var s1 = 0.0, s2 = 0.0
+                    let base = 2 * (n * perRow + s * perRun)
+                    for j in 0..<perRun { s1 += pp[base + 2 * j]; s2 += pp[base + 2 * j + 1] }
+                    let ri = n * segments + s
+                    let a = max(lo, s * len), e = min(hi, (s + 1) * len)
+                    writeGradient(x + n * m + a, g + n * m + a, gx + n * m + a, e - a, head[ri], inv[ri], k[ri],
+                                  w.map { $0 + a }, Float(count.divide(s1)), Float(count.divide(s2)), streaming: streaming)
+                    s += 1
+                }
+            }
+
+            if byRowBlock {
+                // Each thread takes whole row blocks, panel by panel, both passes: no hand-off
+                // between the passes (the same units, the same arithmetic).
+                Parallel.forEach(rowBlocks, work: 5 * rows * m) { range in
                     defer { StreamingStores.fence(streaming) }
-                    for u in range.reversed() {
-                        let n = n0 + u / writeUnits, q = u % writeUnits
-                        let lo = m * q / writeUnits, hi = m * (q + 1) / writeUnits
-                        var s = lo / len
-                        while s < segments && s * len < hi {
-                            var s1 = 0.0, s2 = 0.0
-                            let base = 2 * (n * perRow + s * perRun)
-                            for j in 0..<perRun { s1 += pp[base + 2 * j]; s2 += pp[base + 2 * j + 1] }
-                            let ri = n * segments + s
-                            let a = max(lo, s * len), e = min(hi, (s + 1) * len)
-                            writeGradient(x + n * m + a, g + n * m + a, gx + n * m + a, e - a, head[ri], inv[ri], k[ri],
-                                          w.map { $0 + a }, Float(count.divide(s1)), Float(count.divide(s2)), streaming: streaming)
-                            s += 1
+                    for b in range {
+                        var n0 = b * rb
+                        let end = min(rows, n0 + rb)
+                        while n0 < end {
+                            let n1 = min(n0 + panel, end)
+                            for u in 0..<tiles { sumsUnit(u, n0, n1, b) }
+                            for u in (0..<((n1 - n0) * writeUnits)).reversed() { writeUnit(u, n0) }
+                            n0 = n1
                         }
                     }
                 }
-                n0 = n1
+            } else {
+                var n0 = 0
+                while n0 < rows {
+                    let n1 = min(n0 + panel, rows)
+                    let rb0 = n0 / rb, rb1 = (n1 - 1) / rb + 1
+                    Parallel.forEach((rb1 - rb0) * tiles, work: 2 * (n1 - n0) * m) { range in
+                        for u in range { sumsUnit(u, n0, n1, rb0) }
+                    }
+                    if fused { n0 = n1; continue }
+                    Parallel.forEach((n1 - n0) * writeUnits, work: 3 * (n1 - n0) * m, descending: true) { range in
+                        defer { StreamingStores.fence(streaming) }
+                        for u in range.reversed() { writeUnit(u, n0) }
+                    }
+                    n0 = n1
+                }
             }
 
             // Parameter gradients: the row blocks' float32 sums added in float64, in order.

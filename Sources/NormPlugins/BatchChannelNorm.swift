@@ -399,6 +399,7 @@ private enum BatchChannelColumns {
 
     @inline(__always) static func load(_ p: UnsafePointer<Double>) -> D { UnsafeRawPointer(p).loadUnaligned(as: D.self) }
     @inline(__always) static func widen(_ p: UnsafePointer<Float>) -> D { D(UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self)) }
+    @inline(__always) static func store(_ v: D, _ p: UnsafeMutablePointer<Double>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: D.self) }
     @inline(__always) static func sum(_ v: D) -> Double { (v[0] + v[2]) + (v[1] + v[3]) }
 
     /// One sample's `groups` groups of `count` channels (`x`, `y`, `u` and the per-channel `a`,
@@ -483,14 +484,23 @@ private enum BatchChannelColumns {
         }
     }
 
+    /// Columns a block of the column passes holds in registers (four 4-lane sums of each kind).
+    static let registerColumns = 16
+
     /// Per column mean and biased variance over the rows in float64 (sum, then the squared
-    /// deviations from the mean), column blocks of 64 split across threads.
+    /// deviations from the mean), column blocks of 64 split across threads; whole blocks of
+    /// ``registerColumns`` keep their sums in registers (the same additions, in the same order).
     static func columnMoments(x: UnsafePointer<Float>, rows: Int, cols: Int,
                               mean: UnsafeMutablePointer<Double>, variance: UnsafeMutablePointer<Double>) {
         let block = 64, blocks = (cols + block - 1) / block
         Parallel.forEach(blocks, work: 2 * rows * cols) { range in
             for k in range {
-                let c0 = k * block, c1 = min(c0 + block, cols)
+                var c0 = k * block
+                let c1 = min(c0 + block, cols)
+                while c0 + registerColumns <= c1 {
+                    registerMoments(x + c0, rows: rows, cols: cols, mean: mean + c0, variance: variance + c0)
+                    c0 += registerColumns
+                }
                 for c in c0..<c1 { mean[c] = 0; variance[c] = 0 }
                 for r in 0..<rows {
                     let xr = x + r * cols
@@ -517,14 +527,41 @@ private enum BatchChannelColumns {
         }
     }
 
+    /// ``columnMoments(x:rows:cols:mean:variance:)`` of ``registerColumns`` columns starting at `x`.
+    @inline(__always)
+    static func registerMoments(_ x: UnsafePointer<Float>, rows: Int, cols: Int,
+                                mean: UnsafeMutablePointer<Double>, variance: UnsafeMutablePointer<Double>) {
+        var s0 = D(), s1 = D(), s2 = D(), s3 = D()
+        for r in 0..<rows {
+            let xr = x + r * cols
+            s0 += widen(xr); s1 += widen(xr + 4); s2 += widen(xr + 8); s3 += widen(xr + 12)
+        }
+        let count = D(repeating: Double(rows))
+        let m0 = s0 / count, m1 = s1 / count, m2 = s2 / count, m3 = s3 / count
+        var q0 = D(), q1 = D(), q2 = D(), q3 = D()
+        for r in 0..<rows {
+            let xr = x + r * cols
+            let d0 = widen(xr) - m0, d1 = widen(xr + 4) - m1, d2 = widen(xr + 8) - m2, d3 = widen(xr + 12) - m3
+            q0 += d0 * d0; q1 += d1 * d1; q2 += d2 * d2; q3 += d3 * d3
+        }
+        store(m0, mean); store(m1, mean + 4); store(m2, mean + 8); store(m3, mean + 12)
+        store(q0 / count, variance); store(q1 / count, variance + 4); store(q2 / count, variance + 8); store(q3 / count, variance + 12)
+    }
+
     /// Per column `Σ du` and `Σ du·(x − m_c)` over the rows, in row order; column blocks of
-    /// 64 split across threads (each column summed by one thread: the same order for any count).
+    /// 64 split across threads (each column summed by one thread: the same order for any count);
+    /// whole blocks of ``registerColumns`` keep their sums in registers (the same arithmetic).
     static func columnSums(x: UnsafePointer<Float>, du: UnsafePointer<Double>, rows: Int, cols: Int, m: UnsafePointer<Double>,
                            sum: UnsafeMutablePointer<Double>, sumX: UnsafeMutablePointer<Double>) {
         let block = 64, blocks = (cols + block - 1) / block
         Parallel.forEach(blocks, work: 2 * rows * cols) { range in
             for k in range {
-                let c0 = k * block, c1 = min(c0 + block, cols)
+                var c0 = k * block
+                let c1 = min(c0 + block, cols)
+                while c0 + registerColumns <= c1 {
+                    registerSums(x + c0, du + c0, rows: rows, cols: cols, m: m + c0, sum: sum + c0, sumX: sumX + c0)
+                    c0 += registerColumns
+                }
                 for c in c0..<c1 { sum[c] = 0; sumX[c] = 0 }
                 for r in 0..<rows {
                     let xr = x + r * cols, dr = du + r * cols
@@ -540,6 +577,23 @@ private enum BatchChannelColumns {
                 }
             }
         }
+    }
+
+    /// ``columnSums(x:du:rows:cols:m:sum:sumX:)`` of ``registerColumns`` columns starting at `x`, `du`.
+    @inline(__always)
+    static func registerSums(_ x: UnsafePointer<Float>, _ du: UnsafePointer<Double>, rows: Int, cols: Int, m: UnsafePointer<Double>,
+                             sum: UnsafeMutablePointer<Double>, sumX: UnsafeMutablePointer<Double>) {
+        let m0 = load(m), m1 = load(m + 4), m2 = load(m + 8), m3 = load(m + 12)
+        var s0 = D(), s1 = D(), s2 = D(), s3 = D(), t0 = D(), t1 = D(), t2 = D(), t3 = D()
+        for r in 0..<rows {
+            let xr = x + r * cols, dr = du + r * cols
+            let d0 = load(dr), d1 = load(dr + 4), d2 = load(dr + 8), d3 = load(dr + 12)
+            s0 += d0; s1 += d1; s2 += d2; s3 += d3
+            t0 += d0 * (widen(xr) - m0); t1 += d1 * (widen(xr + 4) - m1)
+            t2 += d2 * (widen(xr + 8) - m2); t3 += d3 * (widen(xr + 12) - m3)
+        }
+        store(s0, sum); store(s1, sum + 4); store(s2, sum + 8); store(s3, sum + 12)
+        store(t0, sumX); store(t1, sumX + 4); store(t2, sumX + 8); store(t3, sumX + 12)
     }
 
     /// `gx = Float(a_c·du + k_c·(x − m_c) + shift_c)`, rows split across threads.
