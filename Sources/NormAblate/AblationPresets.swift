@@ -41,12 +41,13 @@ public enum AblationPresets {
             .filter { $0.hasSuffix(".yaml") }.map { String($0.dropLast(5)) }.sorted()
     }
 
-    /// Each preset with the first line of its description.
-    public static func list() throws -> [(name: String, summary: String)] {
+    /// Each preset with the first line of its description and the scales it defines besides
+    /// its full form (`quick`, `paper`).
+    public static func list() throws -> [(name: String, summary: String, scales: [StudyScale])] {
         try names().map { name in
             let spec = try? load(name)
             let summary = spec?.description?.split(separator: "\n").first.map { String($0).trimmingCharacters(in: .whitespaces) }
-            return (name, summary ?? (spec == nil ? "(does not parse)" : ""))
+            return (name, summary ?? (spec == nil ? "(does not parse)" : ""), spec?.variantScales ?? [])
         }
     }
 

@@ -144,12 +144,15 @@ public struct ReportSpec: Sendable, Equatable {
 ///   grid: {model.norm.name: [bn]}
 ///   seeds: 1
 ///   claims: [...]                # replaces claims (a quick grid may lack their cells)
+/// paper:                         # optional larger variant (--scale paper; StudyScale), same keys:
+///   base: {model: {depth: 56}}   # grid values may also grow (more batch sizes, seeds)
 /// ```
 public struct AblationSpec: Sendable {
-    public static let topLevelKeys = ["name", "description", "base", "grid", "seeds", "report", "claims", "quick"]
+    public static let topLevelKeys = ["name", "description", "base", "grid", "seeds", "report", "claims"] + StudyScale.sections
     public static let reportKeys = ["rows", "columns", "metrics", "plots", "baseline"]
     public static let plotKeys = ["kind", "metric", "name", "title", "x", "log_x"]
-    public static let quickKeys = ["base", "grid", "seeds", "claims"]
+    /// The keys of a variant section (`quick:`, `paper:`).
+    public static let variantKeys = ["base", "grid", "seeds", "claims"]
 
     public let name: String
     public let description: String?
@@ -164,10 +167,15 @@ public struct AblationSpec: Sendable {
     public let report: ReportSpec
     /// The claims the report gives verdicts on (`claims:`; `quick.claims` in a quick variant).
     public let claims: [ClaimSpec]
-    /// Whether this is the `--quick` variant of a spec (its name ends in `-quick`).
-    public let isQuick: Bool
+    /// Which variant of its spec this is (`quick` and `paper` variants are named `<name>-quick`,
+    /// `<name>-paper`).
+    public let scale: StudyScale
+    /// Whether this is the `--quick` variant of a spec.
+    public var isQuick: Bool { scale == .quick }
+    /// The scales this spec defines a section for (besides `full`, which is the spec itself).
+    public let variantScales: [StudyScale]
     /// Whether the spec has a `quick` section.
-    public let hasQuick: Bool
+    public var hasQuick: Bool { variantScales.contains(.quick) }
     /// Where the spec came from (file path, `preset freeze`), for messages.
     public let source: String
     /// The spec as written (or, for a quick variant, the effective spec) in document order
@@ -186,7 +194,7 @@ public struct AblationSpec: Sendable {
     /// Parses and checks the structure of a spec (not yet the cells: see ``cells(validatingWith:)``).
     public static func parse(yaml text: String, source: String) throws -> AblationSpec {
         let tree = try YAMLTree(text: text, source: source)
-        return try AblationSpec(tree: tree.root, lines: tree.lines, source: source, origins: [:], isQuick: false)
+        return try AblationSpec(tree: tree.root, lines: tree.lines, source: source, origins: [:], scale: .full)
     }
 
     /// Reads a spec file.
@@ -197,12 +205,12 @@ public struct AblationSpec: Sendable {
         return try parse(yaml: String(decoding: data, as: UTF8.self), source: path)
     }
 
-    private init(tree: ConfigValue, lines: [String: Int], source: String, origins: [String: String], isQuick: Bool) throws {
+    private init(tree: ConfigValue, lines: [String: Int], source: String, origins: [String: String], scale: StudyScale) throws {
         self.tree = tree
         self.lines = lines
         self.source = source
         self.origins = origins
-        self.isQuick = isQuick
+        self.scale = scale
         var problems: [ConfigProblem] = []
         func problem(_ path: String, _ message: String) { problems.append(ConfigProblem(path: path, message: message)) }
 
@@ -479,32 +487,10 @@ public struct AblationSpec: Sendable {
         }
         self.report = report
 
-        // quick (checked here so that a broken quick section fails even without --quick)
-        hasQuick = tree["quick"].map { !$0.isNull } ?? false
-        if let q = tree["quick"], !q.isNull {
-            if let pairs = q.mapValue {
-                for (key, _) in pairs where !Self.quickKeys.contains(key) {
-                    problem("quick.\(key)", "unknown key (expected one of: \(Self.quickKeys.joined(separator: ", ")))")
-                }
-                if let b = q["base"], b.mapValue == nil { problem("quick.base", "must be a map merged into base") }
-                if let g = q["grid"] {
-                    if let gp = g.mapValue {
-                        for (key, value) in gp {
-                            if key == "zip" {
-                                problem("quick.grid.zip", "zip groups cannot be replaced in quick; replace single axes")
-                            } else if !axes.contains(where: { $0.zipIndex == nil && $0.matches(key) }) {
-                                problem("quick.grid.\(key)", "'\(key)' is not an axis of grid (quick can only shorten existing axes)")
-                            } else if value.listValue == nil {
-                                problem("quick.grid.\(key)", "must be a list of values")
-                            }
-                        }
-                    } else {
-                        problem("quick.grid", "must be a map of axis: [values]")
-                    }
-                }
-            } else {
-                problem("quick", "must be a map with base, grid, seeds")
-            }
+        // variant sections (checked here so that a broken one fails even without --scale)
+        variantScales = StudyScale.allCases.filter { $0.section.map { tree[$0].map { !$0.isNull } ?? false } ?? false }
+        for scale in variantScales {
+            Self.checkVariant(tree[scale.section!]!, named: scale.section!, axes: axes, problem: problem)
         }
 
         let lines = lines
@@ -523,7 +509,7 @@ public struct AblationSpec: Sendable {
         hash = identity.canonicalHash
         var stored = tree
         if case var .map(pairs) = stored {
-            pairs.removeAll { $0.key == "quick" }
+            pairs.removeAll { StudyScale.sections.contains($0.key) }
             stored = .map(pairs)
         }
         effectiveJSON = stored.orderedJSON
@@ -572,48 +558,93 @@ public struct AblationSpec: Sendable {
 
     func located(_ p: ConfigProblem) -> ConfigProblem { Self.located(p, lines: lines, origins: origins) }
 
-    // MARK: quick
+    // MARK: variants (quick, paper)
 
-    /// The `--quick` variant: `quick.base` merged into base, `quick.grid` axes replaced,
-    /// `quick.seeds` instead of seeds, named `<name>-quick` (so it gets its own store).
-    public func quickVariant() throws -> AblationSpec {
-        guard hasQuick, let quick = tree["quick"] else {
-            throw AblationError("spec '\(name)' (\(source)) has no quick section")
+    /// The problems of a variant section `quick:` / `paper:`: a map of ``variantKeys`` whose
+    /// `grid` gives new values to existing single axes.
+    private static func checkVariant(_ section: ConfigValue, named key: String, axes: [GridAxis],
+                                     problem: (String, String) -> Void) {
+        guard let pairs = section.mapValue else {
+            return problem(key, "must be a map with base, grid, seeds, claims")
+        }
+        for (k, _) in pairs where !variantKeys.contains(k) {
+            problem("\(key).\(k)", "unknown key (expected one of: \(variantKeys.joined(separator: ", ")))")
+        }
+        if let b = section["base"], b.mapValue == nil { problem("\(key).base", "must be a map merged into base") }
+        guard let g = section["grid"] else { return }
+        guard let gp = g.mapValue else { return problem("\(key).grid", "must be a map of axis: [values]") }
+        for (axis, value) in gp {
+            if axis == "zip" {
+                checkVariantZip(value, at: "\(key).grid.zip", axes: axes, problem: problem)
+            } else if !axes.contains(where: { $0.zipIndex == nil && $0.matches(axis) }) {
+                problem("\(key).grid.\(axis)", "'\(axis)' is not an axis of grid (\(key) can only give existing axes new values)")
+            } else if value.listValue == nil {
+                problem("\(key).grid.\(axis)", "must be a list of values")
+            }
+        }
+    }
+
+    /// A variant's `grid.zip`: the grid's zip groups again, in order, each with the same paths
+    /// (new values, possibly fewer or more of them; the lengths are checked with the variant).
+    private static func checkVariantZip(_ value: ConfigValue, at path: String, axes: [GridAxis],
+                                        problem: (String, String) -> Void) {
+        let groups = axes.filter { $0.zipIndex != nil }
+        guard let given = value.listValue, given.count == groups.count else {
+            return problem(path, "must list the grid's \(groups.count) zip group\(groups.count == 1 ? "" : "s") again, in order, with new values")
+        }
+        for (g, (group, original)) in zip(given, groups).enumerated() {
+            let paths = group.mapValue?.map(\.key) ?? []
+            let expected = original.columns.map(\.path)
+            if paths != expected {
+                problem("\(path)[\(g)]", "must give the paths of grid.zip[\(g)] (\(expected.joined(separator: ", "))), in order")
+            }
+        }
+    }
+
+    /// The `--quick` variant (``variant(_:)`` at ``StudyScale/quick``).
+    public func quickVariant() throws -> AblationSpec { try variant(.quick) }
+
+    /// The spec at `scale`: `full` is the spec itself; `quick` and `paper` merge their
+    /// section's `base` into base, replace the values of the `grid` axes it names, and take its
+    /// `seeds` and `claims` instead; named `<name>-quick` / `<name>-paper` (own store, own study).
+    public func variant(_ scale: StudyScale) throws -> AblationSpec {
+        guard let key = scale.section else { return self }
+        guard variantScales.contains(scale), let section = tree[key] else {
+            throw AblationError("spec '\(name)' (\(source)) has no \(key) section")
         }
         guard case var .map(top) = tree else { return self }
         var origins: [String: String] = [:]
-        func set(_ key: String, _ value: ConfigValue) {
-            if let i = top.firstIndex(where: { $0.key == key }) { top[i].value = value } else { top.append((key, value)) }
+        func set(_ k: String, _ value: ConfigValue) {
+            if let i = top.firstIndex(where: { $0.key == k }) { top[i].value = value } else { top.append((k, value)) }
         }
-        set("name", .string(name + "-quick"))
-        if let qb = quick["base"] {
-            set("base", base.merging(qb))
-            for leaf in qb.leafPaths { origins["base.\(leaf)"] = "quick.base.\(leaf)" }
+        set("name", .string(name + scale.nameSuffix))
+        if let sb = section["base"] {
+            set("base", base.merging(sb))
+            for leaf in sb.leafPaths { origins["base.\(leaf)"] = "\(key).base.\(leaf)" }
         }
-        if let qg = quick["grid"]?.mapValue, case var .map(grid)? = tree["grid"] {
-            for (key, value) in qg {
-                if let i = grid.firstIndex(where: { $0.key == key }) { grid[i].value = value }
-                origins["grid.\(key)"] = "quick.grid.\(key)"
+        if let sg = section["grid"]?.mapValue, case var .map(grid)? = tree["grid"] {
+            for (axis, value) in sg {
+                if let i = grid.firstIndex(where: { $0.key == axis }) { grid[i].value = value }
+                origins["grid.\(axis)"] = "\(key).grid.\(axis)"
             }
             set("grid", .map(grid))
         }
-        if let qs = quick["seeds"] {
-            set("seeds", qs)
-            origins["seeds"] = "quick.seeds"
+        for k in ["seeds", "claims"] {
+            if let v = section[k] {
+                set(k, v)
+                origins[k] = "\(key).\(k)"
+            }
         }
-        if let qc = quick["claims"] {
-            set("claims", qc)
-            origins["claims"] = "quick.claims"
-        }
-        top.removeAll { $0.key == "quick" }
-        return try AblationSpec(tree: .map(top), lines: lines, source: source, origins: origins, isQuick: true)
+        top.removeAll { StudyScale.sections.contains($0.key) }
+        return try AblationSpec(tree: .map(top), lines: lines, source: source, origins: origins, scale: scale)
     }
 
     /// Re-reads a spec from its ``effectiveJSON`` (as kept in a store).
     public static func fromStored(json: String, source: String) throws -> AblationSpec {
         let tree = try YAMLTree(text: json, source: source)
         let name = tree.root["name"]?.stringValue ?? ""
-        return try AblationSpec(tree: tree.root, lines: [:], source: source, origins: [:], isQuick: name.hasSuffix("-quick"))
+        let scale = StudyScale.allCases.first { $0 != .full && name.hasSuffix($0.nameSuffix) } ?? .full
+        return try AblationSpec(tree: tree.root, lines: [:], source: source, origins: [:], scale: scale)
     }
 
     // MARK: cells

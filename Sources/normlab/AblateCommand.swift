@@ -28,7 +28,9 @@ struct AblateCommand: ParsableCommand {
 struct StudySelection: ParsableArguments {
     @Argument(help: "The spec file (YAML).") var spec: String?
     @Option(help: "A preset instead of a spec file (see `normlab ablate presets`).") var preset: String?
-    @Flag(help: "The spec's quick variant (its `quick` section; stored as <name>-quick).") var quick = false
+    @Flag(help: "The spec's quick variant (its `quick` section; stored as <name>-quick); the same as --scale quick.") var quick = false
+    @Option(help: ArgumentHelp("quick, full (default) or paper: the spec's `quick` section (smoke test), the spec itself, or its `paper` section (the larger form for a cluster; stored as <name>-paper).", valueName: "scale"))
+    var scale: String?
     @Option(help: "The result store (SQLite; default results/<spec name>.sqlite).") var store: String?
 
     /// The spec, or nil when neither a file nor a preset was given.
@@ -40,11 +42,20 @@ struct StudySelection: ParsableArguments {
         } else if let spec {
             loaded = try AblationSpec.load(path: spec)
         } else {
-            if quick { throw CLIError("--quick needs a spec file or --preset") }
+            if quick || scale != nil { throw CLIError("--\(quick ? "quick" : "scale") needs a spec file or --preset") }
             return nil
         }
-        if quick { loaded = try loaded.quickVariant() }
-        return loaded
+        return try loaded.variant(try chosenScale())
+    }
+
+    /// `--scale`, or `quick` for `--quick`; the two must agree.
+    func chosenScale() throws -> StudyScale {
+        guard let scale else { return quick ? .quick : .full }
+        guard let chosen = StudyScale(rawValue: scale) else {
+            throw CLIError("--scale must be one of \(StudyScale.allCases.map(\.rawValue).joined(separator: ", ")), got '\(scale)'")
+        }
+        if quick && chosen != .quick { throw CLIError("--quick and --scale \(scale) contradict each other") }
+        return chosen
     }
 
     /// The store path: --store, else the spec's default (nil when neither is known).
@@ -290,13 +301,16 @@ struct AblateMergeCommand: ParsableCommand {
 struct AblatePresetsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "presets",
-        abstract: "List the ablation presets (run one with `normlab ablate --preset NAME [--quick]`).")
+        abstract: "List the ablation presets (run one with `normlab ablate --preset NAME [--quick | --scale paper]`).")
 
     func run() throws {
         try reportingSpecErrors {
             let list = try AblationPresets.list()
             let width = list.map(\.name.count).max() ?? 0
-            for p in list { print(p.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + p.summary) }
+            for p in list {
+                let larger = p.scales.contains(.paper) ? " [also --scale paper]" : ""
+                print(p.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + p.summary + larger)
+            }
         }
     }
 }

@@ -229,4 +229,47 @@ func variant(_ old: String, _ new: String) -> String {
         #expect(has(q4, "quick.report", "unknown key"))
         #expect(throws: AblationError.self) { try smallSpec().quickVariant() }
     }
+
+    @Test func paperSectionGrowsTheStudy() throws {
+        let yaml = smallSpecYAML + """
+
+            paper:
+              base: {epochs: 90, model: {depth: 8}}
+              grid:
+                model.norm.name: [bn, gn, ln]
+                zip:
+                  - batch_size: [2, 4, 8, 32]
+                    optimizer.lr: [0.0025, 0.005, 0.01, 0.1]
+              seeds: 10
+            """
+        let spec = try AblationSpec.parse(yaml: yaml, source: "p.yaml")
+        #expect(spec.variantScales == [.paper])
+        #expect(!spec.hasQuick)
+        let paper = try spec.variant(.paper)
+        #expect(paper.name == "small-paper")
+        #expect(paper.scale == .paper && !paper.isQuick)
+        #expect(paper.seeds == Array(0..<10))
+        #expect(paper.cellCount == 3 * 4 * 2)
+        #expect(paper.base.value(at: "epochs") == .integer(90))
+        #expect(paper.base.value(at: "model.width") == .integer(8))   // untouched keys stay
+        #expect(try spec.variant(.full).hash == spec.hash)
+        // a variant section is not part of the study's identity: adding one keeps the stores valid
+        #expect(spec.hash == (try smallSpec()).hash)
+        #expect(throws: AblationError.self) { try spec.variant(.quick) }
+    }
+
+    @Test func variantZipMustRepeatTheGridsGroups() throws {
+        func problems(_ zip: String) -> [ConfigProblem] {
+            specProblems(smallSpecYAML + "\nquick:\n  grid:\n    zip: \(zip)\n")
+        }
+        #expect(has(problems("[]"), "quick.grid.zip", "must list the grid's 1 zip group again"))
+        #expect(has(problems("[{batch_size: [2]}]"), "quick.grid.zip[0]", "must give the paths of grid.zip[0] (batch_size, optimizer.lr)"))
+        #expect(has(problems("[{optimizer.lr: [0.1], batch_size: [32]}]"), "quick.grid.zip[0]", "in order"))
+        // lengths are checked with the variant, at the variant's path
+        let q = specProblems(smallSpecYAML + "\nquick:\n  grid:\n    zip: [{batch_size: [2, 4], optimizer.lr: [0.1]}]\n", quick: true)
+        #expect(has(q, "quick.grid.zip[0].optimizer.lr", "must have the same length"))
+        let ok = try AblationSpec.parse(yaml: smallSpecYAML + "\nquick:\n  grid:\n    zip: [{batch_size: [4], optimizer.lr: [0.02]}]\n",
+                                        source: "z.yaml").quickVariant()
+        #expect(ok.cellCount == 2 * 1 * 2)
+    }
 }

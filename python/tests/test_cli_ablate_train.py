@@ -76,3 +76,52 @@ def test_freeze_preset_quick_trains_end_to_end(tmp_path):
         assert (report / "figures" / name).stat().st_size > 1000
     import nbformat
     nbformat.validate(nbformat.read(str(report / "freeze-quick.ipynb"), as_version=4))
+
+
+PAPER = """
+paper:
+  base: {steps: 40}
+  grid:
+    model.norm.name: [bn, none, ln]
+    optimizer.lr: [0.05]
+  seeds: 1
+"""
+
+
+def test_scale_paper_runs_the_larger_form_as_its_own_study(tmp_path):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(SPEC + PAPER)
+    store = tmp_path / "paper.sqlite"
+    res = run(["ablate", spec, "--scale", "paper", "--store", store, "--threads", "1", "--dry-run"], timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    res = run(["ablate", spec, "--scale", "paper", "--store", store, "--threads", "1", "--no-report"], timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    con = sqlite3.connect(store)
+    names = [r[0] for r in con.execute("select name from studies")]
+    runs = con.execute("select count(*) from runs").fetchone()[0]
+    con.close()
+    assert names == ["tiny-e2e-paper"] and runs == 3   # ln (the paper form's new value) x 1 lr x 1 seed, and bn, none
+    # the full form of the same spec is another study: its store refuses to mix them
+    mixed = run(["ablate", spec, "--store", store, "--threads", "1"], timeout=300)
+    assert mixed.returncode != 0 and "tiny-e2e-paper" in mixed.stderr
+
+
+def test_scale_errors_are_one_line(tmp_path):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(SPEC)
+    cases = [
+        (["ablate", spec, "--scale", "huge"], "--scale must be one of quick, full, paper, got 'huge'"),
+        (["ablate", spec, "--scale", "paper"], "has no paper section"),
+        (["ablate", spec, "--quick", "--scale", "paper"], "--quick and --scale paper contradict each other"),
+        (["ablate", "status", "--scale", "paper"], "--scale needs a spec file or --preset"),
+    ]
+    for args, message in cases:
+        res = run(args + ["--store", tmp_path / "x.sqlite"])
+        assert res.returncode != 0, args
+        assert message in res.stderr, (args, res.stderr)
+        assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert not os.path.exists(tmp_path / "x.sqlite")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SPEC + "paper:\n  grid: {model.depth: [3]}\n")
+    res = run(["ablate", bad, "--dry-run"])
+    assert res.returncode != 0 and "paper.grid.model.depth" in res.stderr

@@ -27,6 +27,7 @@ QUICK = {
     "zoo": (15, ["accuracy"]),
     "internal-covariate-shift": (4, ["accuracy-vs-steps", "sigmoid-input-percentiles", "spread-drift", "claims-effects"]),
     "fmnist-resnet20": (3, ["accuracy"]),
+    "fmnist-resnet20-zoo": (6, ["accuracy"]),
     "default-recipe": (4, ["accuracy"]),
 }
 
@@ -233,6 +234,22 @@ def test_fmnist_resnet20_quick(tmp_path):
     assert sorted(r["norm"] for r in runs) == ["bn", "gn(num_groups=8)", "none"]
     for r in runs:
         assert 0.0 <= float(r["test_accuracy"]) <= 1.0
+
+
+def test_fmnist_resnet20_zoo_quick_cells_are_train_runs(tmp_path):
+    """The zoo's ResNet-20 preset covers the six methods beyond fmnist-resnet20's table, and a
+    cell is exactly `normlab train --model resnet20 --norm M --norm-set ...` (one thread)."""
+    runs = quick_runs(tmp_path, "fmnist-resnet20-zoo")
+    assert sorted(r["norm"] for r in runs) == sorted([
+        "ghost_batch_norm(virtual_batch_size=16)", "evonorm_b0", "sn", "bcn(num_groups=8)", "rms", "lrn"])
+    cell = by(runs, norm="ghost_batch_norm(virtual_batch_size=16)")[0]
+    res = run(["train", "--dataset", "digits", "--model", "resnet20", "--norm", "ghost_batch_norm",
+               "--norm-set", "virtual_batch_size=16", "--steps", "10", "--seed", cell["seed"],
+               "--threads", "1", "--json"], timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    trained = json.loads(res.stdout)
+    assert float(cell["test_accuracy"]) == trained["test_accuracy"]
+    assert float(cell["train_loss"]) == trained["train_loss"]
 
 
 def test_default_recipe_quick_cells_are_train_runs(tmp_path):
