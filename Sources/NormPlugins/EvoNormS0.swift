@@ -195,21 +195,23 @@ private enum EvoNormS0Kernels {
         for i in 0..<count { p[i] = v[i] }
     }
 
+    /// `x·σ(v·x) = x / (1 + e^(−v·x))` with `nv = −v` (exact): one division instead of the
+    /// sigmoid's reciprocal and a product, and no negation of the argument.
+    @inline(__always) static func gated(_ x: V, _ nv: V) -> V { x / (SigmoidLanes.exp(nv * x) + V(repeating: 1)) }
+
     /// `y = x·σ(v·x)·scale + shift` over one plane.
     static func forwardPlane(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, length: Int, v: Float, scale: Float, shift: Float) {
-        let vv = V(repeating: v), a = V(repeating: scale), b = V(repeating: shift)
+        let nv = V(repeating: -v), a = V(repeating: scale), b = V(repeating: shift)
         var i = 0
         while i + 8 <= length {
-            let xi = load(x + i)
-            store(b.addingProduct(xi * SigmoidLanes.sigmoid(vv * xi), a), y + i)
+            store(b.addingProduct(gated(load(x + i), nv), a), y + i)
             i += 8
         }
         if i < length {
             // The tail as the plane's last whole vector when there is one (the lanes it shares
             // with the previous vector get the same values again), else zero-padded.
             let j = length >= 8 ? length - 8 : i, k = length - j
-            let xi = load(x + j, k)
-            store(b.addingProduct(xi * SigmoidLanes.sigmoid(vv * xi), a), y + j, k)
+            store(b.addingProduct(gated(load(x + j, k), nv), a), y + j, k)
         }
     }
 
@@ -219,29 +221,29 @@ private enum EvoNormS0Kernels {
         let iv = V(repeating: inv)
         var i = 0
         while i + 8 <= count {
-            let xi = load(x + i)
-            store(xi * SigmoidLanes.sigmoid(load(v + i) * xi) * (load(w + i) * iv) + load(b + i), y + i)
+            store(gated(load(x + i), -load(v + i)) * (load(w + i) * iv) + load(b + i), y + i)
             i += 8
         }
         if i < count {
             // The last whole vector when there is one (as in ``forwardPlane``), else zero-padded.
-            let j = count >= 8 ? count - 8 : i, k = count - j, xi = load(x + j, k)
-            store(xi * SigmoidLanes.sigmoid(load(v + j, k) * xi) * (load(w + j, k) * iv) + load(b + j, k), y + j, k)
+            let j = count >= 8 ? count - 8 : i, k = count - j
+            store(gated(load(x + j, k), -load(v + j, k)) * (load(w + j, k) * iv) + load(b + j, k), y + j, k)
         }
     }
 
-    /// Writes `σ(v·x)` into `sig` and returns `(Σ g·u, Σ g, Σ g·x²·σ(1−σ))` with `u = x·σ`;
+    /// Writes `σ(v·x)` (``SigmoidLanes/sigmoid(_:)``'s arithmetic, its argument's negation folded
+    /// into `−v`: the same values) into `sig` and returns `(Σ g·u, Σ g, Σ g·x²·σ(1−σ))` with `u = x·σ`;
     /// float32 lanes over blocks of 128 values, added into float64.
     static func planeSums(_ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ sig: UnsafeMutablePointer<Float>, length: Int,
                           v: Float) -> (Double, Double, Double) {
-        let vv = V(repeating: v), one = V(repeating: 1)
+        let nv = V(repeating: -v), one = V(repeating: 1)
         var sa = 0.0, sb = 0.0, sd = 0.0
         var i = 0
         while i < length {
             let end = min(i + 128, length)
             var a = V(), b = V(), d = V()
             while i + 8 <= end {
-                let xi = load(x + i), gi = load(g + i), si = SigmoidLanes.sigmoid(vv * xi)
+                let xi = load(x + i), gi = load(g + i), si = one / (SigmoidLanes.exp(nv * xi) + one)
                 store(si, sig + i)
                 let gx = gi * xi
                 a += gx * si; b += gi; d += gx * xi * si * (one - si)
@@ -254,12 +256,12 @@ private enum EvoNormS0Kernels {
                     // The plane's last whole vector; the lanes before the tail (already summed)
                     // are zeroed after the sigmoid is stored (the same values again there).
                     let j = end - 8, keep = lanes .>= IntLanes(repeating: Int32(8 - k))
-                    xi = load(x + j); gi = load(g + j); si = SigmoidLanes.sigmoid(vv * xi)
+                    xi = load(x + j); gi = load(g + j); si = one / (SigmoidLanes.exp(nv * xi) + one)
                     store(si, sig + j)
                     xi = V().replacing(with: xi, where: keep); gi = V().replacing(with: gi, where: keep)
                     si = V().replacing(with: si, where: keep)
                 } else {
-                    xi = load(x + i, k); gi = load(g + i, k); si = SigmoidLanes.sigmoid(vv * xi)
+                    xi = load(x + i, k); gi = load(g + i, k); si = one / (SigmoidLanes.exp(nv * xi) + one)
                     store(si, sig + i, k)
                 }
                 let gx = gi * xi
