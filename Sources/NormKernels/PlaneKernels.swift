@@ -151,6 +151,23 @@ public enum PlaneKernels {
         }
     }
 
+    /// The moments of `runs` contiguous runs of `length` values (run `r` at `x + r·length`),
+    /// handed out a block of runs at a time while the block is cached: for every block
+    /// (``runsPerBlock(_:budget:)`` runs, blocks split across threads)
+    /// `body(r0, r1, mean, m2)` gets run `r`'s mean in `mean[r − r0]` and its M2 in `m2[r − r0]`
+    /// (``blockMoments(_:_:_:_:_:)``: the arithmetic of ``Reductions/contiguousMoments(_:length:)``).
+    /// For a layer that fuses its own per-run output pass with the shared statistics (EvoNorm-S0):
+    /// the sums are compiled here, in 8-lane registers, rather than inlined into the caller's
+    /// closure (there the compiler split the accumulators into 2-lane pieces, half the speed).
+    /// `work` is the elements the caller's whole pass touches (``Parallel/forEach(_:work:descending:_:)``).
+    public static func forEachRunBlock(x: UnsafePointer<Float>, runs: Int, length: Int, work: Int,
+                                       _ body: (_ r0: Int, _ r1: Int, _ mean: UnsafePointer<Double>, _ m2: UnsafePointer<Double>) -> Void) {
+        forEachBlock(runs, block: runsPerBlock(length), work: work) { r0, r1, t in
+            blockMoments(x, r0, r1, length, t)
+            body(r0, r1, t, t + maxBlockRuns)
+        }
+    }
+
     /// Fused forward with statistics of the input (GroupNorm, InstanceNorm): `runs` contiguous
     /// runs of `length` values, each normalized with its own mean and biased variance, each
     /// made of `length / segment` segments of `segment` values with per-channel affine

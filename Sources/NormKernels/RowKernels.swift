@@ -1,3 +1,4 @@
+import NormKernelsC
 /// Kernels for per-sample normalization with an elementwise affine (LayerNorm): each of
 /// the `N` rows of `M` values has its own statistics, and element `i` of every row has its
 /// own weight and bias.
@@ -231,6 +232,14 @@ public enum RowKernels {
             while panel > 1 && panel * m * 8 > panelBytes { panel /= 2 }
         }
         let writeUnits = max(1, m / writeColumns)
+        // Panels smaller than a row block, and row blocks that share out evenly: each thread
+        // takes whole row blocks (on a busy machine, a hand-off between the passes of every
+        // panel waits for the slowest thread each time).
+        let threads = min(Parallel.threadCount, rowBlocks)
+        let byRowBlock = !fused && panel < rb && threads > 1 && rowBlocks % threads == 0
+        // Pass 2's output is streamed past the caches when the tensors exceed the last-level
+        // cache (``StreamingStores``): no read of gx's lines, and the panel pass 2 re-reads stays cached.
+        let streaming = StreamingStores.pay(arrays: 3, count: rows * m)
         let count = Reductions.Divisor(Double(len))
         // Scratch: chunk partials (2 doubles per chunk), then the float32 accumulators (W and B,
         // `m` each per row block; a single row block accumulates straight into the outputs).
@@ -251,78 +260,102 @@ public enum RowKernels {
             func accW(_ b: Int) -> UnsafeMutablePointer<Float> { direct ? (gradW ?? acc) : acc + b * 2 * m }
             func accB(_ b: Int) -> UnsafeMutablePointer<Float> { direct ? (gradB ?? acc + m) : acc + b * 2 * m + m }
 
-            var n0 = 0
-            while n0 < rows {
-                let n1 = min(n0 + panel, rows)
-                let rb0 = n0 / rb, rb1 = (n1 - 1) / rb + 1
-                Parallel.forEach((rb1 - rb0) * tiles, work: 2 * (n1 - n0) * m) { range in
-                    for u in range {
-                        let b = rb0 + u / tiles, t = u % tiles
-                        let r0 = max(n0, b * rb), r1 = min(n1, b * rb + rb)
-                        let k0 = t * perTile, k1 = min(k0 + perTile, perRow)
-                        let aw: UnsafeMutablePointer<Float>? = wantParams ? accW(b) : nil
-                        let ab: UnsafeMutablePointer<Float>? = wantParams ? accB(b) : nil
-                        if let aw, let ab, r0 == b * rb {
-                            let c0 = chunkRange(k0).0, c1 = chunkRange(k1 - 1).1
-                            (aw + c0).update(repeating: 0, count: c1 - c0)
-                            (ab + c0).update(repeating: 0, count: c1 - c0)
+            // Pass 1 for unit `u` of the panel `n0..<n1` (row block `rb0 + u / tiles`, tile `u % tiles`).
+            func sumsUnit(_ u: Int, _ n0: Int, _ n1: Int, _ rb0: Int) {
+                let b = rb0 + u / tiles, t = u % tiles
+                let r0 = max(n0, b * rb), r1 = min(n1, b * rb + rb)
+                let k0 = t * perTile, k1 = min(k0 + perTile, perRow)
+                let aw: UnsafeMutablePointer<Float>? = wantParams ? accW(b) : nil
+                let ab: UnsafeMutablePointer<Float>? = wantParams ? accB(b) : nil
+                if let aw, let ab, r0 == b * rb {
+                    let c0 = chunkRange(k0).0, c1 = chunkRange(k1 - 1).1
+                    (aw + c0).update(repeating: 0, count: c1 - c0)
+                    (ab + c0).update(repeating: 0, count: c1 - c0)
+                }
+                let s0 = k0 / perRun, j0 = k0 % perRun
+                // Rows in pairs from the unit's first row (fixed by the shape): one update
+                // of the column accumulators per pair.
+                var n = r0
+                while n < r1 {
+                    let pair = wantParams && n + 1 < r1
+                    let xr = x + n * m, gr = g + n * m
+                    if fused {
+                        let ri = n * segments
+                        backwardShortRuns(xr, gr, gx + n * m, m, len, k0..<k1, pair,
+                                          head + ri, inv + ri, k + ri, w, aw, ab, count)
+                        n += pair ? 2 : 1
+                        continue
+                    }
+                    let out = pp + 2 * n * perRow
+                    // Chunk `bi` is chunk `j` of segment `s` (no divisions in the loop).
+                    var s = s0, j = j0, ri = n * segments + s0
+                    for bi in k0..<k1 {
+                        let start = s * len + j * chunk, end = min(start + chunk, (s + 1) * len)
+                        if pair, let aw, let ab {
+                            let r2 = ri + segments
+                            let (u, v) = pairBlockSums(xr, gr, xr + m, gr + m, start, end, head[ri], inv[ri], k[ri],
+                                                       head[r2], inv[r2], k[r2], w, aw, ab, prefetch: panel < rows)
+                            out[2 * bi] = u.0; out[2 * bi + 1] = u.1
+                            out[2 * perRow + 2 * bi] = v.0; out[2 * perRow + 2 * bi + 1] = v.1
+                        } else {
+                            let sums = blockSums(xr, gr, start, end, head[ri], inv[ri], k[ri], w, aw, ab)
+                            out[2 * bi] = sums.0
+                            out[2 * bi + 1] = sums.1
                         }
-                        let s0 = k0 / perRun, j0 = k0 % perRun
-                        // Rows in pairs from the unit's first row (fixed by the shape): one update
-                        // of the column accumulators per pair.
-                        var n = r0
-                        while n < r1 {
-                            let pair = wantParams && n + 1 < r1
-                            let xr = x + n * m, gr = g + n * m
-                            if fused {
-                                let ri = n * segments
-                                backwardShortRuns(xr, gr, gx + n * m, m, len, k0..<k1, pair,
-                                                  head + ri, inv + ri, k + ri, w, aw, ab, count)
-                                n += pair ? 2 : 1
-                                continue
-                            }
-                            let out = pp + 2 * n * perRow
-                            // Chunk `bi` is chunk `j` of segment `s` (no divisions in the loop).
-                            var s = s0, j = j0, ri = n * segments + s0
-                            for bi in k0..<k1 {
-                                let start = s * len + j * chunk, end = min(start + chunk, (s + 1) * len)
-                                if pair, let aw, let ab {
-                                    let r2 = ri + segments
-                                    let (u, v) = pairBlockSums(xr, gr, xr + m, gr + m, start, end, head[ri], inv[ri], k[ri],
-                                                               head[r2], inv[r2], k[r2], w, aw, ab)
-                                    out[2 * bi] = u.0; out[2 * bi + 1] = u.1
-                                    out[2 * perRow + 2 * bi] = v.0; out[2 * perRow + 2 * bi + 1] = v.1
-                                } else {
-                                    let sums = blockSums(xr, gr, start, end, head[ri], inv[ri], k[ri], w, aw, ab)
-                                    out[2 * bi] = sums.0
-                                    out[2 * bi + 1] = sums.1
-                                }
-                                j += 1
-                                if j == perRun { j = 0; s += 1; ri += 1 }
-                            }
-                            n += pair ? 2 : 1
+                        j += 1
+                        if j == perRun { j = 0; s += 1; ri += 1 }
+                    }
+                    n += pair ? 2 : 1
+                }
+            }
+            // Pass 2 for unit `u` of the panel starting at row `n0` (row `n0 + u / writeUnits`, a column range).
+            func writeUnit(_ u: Int, _ n0: Int) {
+                let n = n0 + u / writeUnits, q = u % writeUnits
+                let lo = m * q / writeUnits, hi = m * (q + 1) / writeUnits
+                var s = lo / len
+                while s < segments && s * len < hi {
+                    var s1 = 0.0, s2 = 0.0
+                    let base = 2 * (n * perRow + s * perRun)
+                    for j in 0..<perRun { s1 += pp[base + 2 * j]; s2 += pp[base + 2 * j + 1] }
+                    let ri = n * segments + s
+                    let a = max(lo, s * len), e = min(hi, (s + 1) * len)
+                    writeGradient(x + n * m + a, g + n * m + a, gx + n * m + a, e - a, head[ri], inv[ri], k[ri],
+                                  w.map { $0 + a }, Float(count.divide(s1)), Float(count.divide(s2)), streaming: streaming)
+                    s += 1
+                }
+            }
+
+            if byRowBlock {
+                // Each thread takes whole row blocks, panel by panel, both passes: no hand-off
+                // between the passes (the same units, the same arithmetic).
+                Parallel.forEach(rowBlocks, work: 5 * rows * m) { range in
+                    defer { StreamingStores.fence(streaming) }
+                    for b in range {
+                        var n0 = b * rb
+                        let end = min(rows, n0 + rb)
+                        while n0 < end {
+                            let n1 = min(n0 + panel, end)
+                            for u in 0..<tiles { sumsUnit(u, n0, n1, b) }
+                            for u in (0..<((n1 - n0) * writeUnits)).reversed() { writeUnit(u, n0) }
+                            n0 = n1
                         }
                     }
                 }
-                if fused { n0 = n1; continue }
-                Parallel.forEach((n1 - n0) * writeUnits, work: 3 * (n1 - n0) * m, descending: true) { range in
-                    for u in range.reversed() {
-                        let n = n0 + u / writeUnits, q = u % writeUnits
-                        let lo = m * q / writeUnits, hi = m * (q + 1) / writeUnits
-                        var s = lo / len
-                        while s < segments && s * len < hi {
-                            var s1 = 0.0, s2 = 0.0
-                            let base = 2 * (n * perRow + s * perRun)
-                            for j in 0..<perRun { s1 += pp[base + 2 * j]; s2 += pp[base + 2 * j + 1] }
-                            let ri = n * segments + s
-                            let a = max(lo, s * len), e = min(hi, (s + 1) * len)
-                            writeGradient(x + n * m + a, g + n * m + a, gx + n * m + a, e - a, head[ri], inv[ri], k[ri],
-                                          w.map { $0 + a }, Float(count.divide(s1)), Float(count.divide(s2)))
-                            s += 1
-                        }
+            } else {
+                var n0 = 0
+                while n0 < rows {
+                    let n1 = min(n0 + panel, rows)
+                    let rb0 = n0 / rb, rb1 = (n1 - 1) / rb + 1
+                    Parallel.forEach((rb1 - rb0) * tiles, work: 2 * (n1 - n0) * m) { range in
+                        for u in range { sumsUnit(u, n0, n1, rb0) }
                     }
+                    if fused { n0 = n1; continue }
+                    Parallel.forEach((n1 - n0) * writeUnits, work: 3 * (n1 - n0) * m, descending: true) { range in
+                        defer { StreamingStores.fence(streaming) }
+                        for u in range.reversed() { writeUnit(u, n0) }
+                    }
+                    n0 = n1
                 }
-                n0 = n1
             }
 
             // Parameter gradients: the row blocks' float32 sums added in float64, in order.
@@ -430,25 +463,36 @@ public enum RowKernels {
     @inline(__always)
     static func pairBlockSums(_ x0: UnsafePointer<Float>, _ g0: UnsafePointer<Float>, _ x1: UnsafePointer<Float>, _ g1: UnsafePointer<Float>,
                               _ start: Int, _ end: Int, _ h0: Float, _ iv0: Float, _ kk0: Float, _ h1: Float, _ iv1: Float, _ kk1: Float,
-                              _ w: UnsafePointer<Float>?, _ accW: UnsafeMutablePointer<Float>, _ accB: UnsafeMutablePointer<Float>)
+                              _ w: UnsafePointer<Float>?, _ accW: UnsafeMutablePointer<Float>, _ accB: UnsafeMutablePointer<Float>,
+                              prefetch: Bool = false)
         -> ((Double, Double), (Double, Double)) {
         end - start <= shortGradientChunk
-            ? pairBlockSums(SIMD4<Float>.self, x0, g0, x1, g1, start, end, h0, iv0, kk0, h1, iv1, kk1, w, accW, accB)
-            : pairBlockSums(SIMD8<Float>.self, x0, g0, x1, g1, start, end, h0, iv0, kk0, h1, iv1, kk1, w, accW, accB)
+            ? pairBlockSums(SIMD4<Float>.self, x0, g0, x1, g1, start, end, h0, iv0, kk0, h1, iv1, kk1, w, accW, accB, prefetch: false)
+            : pairBlockSums(SIMD8<Float>.self, x0, g0, x1, g1, start, end, h0, iv0, kk0, h1, iv1, kk1, w, accW, accB, prefetch: prefetch)
     }
+
+    /// Floats ahead of the pair pass's loads that it asks for (one hint per row and 64-byte line)
+    /// when the rows come from memory (panelled: more rows than the last-level cache panel holds;
+    /// for rows already cached the hints only cost, 12 % at (8, 256, 14, 14)).
+    @usableFromInline static let pairPrefetchDistance = 1024
 
     /// ``pairBlockSums(_:_:_:_:_:_:_:_:_:_:_:_:_:_:_:)`` in vectors of `V`.
     @inline(__always)
     static func pairBlockSums<V: FloatLanes>(_: V.Type, _ x0: UnsafePointer<Float>, _ g0: UnsafePointer<Float>,
                                              _ x1: UnsafePointer<Float>, _ g1: UnsafePointer<Float>, _ start: Int, _ end: Int,
                                              _ h0: Float, _ iv0: Float, _ kk0: Float, _ h1: Float, _ iv1: Float, _ kk1: Float,
-                                             _ w: UnsafePointer<Float>?, _ accW: UnsafeMutablePointer<Float>, _ accB: UnsafeMutablePointer<Float>)
+                                             _ w: UnsafePointer<Float>?, _ accW: UnsafeMutablePointer<Float>, _ accB: UnsafeMutablePointer<Float>,
+                                             prefetch: Bool)
         -> ((Double, Double), (Double, Double)) {
         let hv0 = V(repeating: h0), ivv0 = V(repeating: iv0), kv0 = V(repeating: kk0)
         let hv1 = V(repeating: h1), ivv1 = V(repeating: iv1), kv1 = V(repeating: kk1)
         var a0 = V(), c0 = V(), a1 = V(), c1 = V()
         var i = start
         while i + V.scalarCount <= end {
+            if prefetch && i & 15 == 0 {
+                let d = i + pairPrefetchDistance
+                nk_prefetch_read(x0 + d); nk_prefetch_read(x1 + d); nk_prefetch_read(g0 + d); nk_prefetch_read(g1 + d)
+            }
             let gr0 = UnsafeRawPointer(g0 + i).loadUnaligned(as: V.self)
             let gr1 = UnsafeRawPointer(g1 + i).loadUnaligned(as: V.self)
             var gv0 = gr0, gv1 = gr1
@@ -480,18 +524,29 @@ public enum RowKernels {
         return ((t01, t02), (t11, t12))
     }
 
-    /// `gx = inv·(ĝ − m1 − x̂·m2)` over one run.
+    /// `gx = inv·(ĝ − m1 − x̂·m2)` over one run; `streaming`: non-temporal stores
+    /// (``StreamingStores``, the same values; the caller fences).
     @inline(__always)
     static func writeGradient(_ xp: UnsafePointer<Float>, _ gp: UnsafePointer<Float>, _ op: UnsafeMutablePointer<Float>, _ len: Int,
-                              _ h: Float, _ iv: Float, _ kk: Float, _ w: UnsafePointer<Float>?, _ m1: Float, _ m2: Float) {
+                              _ h: Float, _ iv: Float, _ kk: Float, _ w: UnsafePointer<Float>?, _ m1: Float, _ m2: Float,
+                              streaming: Bool = false) {
         let hv = SIMD16<Float>(repeating: h), ivv = SIMD16<Float>(repeating: iv), kv = SIMD16<Float>(repeating: kk)
         let m1v = SIMD16<Float>(repeating: m1), m2v = SIMD16<Float>(repeating: m2)
         var i = 0
+        if streaming {
+            let head = StreamingStores.unalignedHead(op, len)
+            while i < head {
+                let gv = gp[i] * (w?[i] ?? 1)
+                let xh = (xp[i] - h) * iv - kk
+                op[i] = iv * (gv - m1 - xh * m2)
+                i += 1
+            }
+        }
         while i + 16 <= len {
             var gv = UnsafeRawPointer(gp + i).loadUnaligned(as: SIMD16<Float>.self)
             if let w { gv *= UnsafeRawPointer(w + i).loadUnaligned(as: SIMD16<Float>.self) }
             let xh = (UnsafeRawPointer(xp + i).loadUnaligned(as: SIMD16<Float>.self) - hv) * ivv - kv
-            UnsafeMutableRawPointer(op + i).storeBytes(of: ivv * (gv - m1v - xh * m2v), as: SIMD16<Float>.self)
+            StreamingStores.store(ivv * (gv - m1v - xh * m2v), at: op + i, streaming: streaming)
             i += 16
         }
         while i < len {

@@ -313,18 +313,17 @@ extension BatchChannelNorm {
             runMean.withUnsafeMutableBufferPointer { rmb in runInv.withUnsafeMutableBufferPointer { rib in
                 let xp = xb.baseAddress!, op = out.baseAddress!, ap = ab.baseAddress!, mp = mb.baseAddress!, bp = bb.baseAddress!
                 let rmp = rmb.baseAddress!, rip = rib.baseAddress!
-                Parallel.forEach(n, work: 4 * n * c) { range in
-                    withUnsafeTemporaryAllocation(of: Double.self, capacity: perGroup) { u in
-                        for row in range {
-                            for g in 0..<groups {
-                                let off = row * c + g * perGroup, ch = g * perGroup, r = row * groups + g
-                                (rmp[r], rip[r]) = BatchChannelColumns.normalizeGroup(xp + off, op + off, u.baseAddress!, count: perGroup,
-                                                                                     a: ap + ch, m: mp + ch, b: bp + ch, eps: eps,
-                                                                                     scale: gw[g], shift: gb[g])
+                gw.withUnsafeBufferPointer { gwb in gb.withUnsafeBufferPointer { gbb in
+                    Parallel.forEach(n, work: 4 * n * c) { range in
+                        withUnsafeTemporaryAllocation(of: Double.self, capacity: c) { u in
+                            for row in range {
+                                BatchChannelColumns.normalizeRow(xp + row * c, op + row * c, u.baseAddress!, groups: groups, count: perGroup,
+                                                                 a: ap, m: mp, b: bp, eps: eps, scale: gwb.baseAddress!, shift: gbb.baseAddress!,
+                                                                 mean: rmp + row * groups, inv: rip + row * groups)
                             }
                         }
                     }
-                }
+                }}
             }}}}}}
         }
         cache = Cache(x: x, batch: batch, channelMean: m1, channelInvStd: inv1, planeMean: [], planeVariance: [],
@@ -352,18 +351,19 @@ extension BatchChannelNorm {
             sumU.withUnsafeMutableBufferPointer { sub1 in sumUX.withUnsafeMutableBufferPointer { sub2 in
                 let xp = xb.baseAddress!, gp = gyb.baseAddress!, op = out.baseAddress!
                 let ap = ab.baseAddress!, mp = mb.baseAddress!, bp = bb.baseAddress!, sgp = sgb.baseAddress!, sup = sub.baseAddress!
-                Parallel.forEach(n, work: 4 * n * c) { range in
-                    withUnsafeTemporaryAllocation(of: Double.self, capacity: perGroup) { u in
-                        for row in range {
-                            for g in 0..<groups {
-                                let off = row * c + g * perGroup, ch = g * perGroup, r = row * groups + g
-                                (sgp[r], sup[r]) = BatchChannelColumns.groupGradient(xp + off, gp + off, du + off, u.baseAddress!, count: perGroup,
-                                                                                    a: ap + ch, m: mp + ch, b: bp + ch,
-                                                                                    mean: st.runMean[r], inv: st.runInvStd[r], scale: gw[g])
+                st.runMean.withUnsafeBufferPointer { rmb in st.runInvStd.withUnsafeBufferPointer { rib in gw.withUnsafeBufferPointer { gwb in
+                    let rmp = rmb.baseAddress!, rip = rib.baseAddress!
+                    Parallel.forEach(n, work: 4 * n * c) { range in
+                        withUnsafeTemporaryAllocation(of: Double.self, capacity: c) { u in
+                            for row in range {
+                                let off = row * c, r = row * groups
+                                BatchChannelColumns.rowGradient(xp + off, gp + off, du + off, u.baseAddress!, groups: groups, count: perGroup,
+                                                                a: ap, m: mp, b: bp, mean: rmp + r, inv: rip + r, scale: gwb.baseAddress!,
+                                                                sumG: sgp + r, sumGU: sup + r)
                             }
                         }
                     }
-                }
+                }}}
                 BatchChannelColumns.columnSums(x: xp, du: du, rows: n, cols: c, m: mp, sum: sub1.baseAddress!, sumX: sub2.baseAddress!)
                 var ka = [Double](repeating: 0, count: c), kb = ka, kc = ka
                 let count = Double(n)
@@ -399,76 +399,108 @@ private enum BatchChannelColumns {
 
     @inline(__always) static func load(_ p: UnsafePointer<Double>) -> D { UnsafeRawPointer(p).loadUnaligned(as: D.self) }
     @inline(__always) static func widen(_ p: UnsafePointer<Float>) -> D { D(UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self)) }
+    @inline(__always) static func store(_ v: D, _ p: UnsafeMutablePointer<Double>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: D.self) }
     @inline(__always) static func sum(_ v: D) -> Double { (v[0] + v[2]) + (v[1] + v[3]) }
 
-    /// One group of `count` channels of one sample: `u = a·(x − m) + b` into `u`, its mean `M`
-    /// and `inv = 1/√(biased variance + eps)`, and `y = (u − M)·inv·scale + shift`.
-    static func normalizeGroup(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ u: UnsafeMutablePointer<Double>, count: Int,
-                               a: UnsafePointer<Double>, m: UnsafePointer<Double>, b: UnsafePointer<Double>,
-                               eps: Double, scale: Double, shift: Double) -> (Double, Double) {
-        var acc = D(), tail = 0.0, i = 0
-        while i + 4 <= count {
-            let v = load(a + i) * (widen(x + i) - load(m + i)) + load(b + i)
-            UnsafeMutableRawPointer(u + i).storeBytes(of: v, as: D.self)
-            acc += v
-            i += 4
+    /// One sample's `groups` groups of `count` channels (`x`, `y`, `u` and the per-channel `a`,
+    /// `m`, `b` of the whole row): per group `u = a·(x − m) + b` into `u`, its mean `M` into
+    /// `mean[g]` and `inv = 1/√(biased variance + eps)` into `inv[g]`, and
+    /// `y = (u − M)·inv·scale[g] + shift[g]`. Each step is taken for every group of the row before
+    /// the next one: the groups' sums, divisions and square roots are independent chains the
+    /// CPU overlaps (group by group, each group waited for its own divisions).
+    static func normalizeRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ u: UnsafeMutablePointer<Double>,
+                             groups: Int, count: Int, a: UnsafePointer<Double>, m: UnsafePointer<Double>, b: UnsafePointer<Double>,
+                             eps: Double, scale: UnsafePointer<Double>, shift: UnsafePointer<Double>,
+                             mean: UnsafeMutablePointer<Double>, inv: UnsafeMutablePointer<Double>) {
+        // Division by the group size, a multiplication when it is a power of two (the same values).
+        let size = Reductions.Divisor(Double(count))
+        for g in 0..<groups {
+            let o = g * count
+            var acc = D(), tail = 0.0, i = o
+            while i + 4 <= o + count {
+                let v = load(a + i) * (widen(x + i) - load(m + i)) + load(b + i)
+                UnsafeMutableRawPointer(u + i).storeBytes(of: v, as: D.self)
+                acc += v
+                i += 4
+            }
+            while i < o + count { u[i] = a[i] * (Double(x[i]) - m[i]) + b[i]; tail += u[i]; i += 1 }
+            mean[g] = size.divide(sum(acc) + tail)
         }
-        while i < count { u[i] = a[i] * (Double(x[i]) - m[i]) + b[i]; tail += u[i]; i += 1 }
-        let mean = (sum(acc) + tail) / Double(count)
-        var q = D(), qt = 0.0
-        i = 0
-        while i + 4 <= count { let d = load(u + i) - mean; q += d * d; i += 4 }
-        while i < count { let d = u[i] - mean; qt += d * d; i += 1 }
-        let inv = 1 / ((sum(q) + qt) / Double(count) + eps).squareRoot()
-        let k = inv * scale
-        i = 0
-        while i + 4 <= count {
-            UnsafeMutableRawPointer(y + i).storeBytes(of: SIMD4<Float>((load(u + i) - mean) * k + shift), as: SIMD4<Float>.self)
-            i += 4
+        for g in 0..<groups {
+            let o = g * count, mu = mean[g]
+            var q = D(), qt = 0.0, i = o
+            while i + 4 <= o + count { let d = load(u + i) - mu; q += d * d; i += 4 }
+            while i < o + count { let d = u[i] - mu; qt += d * d; i += 1 }
+            inv[g] = 1 / (size.divide(sum(q) + qt) + eps).squareRoot()
         }
-        while i < count { y[i] = Float((u[i] - mean) * k + shift); i += 1 }
-        return (mean, inv)
+        for g in 0..<groups {
+            let o = g * count, mu = mean[g], k = inv[g] * scale[g], t = shift[g]
+            var i = o
+            while i + 4 <= o + count {
+                UnsafeMutableRawPointer(y + i).storeBytes(of: SIMD4<Float>((load(u + i) - mu) * k + t), as: SIMD4<Float>.self)
+                i += 4
+            }
+            while i < o + count { y[i] = Float((u[i] - mu) * k + t); i += 1 }
+        }
     }
 
-    /// Stage 2's backward for one group of one sample: with `û = (u − M)·inv`, returns
-    /// `(Σ g, Σ g·û)` and writes `dL/du = inv·scale·(g − Σg/count − û·Σg·û/count)`.
-    static func groupGradient(_ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ du: UnsafeMutablePointer<Double>,
-                              _ u: UnsafeMutablePointer<Double>, count: Int,
-                              a: UnsafePointer<Double>, m: UnsafePointer<Double>, b: UnsafePointer<Double>,
-                              mean: Double, inv: Double, scale: Double) -> (Double, Double) {
-        var sg = D(), sgu = D(), tg = 0.0, tgu = 0.0, i = 0
-        while i + 4 <= count {
-            let uh = (load(a + i) * (widen(x + i) - load(m + i)) + load(b + i) - mean) * inv
-            UnsafeMutableRawPointer(u + i).storeBytes(of: uh, as: D.self)
-            let gv = widen(g + i)
-            sg += gv; sgu += gv * uh
-            i += 4
+    /// Stage 2's backward for one sample's `groups` groups of `count` channels (row pointers as
+    /// in ``normalizeRow``): with `û = (u − M)·inv` per group, `(Σ g, Σ g·û)` into `sumG[g]`,
+    /// `sumGU[g]` and `dL/du = inv·scale·(g − Σg/count − û·Σg·û/count)`; every group's sums are
+    /// taken before any group's `dL/du` (independent chains, as in ``normalizeRow``).
+    static func rowGradient(_ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ du: UnsafeMutablePointer<Double>,
+                            _ u: UnsafeMutablePointer<Double>, groups: Int, count: Int,
+                            a: UnsafePointer<Double>, m: UnsafePointer<Double>, b: UnsafePointer<Double>,
+                            mean: UnsafePointer<Double>, inv: UnsafePointer<Double>, scale: UnsafePointer<Double>,
+                            sumG: UnsafeMutablePointer<Double>, sumGU: UnsafeMutablePointer<Double>) {
+        let size = Reductions.Divisor(Double(count))
+        for j in 0..<groups {
+            let o = j * count, mu = mean[j], iv = inv[j]
+            var sg = D(), sgu = D(), tg = 0.0, tgu = 0.0, i = o
+            while i + 4 <= o + count {
+                let uh = (load(a + i) * (widen(x + i) - load(m + i)) + load(b + i) - mu) * iv
+                UnsafeMutableRawPointer(u + i).storeBytes(of: uh, as: D.self)
+                let gv = widen(g + i)
+                sg += gv; sgu += gv * uh
+                i += 4
+            }
+            while i < o + count {
+                u[i] = (a[i] * (Double(x[i]) - m[i]) + b[i] - mu) * iv
+                tg += Double(g[i]); tgu += Double(g[i]) * u[i]
+                i += 1
+            }
+            sumG[j] = sum(sg) + tg; sumGU[j] = sum(sgu) + tgu
         }
-        while i < count {
-            u[i] = (a[i] * (Double(x[i]) - m[i]) + b[i] - mean) * inv
-            tg += Double(g[i]); tgu += Double(g[i]) * u[i]
-            i += 1
+        for j in 0..<groups {
+            let o = j * count
+            let k = inv[j] * scale[j], mg = size.divide(sumG[j]), mgu = size.divide(sumGU[j])
+            var i = o
+            while i + 4 <= o + count {
+                let v = (widen(g + i) - mg - load(u + i) * mgu) * k
+                UnsafeMutableRawPointer(du + i).storeBytes(of: v, as: D.self)
+                i += 4
+            }
+            while i < o + count { du[i] = (Double(g[i]) - mg - u[i] * mgu) * k; i += 1 }
         }
-        let sumG = sum(sg) + tg, sumGU = sum(sgu) + tgu
-        let k = inv * scale, mg = sumG / Double(count), mgu = sumGU / Double(count)
-        i = 0
-        while i + 4 <= count {
-            let v = (widen(g + i) - mg - load(u + i) * mgu) * k
-            UnsafeMutableRawPointer(du + i).storeBytes(of: v, as: D.self)
-            i += 4
-        }
-        while i < count { du[i] = (Double(g[i]) - mg - u[i] * mgu) * k; i += 1 }
-        return (sumG, sumGU)
     }
+
+    /// Columns a block of the column passes holds in registers (four 4-lane sums of each kind).
+    static let registerColumns = 16
 
     /// Per column mean and biased variance over the rows in float64 (sum, then the squared
-    /// deviations from the mean), column blocks of 64 split across threads.
+    /// deviations from the mean), column blocks of 64 split across threads; whole blocks of
+    /// ``registerColumns`` keep their sums in registers (the same additions, in the same order).
     static func columnMoments(x: UnsafePointer<Float>, rows: Int, cols: Int,
                               mean: UnsafeMutablePointer<Double>, variance: UnsafeMutablePointer<Double>) {
         let block = 64, blocks = (cols + block - 1) / block
         Parallel.forEach(blocks, work: 2 * rows * cols) { range in
             for k in range {
-                let c0 = k * block, c1 = min(c0 + block, cols)
+                var c0 = k * block
+                let c1 = min(c0 + block, cols)
+                while c0 + registerColumns <= c1 {
+                    registerMoments(x + c0, rows: rows, cols: cols, mean: mean + c0, variance: variance + c0)
+                    c0 += registerColumns
+                }
                 for c in c0..<c1 { mean[c] = 0; variance[c] = 0 }
                 for r in 0..<rows {
                     let xr = x + r * cols
@@ -495,14 +527,41 @@ private enum BatchChannelColumns {
         }
     }
 
+    /// ``columnMoments(x:rows:cols:mean:variance:)`` of ``registerColumns`` columns starting at `x`.
+    @inline(__always)
+    static func registerMoments(_ x: UnsafePointer<Float>, rows: Int, cols: Int,
+                                mean: UnsafeMutablePointer<Double>, variance: UnsafeMutablePointer<Double>) {
+        var s0 = D(), s1 = D(), s2 = D(), s3 = D()
+        for r in 0..<rows {
+            let xr = x + r * cols
+            s0 += widen(xr); s1 += widen(xr + 4); s2 += widen(xr + 8); s3 += widen(xr + 12)
+        }
+        let count = D(repeating: Double(rows))
+        let m0 = s0 / count, m1 = s1 / count, m2 = s2 / count, m3 = s3 / count
+        var q0 = D(), q1 = D(), q2 = D(), q3 = D()
+        for r in 0..<rows {
+            let xr = x + r * cols
+            let d0 = widen(xr) - m0, d1 = widen(xr + 4) - m1, d2 = widen(xr + 8) - m2, d3 = widen(xr + 12) - m3
+            q0 += d0 * d0; q1 += d1 * d1; q2 += d2 * d2; q3 += d3 * d3
+        }
+        store(m0, mean); store(m1, mean + 4); store(m2, mean + 8); store(m3, mean + 12)
+        store(q0 / count, variance); store(q1 / count, variance + 4); store(q2 / count, variance + 8); store(q3 / count, variance + 12)
+    }
+
     /// Per column `Σ du` and `Σ du·(x − m_c)` over the rows, in row order; column blocks of
-    /// 64 split across threads (each column summed by one thread: the same order for any count).
+    /// 64 split across threads (each column summed by one thread: the same order for any count);
+    /// whole blocks of ``registerColumns`` keep their sums in registers (the same arithmetic).
     static func columnSums(x: UnsafePointer<Float>, du: UnsafePointer<Double>, rows: Int, cols: Int, m: UnsafePointer<Double>,
                            sum: UnsafeMutablePointer<Double>, sumX: UnsafeMutablePointer<Double>) {
         let block = 64, blocks = (cols + block - 1) / block
         Parallel.forEach(blocks, work: 2 * rows * cols) { range in
             for k in range {
-                let c0 = k * block, c1 = min(c0 + block, cols)
+                var c0 = k * block
+                let c1 = min(c0 + block, cols)
+                while c0 + registerColumns <= c1 {
+                    registerSums(x + c0, du + c0, rows: rows, cols: cols, m: m + c0, sum: sum + c0, sumX: sumX + c0)
+                    c0 += registerColumns
+                }
                 for c in c0..<c1 { sum[c] = 0; sumX[c] = 0 }
                 for r in 0..<rows {
                     let xr = x + r * cols, dr = du + r * cols
@@ -518,6 +577,23 @@ private enum BatchChannelColumns {
                 }
             }
         }
+    }
+
+    /// ``columnSums(x:du:rows:cols:m:sum:sumX:)`` of ``registerColumns`` columns starting at `x`, `du`.
+    @inline(__always)
+    static func registerSums(_ x: UnsafePointer<Float>, _ du: UnsafePointer<Double>, rows: Int, cols: Int, m: UnsafePointer<Double>,
+                             sum: UnsafeMutablePointer<Double>, sumX: UnsafeMutablePointer<Double>) {
+        let m0 = load(m), m1 = load(m + 4), m2 = load(m + 8), m3 = load(m + 12)
+        var s0 = D(), s1 = D(), s2 = D(), s3 = D(), t0 = D(), t1 = D(), t2 = D(), t3 = D()
+        for r in 0..<rows {
+            let xr = x + r * cols, dr = du + r * cols
+            let d0 = load(dr), d1 = load(dr + 4), d2 = load(dr + 8), d3 = load(dr + 12)
+            s0 += d0; s1 += d1; s2 += d2; s3 += d3
+            t0 += d0 * (widen(xr) - m0); t1 += d1 * (widen(xr + 4) - m1)
+            t2 += d2 * (widen(xr + 8) - m2); t3 += d3 * (widen(xr + 12) - m3)
+        }
+        store(s0, sum); store(s1, sum + 4); store(s2, sum + 8); store(s3, sum + 12)
+        store(t0, sumX); store(t1, sumX + 4); store(t2, sumX + 8); store(t3, sumX + 12)
     }
 
     /// `gx = Float(a_c·du + k_c·(x − m_c) + shift_c)`, rows split across threads.

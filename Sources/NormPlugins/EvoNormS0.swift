@@ -74,10 +74,10 @@ public final class EvoNormS0: NormalizationPlugin {
                 let xp = xb.baseAddress!, op = out.baseAddress!, wp = wb.baseAddress!, bp = bb.baseAddress!, vp = vb.baseAddress!
                 let mp = mb.baseAddress!, ip = ib.baseAddress!
                 // The sigmoid costs about as much as four copies: weigh the work accordingly.
-                Parallel.forEach(runs, work: 4 * runs * length) { range in
-                    for r in range {
+                PlaneKernels.forEachRunBlock(x: xp, runs: runs, length: length, work: 4 * runs * length) { r0, r1, means, m2s in
+                    for r in r0..<r1 {
                         let base = r * length, first = (r * perGroup) % c
-                        let (m, m2) = Reductions.contiguousMoments(xp + base, length: length)
+                        let m = means[r - r0], m2 = m2s[r - r0]
                         let inv = 1 / (m2 / Double(length) + eps).squareRoot()
                         mp[r] = m; ip[r] = inv
                         if s == 1 {
@@ -178,6 +178,9 @@ public final class EvoNormS0: NormalizationPlugin {
 /// in a zero-padded vector (the same arithmetic, and zeros add nothing to the sums).
 private enum EvoNormS0Kernels {
     typealias V = SigmoidLanes.Lanes
+    typealias IntLanes = SIMD8<Int32>
+    /// Lane indices (the masks of a plane's tail).
+    static let lanes = IntLanes(0, 1, 2, 3, 4, 5, 6, 7)
 
     @inline(__always) static func load(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
     @inline(__always) static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self) }
@@ -192,18 +195,23 @@ private enum EvoNormS0Kernels {
         for i in 0..<count { p[i] = v[i] }
     }
 
+    /// `x·σ(v·x) = x / (1 + e^(−v·x))` with `nv = −v` (exact): one division instead of the
+    /// sigmoid's reciprocal and a product, and no negation of the argument.
+    @inline(__always) static func gated(_ x: V, _ nv: V) -> V { x / (SigmoidLanes.exp(nv * x) + V(repeating: 1)) }
+
     /// `y = x·σ(v·x)·scale + shift` over one plane.
     static func forwardPlane(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, length: Int, v: Float, scale: Float, shift: Float) {
-        let vv = V(repeating: v), a = V(repeating: scale), b = V(repeating: shift)
+        let nv = V(repeating: -v), a = V(repeating: scale), b = V(repeating: shift)
         var i = 0
         while i + 8 <= length {
-            let xi = load(x + i)
-            store(b.addingProduct(xi * SigmoidLanes.sigmoid(vv * xi), a), y + i)
+            store(b.addingProduct(gated(load(x + i), nv), a), y + i)
             i += 8
         }
         if i < length {
-            let xi = load(x + i, length - i)
-            store(b.addingProduct(xi * SigmoidLanes.sigmoid(vv * xi), a), y + i, length - i)
+            // The tail as the plane's last whole vector when there is one (the lanes it shares
+            // with the previous vector get the same values again), else zero-padded.
+            let j = length >= 8 ? length - 8 : i, k = length - j
+            store(b.addingProduct(gated(load(x + j, k), nv), a), y + j, k)
         }
     }
 
@@ -213,36 +221,49 @@ private enum EvoNormS0Kernels {
         let iv = V(repeating: inv)
         var i = 0
         while i + 8 <= count {
-            let xi = load(x + i)
-            store(xi * SigmoidLanes.sigmoid(load(v + i) * xi) * (load(w + i) * iv) + load(b + i), y + i)
+            store(gated(load(x + i), -load(v + i)) * (load(w + i) * iv) + load(b + i), y + i)
             i += 8
         }
         if i < count {
-            let k = count - i, xi = load(x + i, k)
-            store(xi * SigmoidLanes.sigmoid(load(v + i, k) * xi) * (load(w + i, k) * iv) + load(b + i, k), y + i, k)
+            // The last whole vector when there is one (as in ``forwardPlane``), else zero-padded.
+            let j = count >= 8 ? count - 8 : i, k = count - j
+            store(gated(load(x + j, k), -load(v + j, k)) * (load(w + j, k) * iv) + load(b + j, k), y + j, k)
         }
     }
 
-    /// Writes `σ(v·x)` into `sig` and returns `(Σ g·u, Σ g, Σ g·x²·σ(1−σ))` with `u = x·σ`;
+    /// Writes `σ(v·x)` (``SigmoidLanes/sigmoid(_:)``'s arithmetic, its argument's negation folded
+    /// into `−v`: the same values) into `sig` and returns `(Σ g·u, Σ g, Σ g·x²·σ(1−σ))` with `u = x·σ`;
     /// float32 lanes over blocks of 128 values, added into float64.
     static func planeSums(_ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ sig: UnsafeMutablePointer<Float>, length: Int,
                           v: Float) -> (Double, Double, Double) {
-        let vv = V(repeating: v), one = V(repeating: 1)
+        let nv = V(repeating: -v), one = V(repeating: 1)
         var sa = 0.0, sb = 0.0, sd = 0.0
         var i = 0
         while i < length {
             let end = min(i + 128, length)
             var a = V(), b = V(), d = V()
             while i + 8 <= end {
-                let xi = load(x + i), gi = load(g + i), si = SigmoidLanes.sigmoid(vv * xi)
+                let xi = load(x + i), gi = load(g + i), si = one / (SigmoidLanes.exp(nv * xi) + one)
                 store(si, sig + i)
                 let gx = gi * xi
                 a += gx * si; b += gi; d += gx * xi * si * (one - si)
                 i += 8
             }
             if i < end {
-                let k = end - i, xi = load(x + i, k), gi = load(g + i, k), si = SigmoidLanes.sigmoid(vv * xi)
-                store(si, sig + i, k)
+                let k = end - i
+                var xi: V, gi: V, si: V
+                if length >= 8 {
+                    // The plane's last whole vector; the lanes before the tail (already summed)
+                    // are zeroed after the sigmoid is stored (the same values again there).
+                    let j = end - 8, keep = lanes .>= IntLanes(repeating: Int32(8 - k))
+                    xi = load(x + j); gi = load(g + j); si = one / (SigmoidLanes.exp(nv * xi) + one)
+                    store(si, sig + j)
+                    xi = V().replacing(with: xi, where: keep); gi = V().replacing(with: gi, where: keep)
+                    si = V().replacing(with: si, where: keep)
+                } else {
+                    xi = load(x + i, k); gi = load(g + i, k); si = one / (SigmoidLanes.exp(nv * xi) + one)
+                    store(si, sig + i, k)
+                }
                 let gx = gi * xi
                 a += gx * si; b += gi; d += gx * xi * si * (one - si)
                 i = end
@@ -257,13 +278,23 @@ private enum EvoNormS0Kernels {
                               v: Float, scale: Float, k: Float, head: Float, shift: Float) {
         let vv = V(repeating: v), a = V(repeating: scale), kk = V(repeating: k), h = V(repeating: head), b = V(repeating: shift)
         let one = V(repeating: 1)
+        // A tail is taken as the plane's last whole vector, computed before the loop overwrites
+        // the σ it reads and stored after it (the same values again on the shared lanes).
+        let tail = length % 8, j = length - 8
+        var last = V()
+        if tail != 0 && length >= 8 {
+            let xi = load(x + j), si = load(gx + j)
+            last = load(g + j) * a * (si + vv * xi * si * (one - si)) + kk * (xi - h) + b
+        }
         var i = 0
         while i + 8 <= length {
             let xi = load(x + i), si = load(gx + i)
             store(load(g + i) * a * (si + vv * xi * si * (one - si)) + kk * (xi - h) + b, gx + i)
             i += 8
         }
-        if i < length {
+        if tail != 0 && length >= 8 {
+            store(last, gx + j)
+        } else if i < length {
             let c = length - i, xi = load(x + i, c), si = load(gx + i, c)
             store(load(g + i, c) * a * (si + vv * xi * si * (one - si)) + kk * (xi - h) + b, gx + i, c)
         }
