@@ -94,14 +94,15 @@ def test_batch_size_quick(tmp_path):
     runs = quick_runs(tmp_path, "batch-size", printed)
     claims = check_claims(tmp_path, "batch-size", printed[0],
                           ["BN's error rises from B=32 to B=4", "GN's change is under a third of BN's"])
-    assert claims[0]["n"] == 4 and claims[0]["compare"] == "norm=bn, batch_size=4"
-    assert {r["norm"] for r in runs} == {"bn", "gn(num_groups=4)", "frn", "none"}
+    assert claims[0]["n"] == 4 and claims[0]["compare"] == "norm+weight_standardization=bn, false, batch_size=4"
+    norm = "norm+weight_standardization"   # the zip axis (GN + WS is a cell of the full form)
+    assert {r[norm] for r in runs} == {"bn, false", "gn(num_groups=8), false", "frn, false", "none, false"}
     assert {r["batch_size"] for r in runs} == {"4", "32"}
     # the seed policy added seeds 2 and 3 to the claims' cells (BN, GN) only
     for r in runs:
-        assert int(r["seed"]) < (4 if r["norm"] in ("bn", "gn(num_groups=4)") else 2)
+        assert int(r["seed"]) < (4 if r[norm] in ("bn, false", "gn(num_groups=8), false") else 2)
     # lr scaled with the batch size: the same epochs at batch 4 take 8x the steps of batch 32
-    steps = {r["batch_size"]: float(r["train_steps"]) for r in by(runs, norm="bn")}
+    steps = {r["batch_size"]: float(r["train_steps"]) for r in runs if r[norm] == "bn, false"}
     assert steps["4"] == 8 * steps["32"]
     for r in runs:
         assert abs(float(r["test_error"]) - (1 - float(r["test_accuracy"]))) < 1e-12
