@@ -181,15 +181,7 @@ final class WinogradConvolution {
                 }
             }
         }}}
-        if let bias = conv.bias {
-            if wantsBias {
-                var sums = [Double](repeating: 0, count: cout)
-                for chunk in 0..<chunks { for c in 0..<cout { sums[c] += biasPartials[chunk * cout + c] } }
-                bias.gradient = Tensor(shape: [cout], doubles: sums)
-            } else {
-                bias.gradient = nil
-            }
-        }
+        conv.setBiasGradient(chunkPartials: biasPartials, chunks: chunks)
         if wantsWeight {
             for chunk in 1..<max(1, chunks) {
                 let s = weightPartials + chunk * filterSize
