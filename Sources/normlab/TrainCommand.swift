@@ -21,7 +21,7 @@ struct TrainCommand: ParsableCommand {
             global average pool + linear.
             --model resnet20 (any data set): the CIFAR ResNet-20 of He et al. 2016 (3x3 stem at width 16, three stages
             of basic blocks at widths 16/32/64, stride 2 entering stages 2 and 3, option-A shortcuts), a norm after every conv.
-            Both: batch 64, 30 epochs, SGD lr 0.1, momentum 0.9 (Nesterov), weight decay 5e-4 on conv/linear
+            Both: batch 64, 30 epochs (fashion-mnist: 20), SGD lr 0.1, momentum 0.9 (Nesterov), weight decay 5e-4 on conv/linear
             weights, cosine schedule with 100 warm-up steps; training images augmented as the data set declares
             (fashion-mnist: pad-4 random crops and horizontal flips; the others: none). With --json, stdout is one JSON object (one line);
             every field but "seconds" is identical for the same options and seed.

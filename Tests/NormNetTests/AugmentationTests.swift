@@ -109,3 +109,26 @@ import NormCore
         #expect(recipe.config(for: plain).features.augmentation == AugmentationConfig(cropPadding: 2, flip: false))
     }
 }
+
+/// Data sets may declare the training length a recipe uses when it states none.
+@Suite struct DefaultDurationTests {
+    @Test func fashionMNISTTrainsTwentyEpochsByDefaultAndTheOthersUseTheDefaults() {
+        #expect(DatasetName.fashionMNIST.defaultDuration == .epochs(20))
+        for name in DatasetName.allCases where name != .fashionMNIST {
+            #expect(name.defaultDuration == nil, "\(name)")
+        }
+        #expect(TrainPresets.defaults.duration == .epochs(30))
+    }
+
+    @Test func aRecipeUsesTheDataSetsLengthUnlessItStatesOne() {
+        let x = Tensor.zeros([4, 1, 6, 6])
+        var images = Dataset(name: "t", trainInputs: x, trainLabels: [0, 1, 0, 1], testInputs: x, testLabels: [0, 1, 0, 1],
+                             classes: 2, contentHash: "0")
+        var recipe = TrainingRecipe()
+        #expect(recipe.config(for: images).duration == .epochs(30))
+        images.defaultDuration = .epochs(20)
+        #expect(recipe.config(for: images).duration == .epochs(20))
+        recipe.duration = .steps(7)
+        #expect(recipe.config(for: images).duration == .steps(7))
+    }
+}

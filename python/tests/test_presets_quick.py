@@ -26,8 +26,7 @@ QUICK = {
     "lrn": (6, ["error", "claims-effects"]),
     "zoo": (15, ["accuracy"]),
     "internal-covariate-shift": (4, ["accuracy-vs-steps", "sigmoid-input-percentiles", "spread-drift", "claims-effects"]),
-    "fmnist-resnet20": (3, ["accuracy"]),
-    "fmnist-resnet20-zoo": (6, ["accuracy"]),
+    "fmnist-resnet20": (9, ["accuracy"]),
     "default-recipe": (4, ["accuracy"]),
 }
 
@@ -229,20 +228,16 @@ def test_internal_covariate_shift_quick(tmp_path):
             assert spread0 < 1.0
 
 
-def test_fmnist_resnet20_quick(tmp_path):
-    """The ResNet-20 preset's cells are ResNet-20s (its quick form trains them on digits)."""
+def test_fmnist_resnet20_quick_cells_are_train_runs(tmp_path):
+    """The ResNet-20 preset's cells are ResNet-20s over the zoo (its quick form trains them on
+    digits), and a cell is exactly `normlab train --model resnet20 --norm M --norm-set ...`
+    (one thread)."""
     runs = quick_runs(tmp_path, "fmnist-resnet20")
-    assert sorted(r["norm"] for r in runs) == ["bn", "gn(num_groups=8)", "none"]
+    assert sorted(r["norm"] for r in runs) == sorted([
+        "bn", "gn(num_groups=8)", "none", "ghost_batch_norm(virtual_batch_size=16)", "evonorm_b0", "sn",
+        "bcn(num_groups=8)", "rms", "lrn"])
     for r in runs:
         assert 0.0 <= float(r["test_accuracy"]) <= 1.0
-
-
-def test_fmnist_resnet20_zoo_quick_cells_are_train_runs(tmp_path):
-    """The zoo's ResNet-20 preset covers the six methods beyond fmnist-resnet20's table, and a
-    cell is exactly `normlab train --model resnet20 --norm M --norm-set ...` (one thread)."""
-    runs = quick_runs(tmp_path, "fmnist-resnet20-zoo")
-    assert sorted(r["norm"] for r in runs) == sorted([
-        "ghost_batch_norm(virtual_batch_size=16)", "evonorm_b0", "sn", "bcn(num_groups=8)", "rms", "lrn"])
     cell = by(runs, norm="ghost_batch_norm(virtual_batch_size=16)")[0]
     res = run(["train", "--dataset", "digits", "--model", "resnet20", "--norm", "ghost_batch_norm",
                "--norm-set", "virtual_batch_size=16", "--steps", "10", "--seed", cell["seed"],

@@ -17,6 +17,9 @@ public struct Dataset: Sendable {
     /// The augmentation a recipe uses when it states none (``DatasetName/defaultAugmentation``;
     /// none for user data).
     public var defaultAugmentation = AugmentationConfig.none
+    /// The training length a recipe uses when it states none (``DatasetName/defaultDuration``;
+    /// nil: ``TrainPresets/defaults``' 30 epochs).
+    public var defaultDuration: TrainingDuration?
 
     public init(name: String, trainInputs: Tensor, trainLabels: [Int], testInputs: Tensor, testLabels: [Int],
                 classes: Int, contentHash: String, sourceFile: DatasetFile? = nil) {
@@ -54,6 +57,14 @@ public enum DatasetName: String, CaseIterable, Sendable {
     public var defaultAugmentation: AugmentationConfig {
         self == .fashionMNIST ? .standard : .none
     }
+
+    /// The training length a recipe uses unless it states its own (nil: ``TrainPresets/defaults``'
+    /// 30 epochs). Fashion-MNIST: 20 epochs of 60,000 images — ResNet-20 with BN reaches
+    /// 93.8 % after 15 and 94.6 % after 30 (seed 0), and the per-method tables are 16 runs or more,
+    /// so 20 epochs keeps the 93.5 % anchor at two thirds of the cost.
+    public var defaultDuration: TrainingDuration? {
+        self == .fashionMNIST ? .epochs(20) : nil
+    }
 }
 
 /// Loads data sets (through the embedded Python for digits, mnist1d and fashion-mnist), caching the
@@ -89,6 +100,7 @@ public enum Datasets {
             let directory = useCache ? try (cacheDirectory ?? defaultCacheDirectory()) : nil
             var loaded = try PythonDatasets.load(name, seed: seed, cacheDirectory: directory, useCache: useCache)
             loaded.dataset.defaultAugmentation = name.defaultAugmentation
+            loaded.dataset.defaultDuration = name.defaultDuration
             return loaded
         }
     }
