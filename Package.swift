@@ -112,7 +112,7 @@ let package = Package(
         .testTarget(name: "NormPluginsTests", dependencies: ["NormCore", "NormPlugins", "NormTestSupport"]),
         .testTarget(name: "NormPythonTests", dependencies: ["NormCore", "NormPlugins", "NormPython"]),
         .testTarget(name: "NormParityTests", dependencies: ["NormCore", "NormPlugins", "NormParity", "NormParityPython", "NormPython"]),
-        .testTarget(name: "NormNetTests", dependencies: ["NormCore", "NormPlugins", "NormNet", "NormPython"]),
+        .testTarget(name: "NormNetTests", dependencies: ["NormCore", "NormPlugins", "NormNet", "NormPython", "NormTestSupport"]),
         .testTarget(name: "NormBenchTests", dependencies: ["NormCore", "NormPlugins", "NormBench"]),
         .testTarget(name: "NormAblateTests", dependencies: ["NormCore", "NormPlugins", "NormNet", "NormAblate"]),
         .testTarget(name: "NormlabCLITests", dependencies: ["NormCore", "NormPlugins", "normlab", "NormTestSupport"]),

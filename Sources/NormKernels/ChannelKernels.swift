@@ -15,16 +15,20 @@ public enum ChannelKernels {
 
     /// Per column `Σ (x − k[c])` and `Σ (x − k[c])²` over the rows (shifted data, float32
     /// blocks of ``rowBlock`` rows flushed to float64), into `s1`, `s2` (length `cols`).
+    /// `parallel: false` keeps the work on the calling thread (for callers that split their own
+    /// work across threads; the result is the same).
     public static func shiftedSums(x: UnsafePointer<Float>, rows: Int, cols: Int, pilot k: UnsafePointer<Float>,
-                                   s1: UnsafeMutablePointer<Double>, s2: UnsafeMutablePointer<Double>) {
-        pairedSums(rows: rows, cols: cols, work: rows * cols, sumA: s1, sumAB: s2, terms: ShiftedTerms(x: x, k: k))
+                                   s1: UnsafeMutablePointer<Double>, s2: UnsafeMutablePointer<Double>, parallel: Bool = true) {
+        pairedSums(rows: rows, cols: cols, work: parallel ? rows * cols : 0, sumA: s1, sumAB: s2, terms: ShiftedTerms(x: x, k: k))
     }
 
     /// Per column `Σ g` and `Σ g·(x − mu[c])` over the rows (the backward's two reductions in
     /// one pass), into `sumG`, `sumGX`.
     public static func gradientSums(x: UnsafePointer<Float>, g: UnsafePointer<Float>, rows: Int, cols: Int,
-                                    mu: UnsafePointer<Float>, sumG: UnsafeMutablePointer<Double>, sumGX: UnsafeMutablePointer<Double>) {
-        pairedSums(rows: rows, cols: cols, work: 2 * rows * cols, sumA: sumG, sumAB: sumGX, terms: GradientTerms(x: x, g: g, mu: mu))
+                                    mu: UnsafePointer<Float>, sumG: UnsafeMutablePointer<Double>, sumGX: UnsafeMutablePointer<Double>,
+                                    parallel: Bool = true) {
+        pairedSums(rows: rows, cols: cols, work: parallel ? 2 * rows * cols : 0, sumA: sumG, sumAB: sumGX,
+                   terms: GradientTerms(x: x, g: g, mu: mu))
     }
 
     /// The `(a, b)` terms of a paired column reduction at flat index `i` of column `c`
@@ -134,8 +138,9 @@ public enum ChannelKernels {
 
     /// `y[n, c] = (x[n, c] − mu[c])·scale[c] + shift[c]`.
     public static func affine(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, rows: Int, cols: Int,
-                              mu: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>) {
-        Parallel.forEach(rows, work: rows * cols) { range in
+                              mu: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
+                              parallel: Bool = true) {
+        Parallel.forEach(rows, work: parallel ? rows * cols : 0) { range in
             for n in range {
                 let xp = x + n * cols, yp = y + n * cols
                 var c = 0
@@ -153,8 +158,9 @@ public enum ChannelKernels {
     /// `out[n, c] = a[c]·g + b[c]·(x − mu[c]) + cc[c]`.
     public static func linearCombination(x: UnsafePointer<Float>, g: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
                                          rows: Int, cols: Int, mu: UnsafePointer<Float>,
-                                         a: UnsafePointer<Float>, b: UnsafePointer<Float>, cc: UnsafePointer<Float>) {
-        Parallel.forEach(rows, work: 3 * rows * cols) { range in
+                                         a: UnsafePointer<Float>, b: UnsafePointer<Float>, cc: UnsafePointer<Float>,
+                                         parallel: Bool = true) {
+        Parallel.forEach(rows, work: parallel ? 3 * rows * cols : 0) { range in
             for n in range {
                 let xp = x + n * cols, gp = g + n * cols, op = out + n * cols
                 var c = 0

@@ -1,5 +1,4 @@
 import NormCore
-import NormPlugins
 
 /// detectron2's `FrozenBatchNorm2d`: a fixed per-channel affine
 /// `y = x · scale + shift`, `scale = weight / √(running_var + eps)`,

@@ -207,82 +207,106 @@ public final class GhostBatchNorm: NormalizationPlugin, RunningStatisticsProvidi
     /// `virtual_batch_size` rows of the `(N, C·S)` matrix, normalized with BatchNorm's
     /// channel-row kernels (``ChannelKernels``: column sums shifted by the chunk's first row,
     /// `y = (x − head)·scale + shift` per column) straight from and into the whole tensors.
+    /// The chunks go to the threads whole (each on one thread, in a fixed order: the same
+    /// bits for any thread count).
     private func forwardChunkRows(_ x: Tensor, count: Int, mode: Mode) -> Tensor {
-        let s = x.spatialCount, cols = channels * s, rows = virtualBatchSize, m = Double(rows * s)
+        let block = virtualBatchSize * channels * x.spatialCount, s = x.spatialCount
         let w = affine?.weight.value.scalars, b = affine?.bias.value.scalars
-        var moments: [(mean: [Double], variance: [Double])] = [], terms: [(mean: [Double], invstd: [Double])] = []
+        var results = [ChunkStatistics?](repeating: nil, count: count)
         let y = output.tensor(shape: x.shape) { out in
-            x.withUnsafeBufferPointer { xb in
-                for k in 0..<count {
-                    let xk = xb.baseAddress! + k * rows * cols, yk = out.baseAddress! + k * rows * cols
-                    var pilot = [Float](repeating: 0, count: cols), s1 = [Double](repeating: 0, count: cols), s2 = s1
-                    for ch in 0..<channels { for j in 0..<s { pilot[ch * s + j] = xk[ch * s] } }
-                    pilot.withUnsafeBufferPointer { pb in s1.withUnsafeMutableBufferPointer { s1b in s2.withUnsafeMutableBufferPointer { s2b in
-                        ChannelKernels.shiftedSums(x: xk, rows: rows, cols: cols, pilot: pb.baseAddress!, s1: s1b.baseAddress!, s2: s2b.baseAddress!)
-                    }}}
-                    var mean = [Double](repeating: 0, count: channels), variance = mean, invstd = mean
-                    var head = [Float](repeating: 0, count: cols), scale = head, shift = head
-                    for ch in 0..<channels {
-                        var t1 = 0.0, t2 = 0.0
-                        for j in 0..<s { t1 += s1[ch * s + j]; t2 += s2[ch * s + j] }
-                        let d = t1 / m
-                        mean[ch] = Double(pilot[ch * s]) + d
-                        variance[ch] = max(t2 - t1 * d, 0) / m
+            x.withUnsafeBufferPointer { xb in results.withUnsafeMutableBufferPointer { r in
+                Parallel.forEach(count, work: x.count) { chunks in
+                    for k in chunks {
+                        r[k] = normalizeChunkRows(xb.baseAddress! + k * block, into: out.baseAddress! + k * block,
+                                                  spatial: s, weight: w, bias: b)
                     }
-                    variance.withUnsafeBufferPointer { vb in invstd.withUnsafeMutableBufferPointer { ib in
-                        ChannelMath.inverseStandardDeviation(vb.baseAddress!, eps: eps, count: channels, into: ib.baseAddress!)
-                    }}
-                    for ch in 0..<channels {
-                        let h = Float(mean[ch]), sc = invstd[ch] * (w.map { Double($0[ch]) } ?? 1)
-                        let sh = Float((b.map { Double($0[ch]) } ?? 0) - (mean[ch] - Double(h)) * sc)
-                        for j in 0..<s { head[ch * s + j] = h; scale[ch * s + j] = Float(sc); shift[ch * s + j] = sh }
-                    }
-                    ChannelKernels.affine(x: xk, y: yk, rows: rows, cols: cols, mu: head, scale: scale, shift: shift)
-                    moments.append((mean, variance)); terms.append((mean, invstd))
                 }
-            }
+            }}
         }
-        finish(x, states: [], moments: moments, mode: mode)
-        chunkRows = terms
+        let chunks = results.map { $0! }
+        finish(x, states: [], moments: chunks.map { ($0.mean, $0.variance) }, mode: mode)
+        chunkRows = chunks.map { ($0.mean, $0.invstd) }
         return y
     }
 
-    /// The backward of ``forwardChunkRows(_:count:mode:)``: per chunk the column sums `Σ g`,
-    /// `Σ g·(x − head)` (``ChannelKernels/gradientSums(x:g:rows:cols:mu:sumG:sumGX:)``), then
-    /// `dL/dx = a·g + k·(x − head) + c` per column, BatchNorm's gradient through the chunk's statistics.
+    /// One virtual batch's per-channel moments and 1/σ.
+    private struct ChunkStatistics { var mean: [Double], variance: [Double], invstd: [Double] }
+
+    /// One virtual batch of ``forwardChunkRows(_:count:mode:)`` (`virtual_batch_size` rows of
+    /// `C·S` columns from `xk`), on the calling thread; its output goes to `yk`.
+    private func normalizeChunkRows(_ xk: UnsafePointer<Float>, into yk: UnsafeMutablePointer<Float>,
+                                    spatial s: Int, weight w: [Float]?, bias b: [Float]?) -> ChunkStatistics {
+        let cols = channels * s, rows = virtualBatchSize
+        let (mean, variance) = PlaneLayout.channelRowMoments(xk, rows: rows, channels: channels, spatial: s, parallel: false)
+        var invstd = [Double](repeating: 0, count: channels)
+        var head = [Float](repeating: 0, count: cols), scale = head, shift = head
+        variance.withUnsafeBufferPointer { vb in invstd.withUnsafeMutableBufferPointer { ib in
+            ChannelMath.inverseStandardDeviation(vb.baseAddress!, eps: eps, count: channels, into: ib.baseAddress!)
+        }}
+        for ch in 0..<channels {
+            let h = Float(mean[ch]), sc = invstd[ch] * (w.map { Double($0[ch]) } ?? 1)
+            let sh = Float((b.map { Double($0[ch]) } ?? 0) - (mean[ch] - Double(h)) * sc)
+            for j in 0..<s { head[ch * s + j] = h; scale[ch * s + j] = Float(sc); shift[ch * s + j] = sh }
+        }
+        ChannelKernels.affine(x: xk, y: yk, rows: rows, cols: cols, mu: head, scale: scale, shift: shift, parallel: false)
+        return ChunkStatistics(mean: mean, variance: variance, invstd: invstd)
+    }
+
+    /// The backward of ``forwardChunkRows(_:count:mode:)``, chunks on the threads whole as
+    /// there; the affine gradients are summed over the chunks in order afterwards.
     private func backwardChunkRows(_ gradOutput: Tensor, x: Tensor, chunks: [(mean: [Double], invstd: [Double])]) -> Tensor {
-        let s = x.spatialCount, cols = channels * s, rows = virtualBatchSize, m = Double(rows * s)
+        let block = virtualBatchSize * channels * x.spatialCount, s = x.spatialCount
         let wantW = affine?.weight.requiresGrad ?? false, wantB = affine?.bias.requiresGrad ?? false
         let w = affine?.weight.value.scalars
-        var gw = [Double](repeating: 0, count: channels), gb = gw
+        var sums = [(g: [Double], gxhat: [Double])?](repeating: nil, count: chunks.count)
         let gx = gradInput.tensor(shape: x.shape) { out in
-            x.withUnsafeBufferPointer { xb in gradOutput.withUnsafeBufferPointer { gyb in
-                for (k, chunk) in chunks.enumerated() {
-                    let off = k * rows * cols
-                    let xk = xb.baseAddress! + off, gk = gyb.baseAddress! + off, ok = out.baseAddress! + off
-                    var head = [Float](repeating: 0, count: cols), sumG = [Double](repeating: 0, count: cols), sumGX = sumG
-                    for ch in 0..<channels { for j in 0..<s { head[ch * s + j] = Float(chunk.mean[ch]) } }
-                    head.withUnsafeBufferPointer { hb in sumG.withUnsafeMutableBufferPointer { sg in sumGX.withUnsafeMutableBufferPointer { sgx in
-                        ChannelKernels.gradientSums(x: xk, g: gk, rows: rows, cols: cols, mu: hb.baseAddress!, sumG: sg.baseAddress!, sumGX: sgx.baseAddress!)
-                    }}}
-                    var a = [Float](repeating: 0, count: cols), slope = a, shift = a
-                    for ch in 0..<channels {
-                        var tg = 0.0, tgx = 0.0
-                        for j in 0..<s { tg += sumG[ch * s + j]; tgx += sumGX[ch * s + j] }
-                        let mu = chunk.mean[ch], iv = chunk.invstd[ch], tail = mu - Double(Float(mu))
-                        let sgx = tgx - tail * tg
-                        gb[ch] += tg; gw[ch] += iv * sgx
-                        let gain = w.map { Double($0[ch]) } ?? 1
-                        let kk = -iv * iv * iv * gain * sgx / m, cc = -iv * gain * tg / m - kk * tail
-                        for j in 0..<s { a[ch * s + j] = Float(iv * gain); slope[ch * s + j] = Float(kk); shift[ch * s + j] = Float(cc) }
+            x.withUnsafeBufferPointer { xb in gradOutput.withUnsafeBufferPointer { gyb in sums.withUnsafeMutableBufferPointer { r in
+                Parallel.forEach(chunks.count, work: 2 * x.count) { range in
+                    for k in range {
+                        r[k] = backwardChunkRow(chunks[k], x: xb.baseAddress! + k * block, gradOutput: gyb.baseAddress! + k * block,
+                                                into: out.baseAddress! + k * block, spatial: s, weight: w)
                     }
-                    ChannelKernels.linearCombination(x: xk, g: gk, out: ok, rows: rows, cols: cols, mu: head, a: a, b: slope, cc: shift)
                 }
-            }}
+            }}}
+        }
+        var gw = [Double](repeating: 0, count: channels), gb = gw
+        for chunk in sums.map({ $0! }) {
+            for ch in 0..<channels { gb[ch] += chunk.g[ch]; gw[ch] += chunk.gxhat[ch] }
         }
         affine?.weight.gradient = wantW ? Tensor(shape: [channels], doubles: gw) : nil
         affine?.bias.gradient = wantB ? Tensor(shape: [channels], doubles: gb) : nil
         return gx
+    }
+
+    /// One virtual batch of ``backwardChunkRows(_:x:chunks:)``, on the calling thread: the column
+    /// sums `Σ g`, `Σ g·(x − head)` (``ChannelKernels/gradientSums(x:g:rows:cols:mu:sumG:sumGX:parallel:)``),
+    /// then `dL/dx = a·g + k·(x − head) + c` per column (BatchNorm's gradient through the chunk's
+    /// statistics) into `ok`. Returns the chunk's per-channel `Σ g` and `Σ g·x̂`.
+    private func backwardChunkRow(_ chunk: (mean: [Double], invstd: [Double]), x xk: UnsafePointer<Float>,
+                                  gradOutput gk: UnsafePointer<Float>, into ok: UnsafeMutablePointer<Float>,
+                                  spatial s: Int, weight w: [Float]?) -> (g: [Double], gxhat: [Double]) {
+        let cols = channels * s, rows = virtualBatchSize, m = Double(rows * s)
+        var head = [Float](repeating: 0, count: cols), sumG = [Double](repeating: 0, count: cols), sumGX = sumG
+        for ch in 0..<channels { for j in 0..<s { head[ch * s + j] = Float(chunk.mean[ch]) } }
+        head.withUnsafeBufferPointer { hb in sumG.withUnsafeMutableBufferPointer { sg in sumGX.withUnsafeMutableBufferPointer { sgx in
+            ChannelKernels.gradientSums(x: xk, g: gk, rows: rows, cols: cols, mu: hb.baseAddress!, sumG: sg.baseAddress!,
+                                        sumGX: sgx.baseAddress!, parallel: false)
+        }}}
+        var a = [Float](repeating: 0, count: cols), slope = a, shift = a
+        var g = [Double](repeating: 0, count: channels), gxhat = g
+        for ch in 0..<channels {
+            var tg = 0.0, tgx = 0.0
+            for j in 0..<s { tg += sumG[ch * s + j]; tgx += sumGX[ch * s + j] }
+            let mu = chunk.mean[ch], iv = chunk.invstd[ch], tail = mu - Double(Float(mu))
+            let sgx = tgx - tail * tg
+            g[ch] = tg; gxhat[ch] = iv * sgx
+            let gain = w.map { Double($0[ch]) } ?? 1
+            let kk = -iv * iv * iv * gain * sgx / m, cc = -iv * gain * tg / m - kk * tail
+            for j in 0..<s { a[ch * s + j] = Float(iv * gain); slope[ch * s + j] = Float(kk); shift[ch * s + j] = Float(cc) }
+        }
+        ChannelKernels.linearCombination(x: xk, g: gk, out: ok, rows: rows, cols: cols, mu: head, a: a, b: slope, cc: shift,
+                                         parallel: false)
+        return (g, gxhat)
     }
 
     /// A copy of `shape.product` consecutive elements of `t` from `offset`.

@@ -1,4 +1,5 @@
 import Testing
+import NormTestSupport
 import NormCore
 @testable import NormNet
 
@@ -64,14 +65,10 @@ import NormCore
     }
 
     @Test(arguments: cases) func bitIdenticalAcrossThreadCounts(_ c: Case) throws {
-        let saved = Parallel.threadCount
-        defer { Parallel.threadCount = saved }
-        var results: [[Tensor]] = []
-        for threads in [1, 2, 3] {
-            Parallel.threadCount = threads
+        let results = try resultsPerThreadCount {
             let conv = try make(c, chunked: true)
             let (x, gy) = try inputs(c, conv)
-            results.append(try run(conv, x, gy))
+            return try run(conv, x, gy)
         }
         for r in results.dropFirst() {
             #expect(zip(r, results[0]).allSatisfy { $0.isBitIdentical(to: $1) })

@@ -1,4 +1,5 @@
 import Testing
+import NormTestSupport
 import NormCore
 @testable import NormNet
 
@@ -107,14 +108,10 @@ import NormCore
     }
 
     @Test(arguments: cases) func bitIdenticalAcrossThreadCounts(_ c: Case) throws {
-        let saved = Parallel.threadCount
-        defer { Parallel.threadCount = saved }
-        var results: [[Tensor]] = []
-        for threads in [1, 2, 3] {
-            Parallel.threadCount = threads
+        let results = try resultsPerThreadCount {
             let conv = try make(c, winograd: true)
             let (x, gy) = inputs(c)
-            results.append(try run(conv, x, gy))
+            return try run(conv, x, gy)
         }
         for r in results.dropFirst() {
             #expect(zip(r, results[0]).allSatisfy { $0.isBitIdentical(to: $1) })

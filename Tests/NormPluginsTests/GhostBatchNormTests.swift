@@ -59,6 +59,35 @@ import NormTestSupport
         #expect(try gbn.requireBuffer("num_batches_tracked").value[flat: 0] == 3, "one update per virtual batch")
     }
 
+    /// The channel-row path ((N, C) inputs) hands whole virtual batches to the threads: the
+    /// same bits for every thread count, each chunk BatchNorm on its own.
+    @Test func channelRowChunksGiveTheSameBitsForEveryThreadCount() throws {
+        let shape = [64, 600], vbs = 8, per = vbs * 600
+        let results = try resultsPerThreadCount { () throws -> [Tensor] in
+            var rng = TestRNG(seed: 17)
+            let gbn = try makeNorm("ghost_batch_norm", ["virtual_batch_size": .integer(vbs)], input: shape)
+            try setAffine(gbn, &rng, channels: 600)
+            let x = rng.normalTensor(shape, mean: 0.5, std: 2), g = rng.normalTensor(shape)
+            let y = try gbn.forward(x, mode: .train).copy, gx = try gbn.backward(g).copy
+            return [x, g, y, gx, try #require(gbn.requireParameter("weight").gradient), try #require(gbn.requireParameter("bias").gradient)]
+                + gbn.buffers.map(\.value)
+        }
+        for r in results.dropFirst() {
+            #expect(zip(r, results[0]).allSatisfy { $0.isBitIdentical(to: $1) })
+        }
+        let (x, g, y, gx) = (results[0][0], results[0][1], results[0][2], results[0][3])
+        let bn = try makeNorm("bn", [:], input: [vbs, 600])
+        for k in [0, 7] {
+            let range = (k * per)..<((k + 1) * per)
+            var rng = TestRNG(seed: 17)
+            try setAffine(bn, &rng, channels: 600)
+            let yk = try bn.forward(Tensor(shape: [vbs, 600], scalars: Array(x.scalars[range])), mode: .train)
+            let gk = try bn.backward(Tensor(shape: [vbs, 600], scalars: Array(g.scalars[range])))
+            expectClose(Array(y.doubles[range]), yk.doubles, rtol: 1e-6, "output of chunk \(k)")
+            expectClose(Array(gx.doubles[range]), gk.doubles, rtol: 1e-5, "grad_input of chunk \(k)")
+        }
+    }
+
     @Test func virtualBatchesOfOneSampleAreInstanceNormInTrainMode() throws {
         var rng = TestRNG(seed: 2)
         let shape = [3, 2, 5]

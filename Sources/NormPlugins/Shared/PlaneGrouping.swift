@@ -99,28 +99,31 @@ struct PlaneLayout {
     /// first value (as ``Reductions/moments(_:segments:stride:length:)`` shifts by its run's
     /// first value), columns split across threads, then the `S` columns of a channel combined.
     private func channelRowMoments(_ x: Tensor) -> (mean: [Double], variance: [Double]) {
+        x.withUnsafeBufferPointer { xb in Self.channelRowMoments(xb.baseAddress!, rows: n, channels: c, spatial: s) }
+    }
+
+    /// ``channelRowMoments(_:)`` of the `(rows, channels·spatial)` matrix at `base`; `parallel:
+    /// false` keeps it on the calling thread (the same bits).
+    static func channelRowMoments(_ base: UnsafePointer<Float>, rows n: Int, channels c: Int, spatial s: Int,
+                                  parallel: Bool = true) -> (mean: [Double], variance: [Double]) {
         let cols = c * s
         var mean = [Double](repeating: 0, count: c), variance = mean
-        x.withUnsafeBufferPointer { xb in
-            let base = xb.baseAddress!
-            var pilot = [Float](repeating: 0, count: cols)
-            pilot.withUnsafeMutableBufferPointer { p in
-                for ch in 0..<c { for j in 0..<s { p[ch * s + j] = base[ch * s] } }
-            }
-            var s1 = [Double](repeating: 0, count: cols), s2 = s1
-            pilot.withUnsafeBufferPointer { pb in s1.withUnsafeMutableBufferPointer { s1b in s2.withUnsafeMutableBufferPointer { s2b in
-                ChannelKernels.shiftedSums(x: base, rows: n, cols: cols, pilot: pb.baseAddress!, s1: s1b.baseAddress!, s2: s2b.baseAddress!)
-            }}}
-            let count = Double(n * s)
-            mean.withUnsafeMutableBufferPointer { mb in variance.withUnsafeMutableBufferPointer { vb in
-                for ch in 0..<c {
-                    var t1 = 0.0, t2 = 0.0
-                    for j in 0..<s { t1 += s1[ch * s + j]; t2 += s2[ch * s + j] }
-                    let shift = t1 / count
-                    mb[ch] = Double(pilot[ch * s]) + shift
-                    vb[ch] = max(t2 - t1 * shift, 0) / count
-                }
-            }}
+        var pilot = [Float](repeating: 0, count: cols)
+        pilot.withUnsafeMutableBufferPointer { p in
+            for ch in 0..<c { for j in 0..<s { p[ch * s + j] = base[ch * s] } }
+        }
+        var s1 = [Double](repeating: 0, count: cols), s2 = s1
+        pilot.withUnsafeBufferPointer { pb in s1.withUnsafeMutableBufferPointer { s1b in s2.withUnsafeMutableBufferPointer { s2b in
+            ChannelKernels.shiftedSums(x: base, rows: n, cols: cols, pilot: pb.baseAddress!, s1: s1b.baseAddress!,
+                                       s2: s2b.baseAddress!, parallel: parallel)
+        }}}
+        let count = Double(n * s)
+        for ch in 0..<c {
+            var t1 = 0.0, t2 = 0.0
+            for j in 0..<s { t1 += s1[ch * s + j]; t2 += s2[ch * s + j] }
+            let shift = t1 / count
+            mean[ch] = Double(pilot[ch * s]) + shift
+            variance[ch] = max(t2 - t1 * shift, 0) / count
         }
         return (mean, variance)
     }
