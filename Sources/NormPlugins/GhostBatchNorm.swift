@@ -211,14 +211,14 @@ public final class GhostBatchNorm: NormalizationPlugin, RunningStatisticsProvidi
     /// bits for any thread count).
     private func forwardChunkRows(_ x: Tensor, count: Int, mode: Mode) -> Tensor {
         let block = virtualBatchSize * channels * x.spatialCount, s = x.spatialCount
-        let w = affine?.weight.value.scalars, b = affine?.bias.value.scalars
+        let affine = AffineTerms(affine, channels: channels)
         var results = [ChunkStatistics?](repeating: nil, count: count)
         let y = output.tensor(shape: x.shape) { out in
             x.withUnsafeBufferPointer { xb in results.withUnsafeMutableBufferPointer { r in
                 Parallel.forEach(count, work: x.count) { chunks in
                     for k in chunks {
                         r[k] = normalizeChunkRows(xb.baseAddress! + k * block, into: out.baseAddress! + k * block,
-                                                  spatial: s, weight: w, bias: b)
+                                                  spatial: s, affine: affine)
                     }
                 }
             }}
@@ -232,23 +232,40 @@ public final class GhostBatchNorm: NormalizationPlugin, RunningStatisticsProvidi
     /// One virtual batch's per-channel moments and 1/σ.
     private struct ChunkStatistics { var mean: [Double], variance: [Double], invstd: [Double] }
 
+    /// The affine weight and bias as float64 (1 and 0 without affine parameters: the same
+    /// arithmetic either way).
+    private struct AffineTerms {
+        var gain: [Double], offset: [Double]
+        init(_ affine: ChannelAffine?, channels: Int) {
+            gain = affine?.weight.value.scalars.map(Double.init) ?? [Double](repeating: 1, count: channels)
+            offset = affine?.bias.value.scalars.map(Double.init) ?? [Double](repeating: 0, count: channels)
+        }
+    }
+
     /// One virtual batch of ``forwardChunkRows(_:count:mode:)`` (`virtual_batch_size` rows of
     /// `C·S` columns from `xk`), on the calling thread; its output goes to `yk`.
     private func normalizeChunkRows(_ xk: UnsafePointer<Float>, into yk: UnsafeMutablePointer<Float>,
-                                    spatial s: Int, weight w: [Float]?, bias b: [Float]?) -> ChunkStatistics {
+                                    spatial s: Int, affine: AffineTerms) -> ChunkStatistics {
         let cols = channels * s, rows = virtualBatchSize
         let (mean, variance) = PlaneLayout.channelRowMoments(xk, rows: rows, channels: channels, spatial: s, parallel: false)
         var invstd = [Double](repeating: 0, count: channels)
-        var head = [Float](repeating: 0, count: cols), scale = head, shift = head
         variance.withUnsafeBufferPointer { vb in invstd.withUnsafeMutableBufferPointer { ib in
             ChannelMath.inverseStandardDeviation(vb.baseAddress!, eps: eps, count: channels, into: ib.baseAddress!)
         }}
-        for ch in 0..<channels {
-            let h = Float(mean[ch]), sc = invstd[ch] * (w.map { Double($0[ch]) } ?? 1)
-            let sh = Float((b.map { Double($0[ch]) } ?? 0) - (mean[ch] - Double(h)) * sc)
-            for j in 0..<s { head[ch * s + j] = h; scale[ch * s + j] = Float(sc); shift[ch * s + j] = sh }
-        }
-        ChannelKernels.affine(x: xk, y: yk, rows: rows, cols: cols, mu: head, scale: scale, shift: shift, parallel: false)
+        // head, scale, shift per column; plain pointer loops (array subscripts would re-check
+        // uniqueness per element).
+        var columns = [Float](repeating: 0, count: 3 * cols)
+        columns.withUnsafeMutableBufferPointer { cb in
+        mean.withUnsafeBufferPointer { m in invstd.withUnsafeBufferPointer { iv in
+        affine.gain.withUnsafeBufferPointer { w in affine.offset.withUnsafeBufferPointer { b in
+            let head = cb.baseAddress!, scale = head + cols, shift = scale + cols
+            for ch in 0..<channels {
+                let h = Float(m[ch]), sc = iv[ch] * w[ch]
+                head[ch] = h; scale[ch] = Float(sc); shift[ch] = Float(b[ch] - (m[ch] - Double(h)) * sc)
+            }
+            for p in [head, scale, shift] { ChannelColumns.spread(p, channels: channels, spatial: s) }
+            ChannelKernels.affine(x: xk, y: yk, rows: rows, cols: cols, mu: head, scale: scale, shift: shift, parallel: false)
+        }}}}}
         return ChunkStatistics(mean: mean, variance: variance, invstd: invstd)
     }
 
@@ -257,14 +274,14 @@ public final class GhostBatchNorm: NormalizationPlugin, RunningStatisticsProvidi
     private func backwardChunkRows(_ gradOutput: Tensor, x: Tensor, chunks: [(mean: [Double], invstd: [Double])]) -> Tensor {
         let block = virtualBatchSize * channels * x.spatialCount, s = x.spatialCount
         let wantW = affine?.weight.requiresGrad ?? false, wantB = affine?.bias.requiresGrad ?? false
-        let w = affine?.weight.value.scalars
+        let gain = AffineTerms(affine, channels: channels).gain
         var sums = [(g: [Double], gxhat: [Double])?](repeating: nil, count: chunks.count)
         let gx = gradInput.tensor(shape: x.shape) { out in
             x.withUnsafeBufferPointer { xb in gradOutput.withUnsafeBufferPointer { gyb in sums.withUnsafeMutableBufferPointer { r in
                 Parallel.forEach(chunks.count, work: 2 * x.count) { range in
                     for k in range {
                         r[k] = backwardChunkRow(chunks[k], x: xb.baseAddress! + k * block, gradOutput: gyb.baseAddress! + k * block,
-                                                into: out.baseAddress! + k * block, spatial: s, weight: w)
+                                                into: out.baseAddress! + k * block, spatial: s, gain: gain)
                     }
                 }
             }}}
@@ -284,28 +301,31 @@ public final class GhostBatchNorm: NormalizationPlugin, RunningStatisticsProvidi
     /// statistics) into `ok`. Returns the chunk's per-channel `Σ g` and `Σ g·x̂`.
     private func backwardChunkRow(_ chunk: (mean: [Double], invstd: [Double]), x xk: UnsafePointer<Float>,
                                   gradOutput gk: UnsafePointer<Float>, into ok: UnsafeMutablePointer<Float>,
-                                  spatial s: Int, weight w: [Float]?) -> (g: [Double], gxhat: [Double]) {
+                                  spatial s: Int, gain: [Double]) -> (g: [Double], gxhat: [Double]) {
         let cols = channels * s, rows = virtualBatchSize, m = Double(rows * s)
-        var head = [Float](repeating: 0, count: cols), sumG = [Double](repeating: 0, count: cols), sumGX = sumG
-        for ch in 0..<channels { for j in 0..<s { head[ch * s + j] = Float(chunk.mean[ch]) } }
-        head.withUnsafeBufferPointer { hb in sumG.withUnsafeMutableBufferPointer { sg in sumGX.withUnsafeMutableBufferPointer { sgx in
-            ChannelKernels.gradientSums(x: xk, g: gk, rows: rows, cols: cols, mu: hb.baseAddress!, sumG: sg.baseAddress!,
-                                        sumGX: sgx.baseAddress!, parallel: false)
-        }}}
-        var a = [Float](repeating: 0, count: cols), slope = a, shift = a
+        var columns = [Float](repeating: 0, count: 4 * cols), sums = [Double](repeating: 0, count: 2 * cols + channels)
         var g = [Double](repeating: 0, count: channels), gxhat = g
-        for ch in 0..<channels {
-            var tg = 0.0, tgx = 0.0
-            for j in 0..<s { tg += sumG[ch * s + j]; tgx += sumGX[ch * s + j] }
-            let mu = chunk.mean[ch], iv = chunk.invstd[ch], tail = mu - Double(Float(mu))
-            let sgx = tgx - tail * tg
-            g[ch] = tg; gxhat[ch] = iv * sgx
-            let gain = w.map { Double($0[ch]) } ?? 1
-            let kk = -iv * iv * iv * gain * sgx / m, cc = -iv * gain * tg / m - kk * tail
-            for j in 0..<s { a[ch * s + j] = Float(iv * gain); slope[ch * s + j] = Float(kk); shift[ch * s + j] = Float(cc) }
-        }
-        ChannelKernels.linearCombination(x: xk, g: gk, out: ok, rows: rows, cols: cols, mu: head, a: a, b: slope, cc: shift,
-                                         parallel: false)
+        columns.withUnsafeMutableBufferPointer { cb in sums.withUnsafeMutableBufferPointer { sb in
+        chunk.mean.withUnsafeBufferPointer { mean in chunk.invstd.withUnsafeBufferPointer { inv in gain.withUnsafeBufferPointer { w in
+        g.withUnsafeMutableBufferPointer { g in gxhat.withUnsafeMutableBufferPointer { gxhat in
+            let head = cb.baseAddress!, a = head + cols, slope = a + cols, shift = slope + cols
+            let sumG = sb.baseAddress!, sumGX = sumG + cols, totalGX = sumGX + cols
+            for ch in 0..<channels { head[ch] = Float(mean[ch]) }
+            ChannelColumns.spread(head, channels: channels, spatial: s)
+            ChannelKernels.gradientSums(x: xk, g: gk, rows: rows, cols: cols, mu: head, sumG: sumG, sumGX: sumGX, parallel: false)
+            ChannelColumns.totals(sumG, channels: channels, spatial: s, into: g.baseAddress!)
+            ChannelColumns.totals(sumGX, channels: channels, spatial: s, into: totalGX)
+            for ch in 0..<channels {
+                let tg = g[ch], mu = mean[ch], iv = inv[ch], tail = mu - Double(Float(mu))
+                let sgx = totalGX[ch] - tail * tg
+                gxhat[ch] = iv * sgx
+                let kk = -iv * iv * iv * w[ch] * sgx / m, cc = -iv * w[ch] * tg / m - kk * tail
+                a[ch] = Float(iv * w[ch]); slope[ch] = Float(kk); shift[ch] = Float(cc)
+            }
+            for p in [a, slope, shift] { ChannelColumns.spread(p, channels: channels, spatial: s) }
+            ChannelKernels.linearCombination(x: xk, g: gk, out: ok, rows: rows, cols: cols, mu: head, a: a, b: slope, cc: shift,
+                                             parallel: false)
+        }}}}}}}
         return (g, gxhat)
     }
 

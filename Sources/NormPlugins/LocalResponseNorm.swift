@@ -73,25 +73,14 @@ public final class LocalResponseNorm: NormalizationPlugin {
         let n = x.shape[0], s = x.spatialCount, per = channels * s
         cache = nil   // lets this forward reuse the previous d and d^(−beta) blocks
         let base = baseStorage.tensor(shape: x.shape), scale = scaleStorage.tensor(shape: x.shape)
-        let coefficient = Float(alpha / Double(size)), kf = Float(k), lo = -before, hi = after
+        let coefficient = Float(alpha / Double(size)), kf = Float(k)
         let y = output.tensor(shape: x.shape) { yb in
             x.withUnsafeBufferPointer { xb in base.withUnsafeOutputBuffer { bb in scale.withUnsafeOutputBuffer { sb in
                 let xp = xb.baseAddress!, yp = yb.baseAddress!, bp = bb.baseAddress!, sp = sb.baseAddress!
                 Parallel.forEach(n, work: n * per * (size + 4)) { range in
-                    var squares = [Float](repeating: 0, count: per)
-                    squares.withUnsafeMutableBufferPointer { sq in
-                        let q = sq.baseAddress!
-                        for sample in range {
-                            let o = sample * per
-                            for i in 0..<per { q[i] = xp[o + i] * xp[o + i] }
-                            for ch in 0..<channels {
-                                // d = k + alpha/size·Σ a² over the window, then d^(−β) and y, one channel row at a time.
-                                let d = bp + o + ch * s, sc = sp + o + ch * s
-                                windowSum(q, channel: ch, from: lo, to: hi, s: s, into: d)
-                                for i in 0..<s { d[i] = kf + coefficient * d[i] }
-                                negativePower(d, count: s, into: sc)
-                                for i in 0..<s { yp[o + ch * s + i] = xp[o + ch * s + i] * sc[i] }
-                            }
+                    withScratch(count: per) { q in
+                        for o in range.lazy.map({ $0 * per }) {
+                            normalizeSample(xp + o, base: bp + o, scale: sp + o, y: yp + o, squares: q, s: s, k: kf, coefficient: coefficient)
                         }
                     }
                 }
@@ -107,23 +96,15 @@ public final class LocalResponseNorm: NormalizationPlugin {
         let x = try InputValidation.checkGradient(gradOutput, cache?.x, Self.descriptor)
         let (base, scale) = (cache!.base, cache!.scale)
         let n = x.shape[0], s = x.spatialCount, per = channels * s
-        let factor = Float(2 * beta * alpha / Double(size)), lo = -after, hi = before
+        let factor = Float(2 * beta * alpha / Double(size))
         let gx = gradInput.tensor(shape: x.shape) { ob in
             x.withUnsafeBufferPointer { xb in gradOutput.withUnsafeBufferPointer { gb in
             base.withUnsafeBufferPointer { bb in scale.withUnsafeBufferPointer { sb in
                 let xp = xb.baseAddress!, gp = gb.baseAddress!, bp = bb.baseAddress!, sp = sb.baseAddress!, op = ob.baseAddress!
                 Parallel.forEach(n, work: n * per * (size + 5)) { range in
-                    var scratch = [Float](repeating: 0, count: per + s)
-                    scratch.withUnsafeMutableBufferPointer { buf in
-                        let t = buf.baseAddress!, w = t + per
-                        for sample in range {
-                            let o = sample * per
-                            for i in 0..<per { t[i] = gp[o + i] * xp[o + i] * sp[o + i] / bp[o + i] }
-                            for ch in 0..<channels {
-                                windowSum(t, channel: ch, from: lo, to: hi, s: s, into: w)
-                                let r = o + ch * s
-                                for i in 0..<s { op[r + i] = gp[r + i] * sp[r + i] - factor * xp[r + i] * w[i] }
-                            }
+                    withScratch(count: per) { t in
+                        for o in range.lazy.map({ $0 * per }) {
+                            gradientSample(gp + o, x: xp + o, base: bp + o, scale: sp + o, out: op + o, terms: t, s: s, factor: factor)
                         }
                     }
                 }
@@ -132,28 +113,142 @@ public final class LocalResponseNorm: NormalizationPlugin {
         return gx
     }
 
-    /// `out[i] = Σ_{j = channel+lo}^{channel+hi} values[j·s + i]` over the channels `0..<C`
-    /// (others are zeros) for the `s` positions of one channel row (`lo ≤ 0 ≤ hi`).
-    private func windowSum(_ values: UnsafePointer<Float>, channel ch: Int, from lo: Int, to hi: Int, s: Int,
-                           into out: UnsafeMutablePointer<Float>) {
-        let first = max(ch + lo, 0), last = min(ch + hi, channels - 1)
-        out.update(from: values + first * s, count: s)
-        guard first < last else { return }
-        for j in (first + 1)...last {
-            let row = values + j * s
-            for i in 0..<s { out[i] += row[i] }
+    /// A per-thread scratch block of `count` floats.
+    private func withScratch(count: Int, _ body: (UnsafeMutablePointer<Float>) -> Void) {
+        var scratch = [Float](repeating: 0, count: count)
+        scratch.withUnsafeMutableBufferPointer { body($0.baseAddress!) }
+    }
+
+    /// The forward of one sample (pointers at its first element), channel rows in order; each
+    /// row of squares `a²` is made just before the first window that needs it, so rows stay in
+    /// cache between their uses.
+    private func normalizeSample(_ x: UnsafePointer<Float>, base: UnsafeMutablePointer<Float>, scale: UnsafeMutablePointer<Float>,
+                                 y: UnsafeMutablePointer<Float>, squares q: UnsafeMutablePointer<Float>, s: Int,
+                                 k: Float, coefficient: Float) {
+        var made = 0
+        for ch in 0..<channels {
+            while made <= min(ch + after, channels - 1) {
+                let m = made * s
+                for i in 0..<s { q[m + i] = x[m + i] * x[m + i] }
+                made += 1
+            }
+            let r = ch * s
+            normalizeRow(squares: q, channel: ch, from: -before, to: after, s: s, k: k, coefficient: coefficient,
+                         x: x + r, base: base + r, scale: scale + r, y: y + r)
         }
     }
 
-    /// `out[i] = d[i]^(−beta)`, with square roots for the common exponents.
-    private func negativePower(_ d: UnsafePointer<Float>, count: Int, into out: UnsafeMutablePointer<Float>) {
-        switch beta {
-        case 0.75: for i in 0..<count { let r = d[i].squareRoot(); out[i] = 1 / (r * r.squareRoot()) }
-        case 0.5: for i in 0..<count { out[i] = 1 / d[i].squareRoot() }
-        case 1: for i in 0..<count { out[i] = 1 / d[i] }
-        default:
-            let e = Float(-beta)
-            for i in 0..<count { out[i] = powf(d[i], e) }
+    /// The backward of one sample: rows of `t = g·a·d^(−β)/d` made just before the first window
+    /// that needs them, then each channel row's gradient.
+    private func gradientSample(_ g: UnsafePointer<Float>, x: UnsafePointer<Float>, base: UnsafePointer<Float>,
+                                scale: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, terms t: UnsafeMutablePointer<Float>,
+                                s: Int, factor: Float) {
+        var made = 0
+        for ch in 0..<channels {
+            while made <= min(ch + before, channels - 1) {
+                let m = made * s
+                for i in 0..<s { t[m + i] = g[m + i] * x[m + i] * scale[m + i] / base[m + i] }
+                made += 1
+            }
+            let r = ch * s
+            gradientRow(terms: t, channel: ch, from: -after, to: before, s: s, factor: factor,
+                        g: g + r, x: x + r, scale: scale + r, out: out + r)
+        }
+    }
+
+    /// One channel row of the forward, 16 positions at a time: `d = k + coefficient·Σ a²` over the
+    /// window (the window's rows added in channel order), `d^(−β)` and `y = x·d^(−β)`, each
+    /// written once.
+    private func normalizeRow(squares q: UnsafePointer<Float>, channel ch: Int, from lo: Int, to hi: Int, s: Int,
+                              k: Float, coefficient: Float, x: UnsafePointer<Float>, base d: UnsafeMutablePointer<Float>,
+                              scale sc: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        let first = max(ch + lo, 0), last = min(ch + hi, channels - 1)
+        let exponent = NegativePower(beta: beta)
+        var i = 0
+        while i + 16 <= s {
+            let v = k + coefficient * Self.windowSum(q + i, first: first, last: last, s: s)
+            let p = exponent.apply(v)
+            Self.store(v, d + i); Self.store(p, sc + i); Self.store(Self.load(x + i) * p, y + i)
+            i += 16
+        }
+        while i < s {
+            var acc = q[first * s + i]
+            if first < last { for j in (first + 1)...last { acc += q[j * s + i] } }
+            let v = k + coefficient * acc, p = exponent.apply(v)
+            d[i] = v; sc[i] = p; y[i] = x[i] * p
+            i += 1
+        }
+    }
+
+    /// One channel row of the backward: `out = g·d^(−β) − factor·x·Σ t` over the window of `t`.
+    private func gradientRow(terms t: UnsafePointer<Float>, channel ch: Int, from lo: Int, to hi: Int, s: Int, factor: Float,
+                             g: UnsafePointer<Float>, x: UnsafePointer<Float>, scale sc: UnsafePointer<Float>,
+                             out: UnsafeMutablePointer<Float>) {
+        let first = max(ch + lo, 0), last = min(ch + hi, channels - 1)
+        var i = 0
+        while i + 16 <= s {
+            let w = Self.windowSum(t + i, first: first, last: last, s: s)
+            Self.store(Self.load(g + i) * Self.load(sc + i) - factor * Self.load(x + i) * w, out + i)
+            i += 16
+        }
+        while i < s {
+            var acc = t[first * s + i]
+            if first < last { for j in (first + 1)...last { acc += t[j * s + i] } }
+            out[i] = g[i] * sc[i] - factor * x[i] * acc
+            i += 1
+        }
+    }
+
+    /// `Σ_{j = first}^{last} values[j·s ..< j·s + 16]`, added in channel order.
+    @inline(__always)
+    private static func windowSum(_ values: UnsafePointer<Float>, first: Int, last: Int, s: Int) -> SIMD16<Float> {
+        var acc = load(values + first * s)
+        var j = first + 1
+        while j <= last { acc += load(values + j * s); j += 1 }
+        return acc
+    }
+
+    @inline(__always) private static func load(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
+    }
+
+    @inline(__always) private static func store(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
+    }
+
+    /// `d^(−β)`, with square roots for the common exponents (correctly rounded, so the 16-lane
+    /// and the scalar forms give the same bits).
+    private enum NegativePower {
+        case threeQuarters, half, one, general(Float)
+
+        init(beta: Double) {
+            switch beta {
+            case 0.75: self = .threeQuarters
+            case 0.5: self = .half
+            case 1: self = .one
+            default: self = .general(Float(-beta))
+            }
+        }
+
+        @inline(__always) func apply(_ d: SIMD16<Float>) -> SIMD16<Float> {
+            switch self {
+            case .threeQuarters: let r = d.squareRoot(); return 1 / (r * r.squareRoot())
+            case .half: return 1 / d.squareRoot()
+            case .one: return 1 / d
+            case let .general(e):
+                var out = SIMD16<Float>()
+                for lane in 0..<16 { out[lane] = powf(d[lane], e) }
+                return out
+            }
+        }
+
+        @inline(__always) func apply(_ d: Float) -> Float {
+            switch self {
+            case .threeQuarters: let r = d.squareRoot(); return 1 / (r * r.squareRoot())
+            case .half: return 1 / d.squareRoot()
+            case .one: return 1 / d
+            case let .general(e): return powf(d, e)
+            }
         }
     }
 }

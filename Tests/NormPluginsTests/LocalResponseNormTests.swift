@@ -24,14 +24,20 @@ import NormTestSupport
 
     @Test("forward is the windowed formula", arguments: [(1, 6), (2, 6), (3, 6), (4, 6), (5, 3), (9, 4)])
     func forwardMatchesTheFormula(_ size: Int, _ channels: Int) throws {
-        var rng = TestRNG(seed: UInt64(size * 31 + channels))
-        let shape = [2, channels, 3, 2]
-        let options: [String: OptionValue] = ["size": .integer(size), "alpha": .real(0.8), "beta": .real(0.75), "k": .real(1.5)]
-        let layer = try makeNorm("lrn", options, input: shape)
-        let x = rng.normalTensor(shape, std: 2)
-        let y = try layer.forward(x, mode: .train).copy
-        expectClose(y, direct(x, size: size, alpha: 0.8, beta: 0.75, k: 1.5), rtol: 1e-6, "size \(size), C \(channels)")
-        #expect(try layer.forward(x, mode: .eval).isBitIdentical(to: y), "train and eval are identical")
+        // 3x2 positions (the scalar loop) and 5x7 = 2·16 + 3 (the 16-lane loop and its tail).
+        for spatial in [[3, 2], [5, 7]] {
+            var rng = TestRNG(seed: UInt64(size * 31 + channels))
+            let shape = [2, channels] + spatial
+            for beta in [0.75, 0.5, 1, 1.3] {
+                let options: [String: OptionValue] = ["size": .integer(size), "alpha": .real(0.8), "beta": .real(beta), "k": .real(1.5)]
+                let layer = try makeNorm("lrn", options, input: shape)
+                let x = rng.normalTensor(shape, std: 2)
+                let y = try layer.forward(x, mode: .train).copy
+                expectClose(y, direct(x, size: size, alpha: 0.8, beta: beta, k: 1.5), rtol: 1e-6,
+                            "size \(size), C \(channels), \(shape), beta \(beta)")
+                #expect(try layer.forward(x, mode: .eval).isBitIdentical(to: y), "train and eval are identical")
+            }
+        }
     }
 
     @Test func sizeOneIsTheClosedForm() throws {
@@ -46,7 +52,7 @@ import NormTestSupport
     @Test("gradients match central differences",
           arguments: [(3, 0.75, 1.0), (2, 0.75, 2.0), (4, 2.0, 1.0), (5, 0.5, 1.0), (1, 1.3, 0.5)])
     func gradients(_ size: Int, _ beta: Double, _ k: Double) throws {
-        for shape in [[2, 4, 3], [2, 5, 2, 2], [1, 3, 2, 1, 2]] {
+        for shape in [[2, 4, 3], [2, 5, 2, 2], [1, 3, 2, 1, 2], [1, 3, 19]] {
             var rng = TestRNG(seed: UInt64(size * 100 + shape.count))
             let layer = try makeNorm("lrn", ["size": .integer(size), "alpha": .real(1), "beta": .real(beta), "k": .real(k)], input: shape)
             let x = rng.normalTensor(shape, mean: 0.2), gy = rng.normalTensor(shape)

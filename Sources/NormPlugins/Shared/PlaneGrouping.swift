@@ -118,13 +118,20 @@ struct PlaneLayout {
                                        s2: s2b.baseAddress!, parallel: parallel)
         }}}
         let count = Double(n * s)
-        for ch in 0..<c {
-            var t1 = 0.0, t2 = 0.0
-            for j in 0..<s { t1 += s1[ch * s + j]; t2 += s2[ch * s + j] }
-            let shift = t1 / count
-            mean[ch] = Double(pilot[ch * s]) + shift
-            variance[ch] = max(t2 - t1 * shift, 0) / count
-        }
+        // Plain pointer loops (array subscripts would re-check uniqueness per element), compact
+        // per channel (``ChannelColumns``).
+        var totals = [Double](repeating: 0, count: 2 * c)
+        mean.withUnsafeMutableBufferPointer { mb in variance.withUnsafeMutableBufferPointer { vb in totals.withUnsafeMutableBufferPointer { tb in
+        s1.withUnsafeBufferPointer { s1 in s2.withUnsafeBufferPointer { s2 in
+            let t1 = tb.baseAddress!, t2 = t1 + c
+            ChannelColumns.totals(s1.baseAddress!, channels: c, spatial: s, into: t1)
+            ChannelColumns.totals(s2.baseAddress!, channels: c, spatial: s, into: t2)
+            for ch in 0..<c {
+                let shift = t1[ch] / count
+                mb[ch] = Double(base[ch * s]) + shift
+                vb[ch] = max(t2[ch] - t1[ch] * shift, 0) / count
+            }
+        }}}}}
         return (mean, variance)
     }
 }
