@@ -45,6 +45,16 @@ import NormCore
         return (x, Tensor.randomNormal(outShape, using: &rng))
     }
 
+    /// Small batches split into up to four chunks even when one chunk would fit them (so two
+    /// images use two threads), and the split depends on the geometry only.
+    @Test func smallBatchesSplitIntoUpToFourChunks() throws {
+        let conv = try Conv2d(inChannels: 64, outChannels: 64, kernel: 3, stride: 1, padding: 1, bias: false)
+        for (n, per) in [(1, 1), (2, 1), (4, 1), (8, 2), (32, 4), (128, 4)] {
+            // 64·9 = 576 column rows × 49 positions: 4 images fit the default 128k floats.
+            #expect(conv.chunked.imagesPerChunk(try conv.geometry(forShape: [n, 64, 7, 7])) == per, "N = \(n)")
+        }
+    }
+
     @Test(arguments: cases) func matchesTheWholeBatchPath(_ c: Case) throws {
         let a = try make(c, chunked: true), b = try make(c, chunked: false)
         #expect(a.chunked.imagesPerChunk(try a.geometry(forShape: c.input)) < c.input[0])
