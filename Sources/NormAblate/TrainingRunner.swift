@@ -44,7 +44,7 @@ public struct TrainingRunner: CellRunner {
         ("model.norm", "a method name (or none), or {name, options: {...}}; options are the plugin's (normlab describe METHOD)"),
         ("model.depth / width / kernel", "conv blocks, channels of the first block, kernel size"),
         ("model.width_growth", "channel multiplier at each downsampling (default: the dataset preset's)"),
-        ("model.norm_position", "before | after: the norm before the activation (conv-norm-act) or after it (conv-act-norm)"),
+        ("model.norm_position", "before | after: the norm before the activation (conv-norm-act) or after it (conv-act-norm; in a resnet the norms that precede an activation move behind it)"),
         ("model.conv_bias", "true | false: a bias in each convolution (redundant before a train-mode BN)"),
         ("model.activation", "relu | sigmoid (FRN with tlu=true replaces it by its TLU)"),
         ("model.downsample", "max | avg | strided | none, after every block while maps stay >= 2 wide"),

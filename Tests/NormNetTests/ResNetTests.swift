@@ -188,6 +188,32 @@ import NormPython
         #expect(try model.forward(randomInput([3, 2, 6, 6], seed: 2)).shape == [3, 3])
     }
 
+    /// `norm_position: after` (conv-act-norm): the norms that precede an activation (stem,
+    /// `norm1`) move behind it; `norm2` and a projection's norm stay after their convolution.
+    /// With a conv bias, a bias directly followed by a train-mode BN gets a zero gradient (BN
+    /// subtracts the batch mean: BN paper §3.2) and one behind a ReLU does not.
+    @Test func normAfterTheActivation() throws {
+        var spec = tinySpec(shortcut: .b)
+        spec.normPosition = .after
+        spec.convBias = true
+        let model = try Model(spec: spec, registry: registry, seed: 1)
+        #expect(model.layers.map(\.name).prefix(3) == ["stem.conv", "stem.act", "stem.norm"])
+        #expect(model.residualBlocks[0].sublayers.map(\.name) == ["conv1", "act1", "norm1", "conv2", "norm2", "act"])
+        #expect(model.residualBlocks[1].shortcut.map(\.name) == ["conv", "norm"])
+        #expect(model.normSlots.count == 1 + 2 * 3 + 2)
+        let x = randomInput([4, 2, 6, 6], seed: 3)
+        let logits = try model.forward(x)   // a new model is in train mode
+        try model.backward(randomInput(logits.shape, seed: 4))
+        let bias = Dictionary(uniqueKeysWithValues: model.namedParameters.map { ($0.name, $0.parameter) })
+        func rms(_ name: String) throws -> Double {
+            let g = try #require(bias[name]?.gradient, "\(name)").scalars.map(Double.init)
+            return (g.map { $0 * $0 }.reduce(0, +) / Double(g.count)).squareRoot()
+        }
+        #expect(try rms("layer1.0.conv2.bias") < 1e-5, "conv2 is followed by norm2")
+        #expect(try rms("layer1.0.conv1.bias") > 1e-3, "conv1 is followed by the ReLU")
+        #expect(try rms("stem.conv.bias") > 1e-3, "the stem conv is followed by the ReLU")
+    }
+
     @Test func trainsOnASmallTask() throws {
         // Class = sign pattern of two input quadrants: learnable by a ResNet-8 in a few dozen steps.
         var rng = SeededGenerator(seed: 11)
@@ -384,7 +410,7 @@ import NormPython
     }
 
     @Test func plainOnlySettingsAreRefused() throws {
-        var spec = tinySpec()
+        var spec = tinySpec(preact: true)
         spec.normPosition = .after
         #expect(throws: NetError.self) { try spec.validate() }
         spec = tinySpec(); spec.downsample = .maxPool

@@ -108,14 +108,18 @@ struct ResNetBuilder {
         return c
     }
 
-    /// The norm slot (if any) and the activation, unless the norm includes it.
-    /// `prefix` makes the slot's model-wide dotted name (`layer1.0` + `norm1`).
+    /// The norm slot (if any) and the activation, unless the norm includes it — in that order,
+    /// or activation then norm with `norm_position: after` (the conv-act-norm placement: it
+    /// moves every norm that precedes an activation — the stem's and each block's `norm1` —
+    /// behind it; `norm2` and a projection's norm precede the addition, not an activation,
+    /// and stay after their convolution). `prefix` makes the slot's model-wide dotted name
+    /// (`layer1.0` + `norm1`).
     private func normAndActivation(names: (norm: String, act: String), prefix: String, shape: [Int], stage: Int) throws -> [(name: String, layer: Layer)] {
-        var out: [(name: String, layer: Layer)] = []
         let slotName = prefix.isEmpty ? names.norm : "\(prefix).\(names.norm)"
-        if let n = try norm(named: slotName, shape: shape, stage: stage) { out.append((names.norm, n)) }
-        if !(normIncludesActivation && !out.isEmpty) { out.append((names.act, activation())) }
-        return out
+        let slot: [(name: String, layer: Layer)] = try norm(named: slotName, shape: shape, stage: stage).map { [(names.norm, $0)] } ?? []
+        if normIncludesActivation && !slot.isEmpty { return slot }
+        let act: [(name: String, layer: Layer)] = [(names.act, activation())]
+        return spec.normPosition == .after ? act + slot : slot + act
     }
 
     private func activation() -> Layer { spec.activation == .relu ? ReLU() : Sigmoid() }

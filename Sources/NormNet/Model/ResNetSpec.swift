@@ -73,8 +73,8 @@ extension ModelSpec {
         guard depth >= 8, (depth - 2) % 6 == 0 else {
             throw NetError("model: resnet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, ...), got \(depth)")
         }
-        guard normPosition == .before else {
-            throw NetError("model: resnet puts each norm right after its convolution; norm_position 'after' applies to the plain net only")
+        guard normPosition == .before || !resnet.preActivation else {
+            throw NetError("model: the pre-activation resnet puts each norm before its activation by definition; norm_position 'after' applies to the original form (preact false)")
         }
         guard downsample == .strided else {
             throw NetError("model: resnet downsamples with stride-2 convolutions; downsample '\(downsample.rawValue)' applies to the plain net only")
