@@ -64,11 +64,11 @@ public final class RenormWarmupObserver: TrainingObserver {
     }
 
     public func stepWillStart(_ step: Int, _ context: TrainingContext) throws {
-        for (layer, target) in layers { var l = layer; l.limits = schedule.limits(at: step, target: target) }
+        for (layer, target) in layers { layer.limits = schedule.limits(at: step, target: target) }
     }
 
     public func runDidFinish(_ context: TrainingContext, diverged: Bool) throws {
-        for (layer, target) in layers { var l = layer; l.limits = target }
+        for (layer, target) in layers { layer.limits = target }
     }
 }
 
