@@ -4,7 +4,7 @@
 # with <preset>.csv and <preset>-runs.csv beside it. Resumable: the stores are
 # results/<preset>.sqlite, so rerunning after an interruption runs only what is missing.
 #
-#   scripts/export-presets.sh                      # all presets (about 10 minutes on 2 cores)
+#   scripts/export-presets.sh                      # all presets (hours: see each preset's cost in the README)
 #   scripts/export-presets.sh batch-size frn-eps   # some
 # and regenerates the README's claim and result tables (scripts/readme-claims.py) from the exports.
 set -euo pipefail

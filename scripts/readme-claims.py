@@ -36,6 +36,11 @@ def number(x):
     return "%+.4f" % x
 
 
+def magnitude(x):
+    """A non-negative size in four decimals, or in scientific notation when that shows 0."""
+    return "%.1e" % x if 0 < x < 5e-5 else "%.4f" % x
+
+
 def pvalue(p):
     if p is None:
         return "—"
@@ -60,7 +65,7 @@ def render(preset, root=ROOT):
         effect = number(c["effect"])
         if c.get("ratio") is not None:
             effect += " (ratio %.2f)" % c["ratio"]
-        mde = "—" if c["mde"] is None else "%.4f" % c["mde"]
+        mde = "—" if c["mde"] is None else magnitude(c["mde"])
         cells = ("%s vs %s" % (c["compare"], c["against"])).replace("|", "\\|")
         lines.append("| %s | %s | %s | %s | %s | %d | %s | **%s** |" % (
             c["name"].replace("|", "\\|"), cells, effect, ci, pvalue(c["p"]), c["n"], mde, c["verdict"]))

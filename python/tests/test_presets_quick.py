@@ -19,7 +19,7 @@ QUICK = {
     "batch-size": (24, ["error-vs-batch", "accuracy", "claims-effects"]),
     "learning-rate": (4, ["accuracy", "steps-to-baseline", "accuracy-curves"]),
     "moving-average-training": (3, ["accuracy", "weight-norm-growth", "loss-curves", "weight-norm-curves"]),
-    "placement": (4, ["accuracy", "bias-gradient"]),
+    "placement": (8, ["accuracy", "bias-gradient", "claims-effects"]),
     "frn-eps": (4, ["accuracy", "loss-curves"]),
     "inference-stats": (3, ["accuracy", "test-loss-vs-batch"]),
     "dropout": (8, ["error", "claims-effects"]),
@@ -124,7 +124,10 @@ def test_moving_average_training_quick(tmp_path):
 
 
 def test_placement_quick(tmp_path):
-    runs = quick_runs(tmp_path, "placement")
+    printed = []
+    runs = quick_runs(tmp_path, "placement", printed)
+    check_claims(tmp_path, "placement", printed[0],
+                 ["a conv bias right before BN gets no gradient", "BN before the activation beats BN after it"])
     before = by(runs, norm_position="before", conv_bias="true")[0]
     after = by(runs, norm_position="after", conv_bias="true")[0]
     # BN paper 3.2: a bias before train-mode BN is cancelled, its gradient is rounding noise
