@@ -58,7 +58,7 @@ def committed_values(preset, cell_hash, metric):
     return out
 
 
-@pytest.mark.parametrize("preset", ["freeze", "batch-size"])
+@pytest.mark.parametrize("preset", presets_in_readme())
 def test_committed_claims_recomputed_from_the_runs(preset):
     with open(os.path.join(ROOT, "notebooks-export", preset, "table.json")) as f:
         table = json.load(f)
