@@ -18,7 +18,7 @@ QUICK = {
     # 4 cells x 2 seeds, then a seed round: 2 more seeds on the 4 cells the claims compare
     "batch-size": (24, ["error-vs-batch", "accuracy", "claims-effects"]),
     "learning-rate": (4, ["accuracy", "steps-to-baseline", "accuracy-curves"]),
-    "moving-average-training": (3, ["accuracy", "weight-norm-growth", "loss-curves", "weight-norm-curves"]),
+    "moving-average-training": (6, ["accuracy", "weight-norm-growth", "loss-curves", "weight-norm-curves", "claims-effects"]),
     "placement": (8, ["accuracy", "bias-gradient", "claims-effects"]),
     "frn-eps": (4, ["accuracy", "loss-curves"]),
     "inference-stats": (3, ["accuracy", "test-loss-vs-batch"]),
@@ -117,10 +117,14 @@ def test_learning_rate_quick(tmp_path):
 
 
 def test_moving_average_training_quick(tmp_path):
-    runs = quick_runs(tmp_path, "moving-average-training")
-    assert {r["norm"] for r in runs} == {"bn", "bn(train_statistics=running)", "brn"}
+    printed = []
+    runs = quick_runs(tmp_path, "moving-average-training", printed)
+    assert {r["norm"] for r in runs} == {"bn(train_statistics=batch)", "bn(train_statistics=running)", "brn"}
     for r in runs:
         assert float(r["weight_norm_growth"]) > 0
+    check_claims(tmp_path, "moving-average-training", printed[0],
+                 ["normalizing with the moving averages in training costs accuracy", "and lets the weights grow more",
+                  "BRN recovers from it"])
 
 
 def test_placement_quick(tmp_path):
