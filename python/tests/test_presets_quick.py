@@ -17,7 +17,8 @@ from cli_helpers import run
 QUICK = {
     # 4 cells x 2 seeds, then a seed round: 2 more seeds on the 4 cells the claims compare
     "batch-size": (24, ["error-vs-batch", "accuracy", "claims-effects"]),
-    "learning-rate": (4, ["accuracy", "steps-to-baseline", "accuracy-curves"]),
+    # 2 activations x 2 norms x 2 learning rates x 2 seeds
+    "learning-rate": (16, ["accuracy", "steps-to-baseline", "accuracy-curves", "claims-effects"]),
     "moving-average-training": (6, ["accuracy", "weight-norm-growth", "loss-curves", "weight-norm-curves", "claims-effects"]),
     "placement": (8, ["accuracy", "bias-gradient", "claims-effects"]),
     "frn-eps": (4, ["accuracy", "loss-curves"]),
@@ -108,12 +109,15 @@ def test_batch_size_quick(tmp_path):
 
 
 def test_learning_rate_quick(tmp_path):
-    runs = quick_runs(tmp_path, "learning-rate")
+    printed = []
+    runs = quick_runs(tmp_path, "learning-rate", printed)
     assert all("steps_to_baseline" in r for r in runs)
-    baseline = by(runs, norm="none", lr="0.01")[0]
+    baseline = by(runs, activation="relu", norm="none", lr="0.01")[0]
     assert float(baseline["steps_to_baseline"]) > 0  # the baseline reaches its own mean
-    bn_fast = by(runs, norm="bn", lr="0.3")[0]
+    bn_fast = by(runs, activation="relu", norm="bn", lr="0.3")[0]
     assert bn_fast["diverged"] == "false" and float(bn_fast["test_accuracy"]) > 0.5
+    check_claims(tmp_path, "learning-rate", printed[0],
+                 ["BN at 30x the learning rate beats the no-norm baseline", "with sigmoid, BN trains where no norm does not"])
 
 
 def test_moving_average_training_quick(tmp_path):
