@@ -61,7 +61,7 @@ def test_frozen_stages_on_a_resnet(tmp_path):
     (["--model", "resnet20", "--depth", "32"], "gives depth 20"),
     (["--model", "resnet20", "--downsample", "max"], "plain net only"),
     (["--model", "resnet20", "--head", "flatten"], "plain net only"),
-    (["--model", "resnet20", "--norm-position", "after"], "plain net only"),
+    (["--model", "preact-resnet20", "--norm-position", "after"], "original form (preact false)"),
     (["--model", "resnet8", "--norm", "none", "--zero-init-residual"], "needs a norm layer"),
     (["--model", "resnet8", "--norm", "gn", "--norm-set", "num_groups=4", "--norm-set", "affine=false",
       "--zero-init-residual"], "scale parameter 'weight'"),
