@@ -289,7 +289,7 @@ struct Phase {
     var asChannels: Bool
     var features: RecipeFeatures
     /// Whether the phase states `augment`; otherwise the data set's default augmentation
-    /// applies (``Dataset/defaultAugmentation``), as in `normlab train`.
+    /// applies (``Dataset/recipeDefaults``), as in `normlab train`.
     var statesAugmentation: Bool
     var stepEvaluation: StepEvaluation
     var activationProbe: ActivationProbe?

@@ -53,7 +53,7 @@ public final class GhostBatchNorm: NormalizationPlugin, RunningStatisticsProvidi
     private var cache: (x: Tensor, states: [PlaneForwardState])?
     /// Per virtual batch, the per-channel mean and 1/σ, when the last forward took the
     /// channel-row path over the whole tensors (``forwardChunkRows(_:count:mode:)``).
-    private var chunkRows: [(mean: [Double], invstd: [Double])]?
+    private var chunkRows: [ChunkStatistics]?
     private var pooled: BatchMoments?
     private var output = ReusableStorage()
     private var gradInput = ReusableStorage()
@@ -225,7 +225,7 @@ public final class GhostBatchNorm: NormalizationPlugin, RunningStatisticsProvidi
         }
         let chunks = results.map { $0! }
         finish(x, states: [], moments: chunks.map { ($0.mean, $0.variance) }, mode: mode)
-        chunkRows = chunks.map { ($0.mean, $0.invstd) }
+        chunkRows = chunks
         return y
     }
 
@@ -271,7 +271,7 @@ public final class GhostBatchNorm: NormalizationPlugin, RunningStatisticsProvidi
 
     /// The backward of ``forwardChunkRows(_:count:mode:)``, chunks on the threads whole as
     /// there; the affine gradients are summed over the chunks in order afterwards.
-    private func backwardChunkRows(_ gradOutput: Tensor, x: Tensor, chunks: [(mean: [Double], invstd: [Double])]) -> Tensor {
+    private func backwardChunkRows(_ gradOutput: Tensor, x: Tensor, chunks: [ChunkStatistics]) -> Tensor {
         let block = virtualBatchSize * channels * x.spatialCount, s = x.spatialCount
         let wantW = affine?.weight.requiresGrad ?? false, wantB = affine?.bias.requiresGrad ?? false
         let gain = AffineTerms(affine, channels: channels).gain
@@ -299,7 +299,7 @@ public final class GhostBatchNorm: NormalizationPlugin, RunningStatisticsProvidi
     /// sums `Σ g`, `Σ g·(x − head)` (``ChannelKernels/gradientSums(x:g:rows:cols:mu:sumG:sumGX:parallel:)``),
     /// then `dL/dx = a·g + k·(x − head) + c` per column (BatchNorm's gradient through the chunk's
     /// statistics) into `ok`. Returns the chunk's per-channel `Σ g` and `Σ g·x̂`.
-    private func backwardChunkRow(_ chunk: (mean: [Double], invstd: [Double]), x xk: UnsafePointer<Float>,
+    private func backwardChunkRow(_ chunk: ChunkStatistics, x xk: UnsafePointer<Float>,
                                   gradOutput gk: UnsafePointer<Float>, into ok: UnsafeMutablePointer<Float>,
                                   spatial s: Int, gain: [Double]) -> (g: [Double], gxhat: [Double]) {
         let cols = channels * s, rows = virtualBatchSize, m = Double(rows * s)

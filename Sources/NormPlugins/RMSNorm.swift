@@ -54,7 +54,7 @@ public final class RMSNorm: NormalizationPlugin {
         var inv = [Double](repeating: 0, count: rows)
         let w = weight.map { $0.value.scalars.map(Double.init) } ?? [Double](repeating: 1, count: c)
         // Short planes ((N, C) above all): the gain expanded to the row, one vectorizable loop per row.
-        let rowGain: [Float]? = s < Self.shortPlane ? Self.expanded(w, s) : nil
+        let rowGain: [Float]? = s < Self.shortPlane ? ChannelColumns.repeated(w.map(Float.init), spatial: s) : nil
         let y = output.tensor(shape: x.shape) { yb in
             x.withUnsafeBufferPointer { xb in inv.withUnsafeMutableBufferPointer { iv in
                 let xp = xb.baseAddress!, yp = yb.baseAddress!
@@ -103,13 +103,6 @@ public final class RMSNorm: NormalizationPlugin {
         return total
     }
 
-    /// Each per-channel value repeated `s` times, as float32.
-    private static func expanded(_ w: [Double], _ s: Int) -> [Float] {
-        var out = [Float](repeating: 0, count: w.count * s)
-        for c in w.indices { for j in 0..<s { out[c * s + j] = Float(w[c]) } }
-        return out
-    }
-
     /// `Σ a[i]·b[i]` in float64 with two vector accumulators (the per-row dot product over channels).
     private static func dot(_ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>, count: Int) -> Double {
         var s0 = SIMD4<Double>(), s1 = SIMD4<Double>()
@@ -134,7 +127,7 @@ public final class RMSNorm: NormalizationPlugin {
         if s == 1 { return backwardRows(gradOutput, x: x, inv: inv, w: w) }
         // Σ_spatial g·x per (n, c): the one reduction both gradients need.
         if planeDot.count != rows * c { planeDot = [Double](repeating: 0, count: rows * c) }
-        let rowGain: [Float]? = s < Self.shortPlane ? Self.expanded(w, s) : nil
+        let rowGain: [Float]? = s < Self.shortPlane ? ChannelColumns.repeated(w.map(Float.init), spatial: s) : nil
         let gx = gradInput.tensor(shape: x.shape) { ob in
             x.withUnsafeBufferPointer { xb in gradOutput.withUnsafeBufferPointer { gb in planeDot.withUnsafeMutableBufferPointer { pd in
             w.withUnsafeBufferPointer { wb in

@@ -33,7 +33,7 @@ import NormNet
     @Test func unstatedAugmentIsTheDataSetsDefault() throws {
         var images = Dataset(name: "images", trainInputs: Tensor.zeros([8, 1, 6, 6]), trainLabels: Array(repeating: 0, count: 8),
                          testInputs: Tensor.zeros([4, 1, 6, 6]), testLabels: Array(repeating: 0, count: 4), classes: 2, contentHash: "0")
-        images.defaultAugmentation = .standard
+        images.recipeDefaults.augmentation = .standard
         let unstated = try Phase(try cell("batch_size: 8"), prefix: "")
         #expect(unstated.training(for: images, seed: 1).features.augmentation == .standard)
         #expect(training(unstated).features.augmentation == .none)   // synthetic 1-D data: none

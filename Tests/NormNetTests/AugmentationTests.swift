@@ -87,7 +87,7 @@ import NormCore
         let x = Tensor.zeros([4, 1, 6, 6])
         var d = Dataset(name: "t", trainInputs: x, trainLabels: [0, 1, 0, 1], testInputs: x, testLabels: [0, 1, 0, 1],
                         classes: 2, contentHash: "0")
-        d.defaultAugmentation = augmentation
+        d.recipeDefaults.augmentation = augmentation
         return d
     }
 
@@ -118,6 +118,7 @@ import NormCore
             #expect(name.defaultDuration == nil, "\(name)")
         }
         #expect(TrainPresets.defaults.duration == .epochs(30))
+        #expect(DatasetName.fashionMNIST.recipeDefaults == DatasetRecipeDefaults(augmentation: .standard, duration: .epochs(20)))
     }
 
     @Test func aRecipeUsesTheDataSetsLengthUnlessItStatesOne() {
@@ -126,7 +127,7 @@ import NormCore
                              classes: 2, contentHash: "0")
         var recipe = TrainingRecipe()
         #expect(recipe.config(for: images).duration == .epochs(30))
-        images.defaultDuration = .epochs(20)
+        images.recipeDefaults.duration = .epochs(20)
         #expect(recipe.config(for: images).duration == .epochs(20))
         recipe.duration = .steps(7)
         #expect(recipe.config(for: images).duration == .steps(7))

@@ -14,12 +14,9 @@ public struct Dataset: Sendable {
     public let contentHash: String
     /// The user's `.npz` file the arrays came from (nil for built-in data sets).
     public var sourceFile: DatasetFile?
-    /// The augmentation a recipe uses when it states none (``DatasetName/defaultAugmentation``;
-    /// none for user data).
-    public var defaultAugmentation = AugmentationConfig.none
-    /// The training length a recipe uses when it states none (``DatasetName/defaultDuration``;
-    /// nil: ``TrainPresets/defaults``' 30 epochs).
-    public var defaultDuration: TrainingDuration?
+    /// What a recipe uses where it states nothing (``DatasetName/recipeDefaults``; for user data
+    /// no augmentation and ``TrainPresets/defaults``' length).
+    public var recipeDefaults = DatasetRecipeDefaults()
 
     public init(name: String, trainInputs: Tensor, trainLabels: [Int], testInputs: Tensor, testLabels: [Int],
                 classes: Int, contentHash: String, sourceFile: DatasetFile? = nil) {
@@ -35,6 +32,20 @@ public struct Dataset: Sendable {
 
     /// Per-sample input shape `(C, L)` or `(C, H, W)`.
     public var sampleShape: [Int] { Array(trainInputs.shape.dropFirst()) }
+}
+
+/// The training settings a data set declares for recipes that state none (applied by
+/// ``TrainPresets/config(for:)``).
+public struct DatasetRecipeDefaults: Sendable, Equatable {
+    /// Training-image augmentation.
+    public var augmentation = AugmentationConfig.none
+    /// Training length; nil: ``TrainPresets/defaults``' 30 epochs.
+    public var duration: TrainingDuration?
+
+    public init(augmentation: AugmentationConfig = .none, duration: TrainingDuration? = nil) {
+        self.augmentation = augmentation
+        self.duration = duration
+    }
 }
 
 /// The data sets `normlab train --dataset` knows.
@@ -64,6 +75,11 @@ public enum DatasetName: String, CaseIterable, Sendable {
     /// so 20 epochs keeps the 93.5 % anchor at two thirds of the cost.
     public var defaultDuration: TrainingDuration? {
         self == .fashionMNIST ? .epochs(20) : nil
+    }
+
+    /// ``defaultAugmentation`` and ``defaultDuration``, as a loaded ``Dataset`` carries them.
+    public var recipeDefaults: DatasetRecipeDefaults {
+        DatasetRecipeDefaults(augmentation: defaultAugmentation, duration: defaultDuration)
     }
 }
 
@@ -99,8 +115,7 @@ public enum Datasets {
         case .digits, .mnist1d, .fashionMNIST:
             let directory = useCache ? try (cacheDirectory ?? defaultCacheDirectory()) : nil
             var loaded = try PythonDatasets.load(name, seed: seed, cacheDirectory: directory, useCache: useCache)
-            loaded.dataset.defaultAugmentation = name.defaultAugmentation
-            loaded.dataset.defaultDuration = name.defaultDuration
+            loaded.dataset.recipeDefaults = name.recipeDefaults
             return loaded
         }
     }

@@ -24,12 +24,12 @@ public enum TrainPresets {
     }
 
     /// Batch size, duration, optimizer and schedule for a data set (the same for every data set:
-    /// ``defaults``), with the data set's default augmentation (``Dataset/defaultAugmentation``)
-    /// and, when it declares one, its default length (``Dataset/defaultDuration``).
+    /// ``defaults``), with what the data set declares (``Dataset/recipeDefaults``): its
+    /// augmentation and, when it names one, its training length.
     public static func config(for dataset: Dataset) -> TrainingConfig {
         var config = defaults
-        config.features.augmentation = dataset.defaultAugmentation
-        if let duration = dataset.defaultDuration { config.duration = duration }
+        config.features.augmentation = dataset.recipeDefaults.augmentation
+        if let duration = dataset.recipeDefaults.duration { config.duration = duration }
         return config
     }
 

@@ -18,6 +18,14 @@ enum ChannelColumns {
         }
     }
 
+    /// The per-channel `values` repeated over their columns: `out[c·S + j] = values[c]`.
+    static func repeated(_ values: [Float], spatial s: Int) -> [Float] {
+        guard s > 1 else { return values }
+        var out = values + [Float](repeating: 0, count: values.count * (s - 1))
+        out.withUnsafeMutableBufferPointer { spread($0.baseAddress!, channels: values.count, spatial: s) }
+        return out
+    }
+
     /// Spreads the per-channel values `p[0..<C]` over their columns, in place: `p[c·S + j] = p[c]`
     /// (from the last channel down, so no value is overwritten before it is read).
     static func spread(_ p: UnsafeMutablePointer<Float>, channels: Int, spatial s: Int) {

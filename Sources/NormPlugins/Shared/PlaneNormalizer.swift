@@ -128,7 +128,7 @@ enum PlaneNormalizer {
         }}
         if layout.usesChannelRows {
             let cols = c * s
-            let (mu, scale, shift) = (repeatEach(mu, s), repeatEach(scale, s), repeatEach(shift, s))
+            let (mu, scale, shift) = (ChannelColumns.repeated(mu, spatial: s), ChannelColumns.repeated(scale, spatial: s), ChannelColumns.repeated(shift, spatial: s))
             let y = output.tensor(shape: x.shape) { yb in
                 x.withUnsafeBufferPointer { xb in
                     ChannelKernels.affine(x: xb.baseAddress!, y: yb.baseAddress!, rows: layout.n, cols: cols,
@@ -147,16 +147,6 @@ enum PlaneNormalizer {
             }
         }
         return (y, state)
-    }
-
-    /// Every value of `v` repeated `s` times in a row (per-channel coefficients → `C·S` columns).
-    private static func repeatEach(_ v: [Float], _ s: Int) -> [Float] {
-        guard s > 1 else { return v }
-        var out = [Float](repeating: 0, count: v.count * s)
-        out.withUnsafeMutableBufferPointer { o in
-            for i in v.indices { for j in 0..<s { o[i * s + j] = v[i] } }
-        }
-        return out
     }
 
     /// The group and channel of every unit: each channel when the statistics are per
@@ -292,7 +282,7 @@ enum PlaneNormalizer {
                 let xp = xb.baseAddress!, gp = gb.baseAddress!
                 if channelRows {
                     let cols = c * s
-                    let mu = repeatEach(Array(head), s)
+                    let mu = ChannelColumns.repeated(Array(head), spatial: s)
                     var colG = [Double](repeating: 0, count: cols), colGX = colG
                     colG.withUnsafeMutableBufferPointer { cg in colGX.withUnsafeMutableBufferPointer { cgx in
                         ChannelKernels.gradientSums(x: xp, g: gp, rows: layout.n, cols: cols,
@@ -364,7 +354,7 @@ enum PlaneNormalizer {
         let gx: Tensor
         if channelRows {
             let cols = c * s
-            let expanded = [unitHead, a, b, cc].map { repeatEach($0, s) }
+            let expanded = [unitHead, a, b, cc].map { ChannelColumns.repeated($0, spatial: s) }
             gx = output.tensor(shape: g.shape) { ob in
                 st.x.withUnsafeBufferPointer { xb in g.withUnsafeBufferPointer { gb in
                     ChannelKernels.linearCombination(x: xb.baseAddress!, g: gb.baseAddress!, out: ob.baseAddress!, rows: layout.n, cols: cols,
