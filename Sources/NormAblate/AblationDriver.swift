@@ -61,6 +61,16 @@ public struct RunPlan: Sendable {
         guard let shard else { return runs }
         return runs.filter { shard.contains(ordinal: $0.ordinal) }
     }
+
+    /// The hashes of the cells the spec's claims compare (a fraction claim's and those of the
+    /// claim it refers to), for `--claims-only`; throws when the spec declares no claims.
+    public func claimsCells() throws -> Set<String> {
+        guard !spec.claims.isEmpty else {
+            throw AblationError("--claims-only: study '\(spec.name)' declares no claims; run it without --claims-only")
+        }
+        let selection = CellSelection(spec: spec, cells: cells)
+        return Set(spec.claims.flatMap { ClaimEvaluator.cells(of: $0, in: spec.claims, selection: selection).map(\.hash) })
+    }
 }
 
 /// How a study runs.
@@ -74,13 +84,18 @@ public struct DriverOptions: Sendable {
     public var keepGoing: Bool
     /// Register the spec as another study in a store that already holds one.
     public var addStudy: Bool
+    /// Run only the cells the spec's claims compare (with their seed rounds): a check of the
+    /// verdicts at a fraction of the study's cost.
+    public var claimsOnly: Bool
 
-    public init(jobs: Int = 1, threads: Int? = nil, shard: Shard? = nil, keepGoing: Bool = false, addStudy: Bool = false) {
+    public init(jobs: Int = 1, threads: Int? = nil, shard: Shard? = nil, keepGoing: Bool = false, addStudy: Bool = false,
+                claimsOnly: Bool = false) {
         self.jobs = max(1, jobs)
         self.threads = threads ?? Self.defaultThreads(jobs: max(1, jobs))
         self.shard = shard
         self.keepGoing = keepGoing
         self.addStudy = addStudy
+        self.claimsOnly = claimsOnly
     }
 
     /// The cores divided among the jobs (at least 1).
@@ -163,9 +178,10 @@ public final class AblationDriver {
     public func run(observer: ProgressObserver? = nil) throws -> RunSummary {
         let started = Date()
         let plan = try plan()
+        let claimCells = try options.claimsOnly ? plan.claimsCells() : nil
         let study = try store.prepareStudy(spec, cells: plan.cells, runner: runner.name, addStudy: options.addStudy)
         let done = try store.completedKeys()
-        let mine = plan.runs(in: options.shard)
+        let mine = plan.runs(in: options.shard).filter { claimCells?.contains($0.cell.hash) ?? true }
         let todo = mine.filter { !done.contains($0.key) }
         let git = GitInfo.current
 

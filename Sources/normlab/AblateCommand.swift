@@ -94,6 +94,7 @@ struct AblateRunCommand: ParsableCommand {
     @Option(help: "Run only the i-th of n deterministic parts of the runs, e.g. 2/4 (each shard defaults to its own store).") var shard: String?
     @Flag(name: .customLong("add-study"), help: "Keep this spec as another study in a store that holds a different one.") var addStudy = false
     @Flag(name: .customLong("keep-going"), help: "Keep running the other runs after one fails.") var keepGoing = false
+    @Flag(name: .customLong("claims-only"), help: "Run only the cells the spec's claims compare (and their seed rounds): the verdicts at a fraction of the cost, e.g. after a change of arithmetic.") var claimsOnly = false
     @Flag(name: .customLong("dry-run"), help: "Validate the spec and print the plan; run nothing.") var dryRun = false
     @Flag(name: .customLong("no-report"), help: "Do not write the report after a complete study.") var noReport = false
     @Option(help: "Report folder (default: <store>-report next to the store).") var out: String?
@@ -113,9 +114,11 @@ struct AblateRunCommand: ParsableCommand {
             if dryRun { return try printPlan(spec: spec, runner: cellRunner, storePath: storePath, shard: shard) }
 
             // Validate every cell before the store file exists: a bad spec leaves nothing behind.
-            try spec.validateClaims(cells: try spec.cells(validatingWith: cellRunner), runner: cellRunner)
+            let cells = try spec.cells(validatingWith: cellRunner)
+            try spec.validateClaims(cells: cells, runner: cellRunner)
+            if claimsOnly { _ = try RunPlan(spec: spec, cells: cells).claimsCells() }
             let store = try ResultStore(path: storePath)
-            let options = DriverOptions(jobs: jobs, threads: threads, shard: shard, keepGoing: keepGoing, addStudy: addStudy)
+            let options = DriverOptions(jobs: jobs, threads: threads, shard: shard, keepGoing: keepGoing, addStudy: addStudy, claimsOnly: claimsOnly)
             let driver = AblationDriver(spec: spec, runner: cellRunner, store: store, options: options)
             Interrupt.setMessage("normlab: interrupted (Ctrl-C); every finished run is stored in \(storePath) — rerun the same command to continue")
             let summary = try driver.run(observer: StudyProgressDisplay())
@@ -151,13 +154,15 @@ struct AblateRunCommand: ParsableCommand {
         let cells = try spec.cells(validatingWith: runner)
         try spec.validateClaims(cells: cells, runner: runner)
         let plan = RunPlan(spec: spec, cells: cells)
-        let mine = plan.runs(in: shard)
+        let claimCells = try claimsOnly ? plan.claimsCells() : nil
+        let mine = plan.runs(in: shard).filter { claimCells?.contains($0.cell.hash) ?? true }
         var done = Set<RunKey>()
         if FileManager.default.fileExists(atPath: storePath) { done = try ResultStore(path: storePath, create: false).completedKeys() }
         print("study \(spec.name) (spec \(spec.hash.prefix(12))): \(plan.cells.count) cells × \(spec.seeds.count) seeds = \(plan.runs.count) runs"
-              + (shard.map { "; shard \($0): \(mine.count) runs" } ?? ""))
+              + (shard.map { "; shard \($0): \(mine.count) runs" } ?? "")
+              + (claimCells.map { "; the claims' \($0.count) cells: \(mine.count) runs (before seed rounds)" } ?? ""))
         print("store \(storePath): \(mine.filter { done.contains($0.key) }.count) of them stored, \(mine.filter { !done.contains($0.key) }.count) to run")
-        for cell in plan.cells {
+        for cell in plan.cells where claimCells?.contains(cell.hash) ?? true {
             let stored = spec.seeds.filter { done.contains(RunKey(cellHash: cell.hash, seed: $0)) }.count
             print("  cell \(cell.index) \(cell.config.shortHash) [\(stored)/\(spec.seeds.count)] \(cell.label)")
         }

@@ -232,4 +232,27 @@ import Testing
         #expect(try outcomes(parts) == (try outcomes(whole)))
         #expect(try seedsPerCell(whole).values.contains { $0 > 2 })
     }
+
+    @Test func claimsOnlyRunsJustTheClaimsCells() throws {
+        let dir = try TempDir(); defer { dir.cleanUp() }
+        let s = try spec(seeds: "seeds: {min: 2, max: 4, until_ci_halfwidth: 1.0e-9, step: 2}")
+        let selection = CellSelection(spec: s, cells: try s.cells())
+        let claimCells = Set(s.claims.flatMap { ClaimEvaluator.cells(of: $0, in: s.claims, selection: selection).map(\.hash) })
+        #expect(claimCells.count == 4)
+        let only = try ResultStore(path: dir.file("only.sqlite"))
+        let summary = try AblationDriver(spec: s, runner: FakeRunner(), store: only, options: DriverOptions(claimsOnly: true)).run()
+        #expect(summary.seedRounds == 1 && summary.ran == 4 * 4)
+        #expect(try seedsPerCell(only) == Dictionary(uniqueKeysWithValues: claimCells.map { ($0, 4) }))
+        // the same runs, bit for bit, as the whole study's runs of those cells
+        let whole = try ResultStore(path: dir.file("whole.sqlite"))
+        try AblationDriver(spec: s, runner: FakeRunner(), store: whole).run()
+        let a = try outcomes(only), b = try outcomes(whole)
+        #expect(a.allSatisfy { b[$0.key]!.sameOutcome(as: $0.value) })
+        #expect(try AblationReport.load(store: only).claimResults.map(\.verdict) == (try AblationReport.load(store: whole).claimResults.map(\.verdict)))
+        // a spec without claims is refused before anything runs
+        let plain = try AblationSpec.parse(yaml: baseYAML, source: "t.yaml")
+        let none = try ResultStore(path: dir.file("none.sqlite"))
+        #expect(throws: AblationError.self) { try AblationDriver(spec: plain, runner: FakeRunner(), store: none, options: DriverOptions(claimsOnly: true)).run() }
+        #expect(try none.runs().isEmpty)
+    }
 }

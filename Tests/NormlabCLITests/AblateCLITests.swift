@@ -203,6 +203,27 @@ private let repoPresetsDirectory = URL(fileURLWithPath: #filePath).deletingLastP
         #expect(merged.succeeded && merged.stdout == single.stdout && merged.stdout.split(separator: "\n").count == 9)
     }
 
+    @Test func claimsOnlyRunsTheClaimsCells() throws {
+        let dir = try Scratch(); defer { dir.cleanUp() }
+        // 8 cells × 3 seeds; the claim compares BN at B = 2 and 32, width 8
+        let claim = "claims:\n  - {name: bn loses at batch 2, metric: test_accuracy, compare: {norm.name: bn, batch_size: 2, width: 8}, against: {norm.name: bn, batch_size: 32, width: 8}, expect: less}\n"
+        try (studyYAML + "\n" + claim).write(toFile: dir.path("claims.yaml"), atomically: true, encoding: .utf8)
+        let plan = try ablate(["ablate", "claims.yaml", "--runner", "fake", "--claims-only", "--dry-run"], in: dir.url.path)
+        #expect(plan.succeeded && plan.stdout.contains("the claims' 2 cells: 6 runs (before seed rounds)"), "\(plan)")
+        #expect(plan.stdout.split(separator: "\n").filter { $0.hasPrefix("  cell ") }.count == 2)
+        let run = try ablate(["ablate", "claims.yaml", "--runner", "fake", "--claims-only"], in: dir.url.path)
+        #expect(run.succeeded && run.stderr.contains("0 already stored, 6 to run") && run.stdout.contains("6 of 24 runs stored"), "\(run)")
+        let report = try ablate(["ablate", "report", "--store", "results/cli.sqlite", "--format", "json", "--no-plots"], in: dir.url.path)
+        let object = try JSONSerialization.jsonObject(with: Data(report.stdout.utf8)) as? [String: Any]
+        let claims = object?["claims"] as? [[String: Any]] ?? []
+        #expect(claims.count == 1 && claims[0]["verdict"] is String, "\(report.stdout.prefix(400))")
+        // a study without claims: one line, nothing written
+        try studyYAML.write(toFile: dir.path("study.yaml"), atomically: true, encoding: .utf8)
+        let none = try ablate(["ablate", "study.yaml", "--runner", "fake", "--claims-only", "--store", "none.sqlite"], in: dir.url.path)
+        #expect(none.status == 1 && none.stderrLines == ["normlab: error: --claims-only: study 'cli' declares no claims; run it without --claims-only"], "\(none)")
+        #expect(!FileManager.default.fileExists(atPath: dir.path("none.sqlite")))
+    }
+
     @Test func specProblemsArePrintedOneLineEachAndNothingRuns() throws {
         let dir = try Scratch(); defer { dir.cleanUp() }
         let bad = studyYAML.replacingOccurrences(of: "model.width: [8, 16]", with: "model.width: []")
