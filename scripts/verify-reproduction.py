@@ -88,9 +88,9 @@ def claims_hold(old_table, new_table):
 
 
 def verify(preset, args, scratch):
-    export = os.path.join(ROOT, "notebooks-export", preset)
-    if not os.path.isfile(os.path.join(export, "runs.csv")):
-        sys.exit(f"verify-reproduction: {preset}: no committed export at notebooks-export/{preset}/runs.csv")
+    export = os.path.join(args.exports, preset)
+    if not os.path.isfile(os.path.join(export, "runs.csv")) or not os.path.isfile(os.path.join(export, "table.json")):
+        sys.exit(f"verify-reproduction: {preset}: no committed export (runs.csv and table.json) in {export}")
     old_runs = read_runs(os.path.join(export, "runs.csv"))
     with open(os.path.join(export, "table.json")) as f:
         old_table = json.load(f)
@@ -122,6 +122,7 @@ def main():
     p.add_argument("--threads", help="threads per run (default: the committed runs' count)")
     p.add_argument("--bin", default=os.environ.get("NORMLAB_BIN"), help="the normlab binary (default: $NORMLAB_BIN, else the release build)")
     p.add_argument("--keep", help="keep the scratch stores and reports in this folder")
+    p.add_argument("--exports", default=os.path.join(ROOT, "notebooks-export"), help="the committed exports (default: notebooks-export/)")
     args = p.parse_args()
     if args.bin is None:
         path = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT, check=True,
