@@ -22,7 +22,7 @@ QUICK = {
     "moving-average-training": (6, ["accuracy", "weight-norm-growth", "loss-curves", "weight-norm-curves", "claims-effects"]),
     "placement": (8, ["accuracy", "bias-gradient", "claims-effects"]),
     "frn-eps": (4, ["accuracy", "loss-curves"]),
-    "inference-stats": (3, ["accuracy", "test-loss-vs-batch"]),
+    "inference-stats": (6, ["accuracy", "test-loss-vs-batch", "claims-effects"]),
     "dropout": (8, ["error", "claims-effects"]),
     "lrn": (6, ["error", "claims-effects"]),
     "zoo": (15, ["accuracy"]),
@@ -153,12 +153,16 @@ def test_frn_eps_quick(tmp_path):
 
 
 def test_inference_stats_quick(tmp_path):
-    runs = quick_runs(tmp_path, "inference-stats")
+    printed = []
+    runs = quick_runs(tmp_path, "inference-stats", printed)
     assert {r["estimator"] for r in runs} == {"ema", "precise", "last_batches"}
     assert {r["schedule.name"] for r in runs} == {"constant"}
-    # only the statistics differ: the same training, so train-mode accuracy is identical
-    assert len({r["test_accuracy_train_mode"] for r in runs}) == 1
-    assert len({r["test_loss"] for r in runs}) == 3
+    for seed in ("0", "1"):
+        same_training = by(runs, seed=seed)
+        # only the statistics differ: the same training, so train-mode accuracy is identical
+        assert len({r["test_accuracy_train_mode"] for r in same_training}) == 1
+        assert len({r["test_loss"] for r in same_training}) == 3
+    check_claims(tmp_path, "inference-stats", printed[0], ["PreciseBN beats the EMA at B=4 with a constant learning rate"])
 
 
 def test_describe_spec_documents_the_knobs():
