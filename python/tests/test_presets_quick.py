@@ -21,7 +21,7 @@ QUICK = {
     "learning-rate": (16, ["accuracy", "steps-to-baseline", "accuracy-curves", "claims-effects"]),
     "moving-average-training": (6, ["accuracy", "weight-norm-growth", "loss-curves", "weight-norm-curves", "claims-effects"]),
     "placement": (8, ["accuracy", "bias-gradient", "claims-effects"]),
-    "frn-eps": (4, ["accuracy", "loss-curves"]),
+    "frn-eps": (8, ["accuracy", "loss-curves", "claims-effects"]),
     "inference-stats": (6, ["accuracy", "test-loss-vs-batch", "claims-effects"]),
     "dropout": (8, ["error", "claims-effects"]),
     "lrn": (6, ["error", "claims-effects"]),
@@ -145,11 +145,14 @@ def test_placement_quick(tmp_path):
 
 
 def test_frn_eps_quick(tmp_path):
-    runs = quick_runs(tmp_path, "frn-eps")
-    assert float(by(runs, norm="bn")[0]["test_accuracy"]) > 0.8
-    fixed = float(by(runs, norm="frn(learnable_eps=false, eps=0.01)")[0]["test_accuracy"])
-    learned = float(by(runs, norm="frn(learnable_eps=true, eps=0.01)")[0]["test_accuracy"])
-    assert learned > fixed  # on 1x1 maps a learnable eps escapes the sign-function regime
+    printed = []
+    runs = quick_runs(tmp_path, "frn-eps", printed)
+    for seed in ("0", "1"):
+        assert float(by(runs, norm="bn", seed=seed)[0]["test_accuracy"]) > 0.8
+        fixed = float(by(runs, norm="frn(learnable_eps=false, eps=0.01)", seed=seed)[0]["test_accuracy"])
+        learned = float(by(runs, norm="frn(learnable_eps=true, eps=0.01)", seed=seed)[0]["test_accuracy"])
+        assert learned > fixed  # on 1x1 maps a learnable eps escapes the sign-function regime
+    check_claims(tmp_path, "frn-eps", printed[0], ["a learnable eps beats the same fixed eps (0.01)"])
 
 
 def test_inference_stats_quick(tmp_path):
