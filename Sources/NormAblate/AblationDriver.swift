@@ -56,10 +56,12 @@ public struct RunPlan: Sendable {
         self.runs = runs
     }
 
-    /// The runs of one shard (all runs for nil).
-    public func runs(in shard: Shard?) -> [PlannedRun] {
-        guard let shard else { return runs }
-        return runs.filter { shard.contains(ordinal: $0.ordinal) }
+    /// The runs of one shard (all runs for nil), only those of `cellHashes` when given
+    /// (e.g. ``claimsCells()`` for `--claims-only`).
+    public func runs(in shard: Shard?, cellHashes: Set<String>? = nil) -> [PlannedRun] {
+        runs.filter { run in
+            (shard?.contains(ordinal: run.ordinal) ?? true) && (cellHashes?.contains(run.cell.hash) ?? true)
+        }
     }
 
     /// The hashes of the cells the spec's claims compare (a fraction claim's and those of the
@@ -181,7 +183,7 @@ public final class AblationDriver {
         let claimCells = try options.claimsOnly ? plan.claimsCells() : nil
         let study = try store.prepareStudy(spec, cells: plan.cells, runner: runner.name, addStudy: options.addStudy)
         let done = try store.completedKeys()
-        let mine = plan.runs(in: options.shard).filter { claimCells?.contains($0.cell.hash) ?? true }
+        let mine = plan.runs(in: options.shard, cellHashes: claimCells)
         let todo = mine.filter { !done.contains($0.key) }
         let git = GitInfo.current
 

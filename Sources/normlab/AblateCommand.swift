@@ -155,7 +155,7 @@ struct AblateRunCommand: ParsableCommand {
         try spec.validateClaims(cells: cells, runner: runner)
         let plan = RunPlan(spec: spec, cells: cells)
         let claimCells = try claimsOnly ? plan.claimsCells() : nil
-        let mine = plan.runs(in: shard).filter { claimCells?.contains($0.cell.hash) ?? true }
+        let mine = plan.runs(in: shard, cellHashes: claimCells)
         var done = Set<RunKey>()
         if FileManager.default.fileExists(atPath: storePath) { done = try ResultStore(path: storePath, create: false).completedKeys() }
         print("study \(spec.name) (spec \(spec.hash.prefix(12))): \(plan.cells.count) cells × \(spec.seeds.count) seeds = \(plan.runs.count) runs"
