@@ -54,7 +54,7 @@ public struct TrainingRunner: CellRunner {
         ("dataset.train_examples", "keep a seeded subset of this many training examples"),
         ("dataset.as_channels", "true: every input value becomes a channel of a 1x1 map, so every norm sees 1x1 feature maps"),
         ("batch_size", "training batch size (default \(TrainPresets.defaultsText.batch), as normlab train)"),
-        ("steps | epochs", "training length (default \(TrainPresets.defaultsText.duration); fashion-mnist: \(DatasetName.fashionMNIST.defaultDuration.map(TrainPresets.text) ?? TrainPresets.defaultsText.duration), as normlab train)"),
+        ("steps | epochs", "training length (default \(TrainPresets.defaultsText.duration); fashion-mnist: \(DatasetName.fashionMNIST.recipeDefaults.duration.map(TrainPresets.text) ?? TrainPresets.defaultsText.duration), as normlab train)"),
         ("optimizer.lr / momentum / weight_decay / nesterov", "SGD (defaults \(TrainPresets.defaultsText.optimizer), as normlab train); weight decay on conv and linear weights"),
         ("optimizer.lr_reference_batch_size", "scale lr linearly with the batch size: effective lr = lr * batch_size / this (Goyal et al. 2017)"),
     ] + RecipeFeatureKeys.documentation + MLPKeys.documentation + TrainingCurveKeys.documentation + [

@@ -92,9 +92,9 @@ import NormCore
     }
 
     @Test func fashionMNISTIsAugmentedByDefaultAndTheOthersAreNot() {
-        #expect(DatasetName.fashionMNIST.defaultAugmentation == .standard)
+        #expect(DatasetName.fashionMNIST.recipeDefaults.augmentation == .standard)
         for name in DatasetName.allCases where name != .fashionMNIST {
-            #expect(name.defaultAugmentation == .none, "\(name)")
+            #expect(name.recipeDefaults.augmentation == .none, "\(name)")
         }
     }
 
@@ -113,9 +113,9 @@ import NormCore
 /// Data sets may declare the training length a recipe uses when it states none.
 @Suite struct DefaultDurationTests {
     @Test func fashionMNISTTrainsTwentyEpochsByDefaultAndTheOthersUseTheDefaults() {
-        #expect(DatasetName.fashionMNIST.defaultDuration == .epochs(20))
+        #expect(DatasetName.fashionMNIST.recipeDefaults.duration == .epochs(20))
         for name in DatasetName.allCases where name != .fashionMNIST {
-            #expect(name.defaultDuration == nil, "\(name)")
+            #expect(name.recipeDefaults.duration == nil, "\(name)")
         }
         #expect(TrainPresets.defaults.duration == .epochs(30))
         #expect(DatasetName.fashionMNIST.recipeDefaults == DatasetRecipeDefaults(augmentation: .standard, duration: .epochs(20)))

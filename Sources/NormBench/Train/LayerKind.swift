@@ -21,7 +21,7 @@ public enum LayerKind: String, Sendable, Codable, CaseIterable {
         switch layer {
         case is Convolution: self = .conv
         case is NormSlot: self = .norm
-        case is ReLU, is Sigmoid: self = .activation
+        case is ElementwiseActivation: self = .activation
         case is MaxPool, is AvgPool, is GlobalAvgPool, is Flatten: self = .pooling
         case is ZeroPadShortcut: self = .residual
         case is Linear: self = .linear

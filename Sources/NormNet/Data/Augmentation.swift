@@ -3,7 +3,7 @@ import NormCore
 /// Training-time data augmentation for images: the standard CIFAR recipe of He et al. 2016
 /// (§4.2): "4 pixels are padded on each side, and a 32×32 crop is randomly sampled from the
 /// padded image or its horizontal flip". Off unless asked for (`--augment`, spec `augment:`)
-/// or declared by the data set (``DatasetName/defaultAugmentation``: on for Fashion-MNIST).
+/// or declared by the data set (``DatasetName/recipeDefaults``: on for Fashion-MNIST).
 ///
 /// Only 2-D samples `(C, H, W)` are augmented; asking for augmentation on 1-D data
 /// `(C, L)` is refused with an error (a flipped or shifted signal is not the same class in

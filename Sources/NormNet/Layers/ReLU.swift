@@ -1,31 +1,15 @@
 import NormCore
 
 /// `max(x, 0)`; the gradient at exactly 0 is 0 (PyTorch).
-public final class ReLU: Layer {
-    public var computesInputGradient = true
-    private var cachedInput: Tensor?
-    private var output = ReusableStorage(slots: 2)
-    private var gradInput = ReusableStorage(slots: 2)
+public final class ReLU: ElementwiseActivation {
+    public init() { super.init(name: "relu", saves: .input) }
 
-    public init() {}
-    public var parameters: [Parameter] { [] }
-
-    public func forward(_ x: Tensor, mode: Mode) throws -> Tensor {
-        let y = output.tensor(shape: x.shape)
-        x.withUnsafeBufferPointer { xb in y.withUnsafeOutputBuffer { yb in
-            VectorKernels.relu(xb.baseAddress!, yb.baseAddress!, count: x.count)
-        }}
-        cachedInput = x
-        return y
+    override func activate(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        VectorKernels.relu(x, y, count: count)
     }
 
-    public func backward(_ gradOutput: Tensor) throws -> Tensor {
-        guard let x = cachedInput, x.shape == gradOutput.shape else { throw NetError("relu: backward without a matching forward") }
-        defer { cachedInput = nil }
-        let gx = gradInput.tensor(shape: x.shape)
-        x.withUnsafeBufferPointer { xb in gradOutput.withUnsafeBufferPointer { gb in gx.withUnsafeOutputBuffer { ob in
-            VectorKernels.reluBackward(xb.baseAddress!, gb.baseAddress!, ob.baseAddress!, count: x.count)
-        }}}
-        return gx
+    override func differentiate(saved x: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
+                                gradInput: UnsafeMutablePointer<Float>, count: Int) {
+        VectorKernels.reluBackward(x, gradOutput, gradInput, count: count)
     }
 }

@@ -85,7 +85,7 @@ extension Model {
                     throw NetError("block \(i): \(error.description)")
                 }
             }
-            let act: Layer? = normIncludesActivation ? nil : (spec.activation == .relu ? ReLU() as Layer : Sigmoid())
+            let act: Layer? = normIncludesActivation ? nil : spec.activation.makeLayer()
             blocks.append(DenseBlock(index: i, linear: linear, norm: slot, activation: act, position: spec.normPosition))
             features = width
         }

@@ -130,7 +130,7 @@ public final class Model {
                 slot = NormSlot(name: "blocks.\(i).norm", spec: norm, options: options, shape: fshape,
                                 layer: try NormLayer(plugin, freeze: .none))
             }
-            let act: Layer? = tluReplacesActivation ? nil : (spec.activation == .relu ? ReLU() as Layer : Sigmoid())
+            let act: Layer? = tluReplacesActivation ? nil : spec.activation.makeLayer()
             shape = out
             var pool: Layer?
             let spatial = Array(shape.dropFirst())

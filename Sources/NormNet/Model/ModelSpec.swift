@@ -23,6 +23,16 @@ public enum ActivationKind: String, Sendable, CaseIterable {
     case sigmoid
 }
 
+extension ActivationKind {
+    /// A fresh layer computing this activation.
+    public func makeLayer() -> Layer {
+        switch self {
+        case .relu: ReLU()
+        case .sigmoid: Sigmoid()
+        }
+    }
+}
+
 /// How resolution is reduced between stages.
 public enum DownsampleKind: String, Sendable, CaseIterable {
     /// Max pooling, window 2, stride 2, after the block.

@@ -122,7 +122,7 @@ struct ResNetBuilder {
         return spec.normPosition == .after ? act + slot : slot + act
     }
 
-    private func activation() -> Layer { spec.activation == .relu ? ReLU() : Sigmoid() }
+    private func activation() -> Layer { spec.activation.makeLayer() }
 
     private func stageIsFrozen(_ stage: Int) -> Bool { stage <= spec.freeze.frozenStages }
 

@@ -34,7 +34,7 @@ public enum TrainPresets {
     }
 
     /// The one set of training defaults of `normlab train` and of every ablation cell: batch 64,
-    /// 30 epochs (20 for Fashion-MNIST: ``DatasetName/defaultDuration``), SGD lr 0.1, momentum 0.9 (Nesterov), weight decay 5e-4 on conv/linear weights,
+    /// 30 epochs (20 for Fashion-MNIST: ``DatasetName/recipeDefaults``), SGD lr 0.1, momentum 0.9 (Nesterov), weight decay 5e-4 on conv/linear weights,
     /// cosine decay with 100 warm-up steps.
     public static let defaults = TrainingConfig(
         batchSize: defaultBatchSize, duration: .epochs(30), seed: 0,
