@@ -118,7 +118,6 @@ import NormCore
             #expect(name.recipeDefaults.duration == nil, "\(name)")
         }
         #expect(TrainPresets.defaults.duration == .epochs(30))
-        #expect(DatasetName.fashionMNIST.recipeDefaults == DatasetRecipeDefaults(augmentation: .standard, duration: .epochs(20)))
     }
 
     @Test func aRecipeUsesTheDataSetsLengthUnlessItStatesOne() {

@@ -88,7 +88,7 @@ struct ResNetBuilder {
                 if !preact, let n = try norm(named: "\(name).shortcut.norm", shape: out, stage: stage) { shortcut.append(("norm", n)) }
             }
         }
-        let post: Layer? = preact ? nil : activation()
+        let post: Layer? = preact ? nil : spec.activation.makeLayer()
         let block = ResidualBlock(stage: stage, index: index, preActivation: preact, pre: pre, branch: branch,
                                   shortcut: shortcut, post: post, lastNorm: lastNorm)
         return (block, out)
@@ -118,11 +118,9 @@ struct ResNetBuilder {
         let slotName = prefix.isEmpty ? names.norm : "\(prefix).\(names.norm)"
         let slot: [(name: String, layer: Layer)] = try norm(named: slotName, shape: shape, stage: stage).map { [(names.norm, $0)] } ?? []
         if normIncludesActivation && !slot.isEmpty { return slot }
-        let act: [(name: String, layer: Layer)] = [(names.act, activation())]
+        let act: [(name: String, layer: Layer)] = [(names.act, spec.activation.makeLayer())]
         return spec.normPosition == .after ? act + slot : slot + act
     }
-
-    private func activation() -> Layer { spec.activation.makeLayer() }
 
     private func stageIsFrozen(_ stage: Int) -> Bool { stage <= spec.freeze.frozenStages }
 
