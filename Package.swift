@@ -31,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/swiftcsv/SwiftCSV", from: "0.10.0"),
     ],
     targets: [
         .systemLibrary(
@@ -96,6 +97,7 @@ let package = Package(
                 "NormCore", "NormPlugins", "NormPython", "NormNet",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "SwiftCSV", package: "SwiftCSV"),
             ]
         ),
         .executableTarget(
@@ -114,7 +116,8 @@ let package = Package(
         .testTarget(name: "NormParityTests", dependencies: ["NormCore", "NormPlugins", "NormParity", "NormParityPython", "NormPython"]),
         .testTarget(name: "NormNetTests", dependencies: ["NormCore", "NormPlugins", "NormNet", "NormPython", "NormTestSupport"]),
         .testTarget(name: "NormBenchTests", dependencies: ["NormCore", "NormPlugins", "NormBench"]),
-        .testTarget(name: "NormAblateTests", dependencies: ["NormCore", "NormPlugins", "NormNet", "NormAblate"]),
+        .testTarget(name: "NormAblateTests", dependencies: ["NormCore", "NormPlugins", "NormNet", "NormAblate",
+                                                    .product(name: "SwiftCSV", package: "SwiftCSV")]),
         .testTarget(name: "NormlabCLITests", dependencies: ["NormCore", "NormPlugins", "normlab", "NormTestSupport"]),
     ],
     swiftLanguageModes: [.v5]

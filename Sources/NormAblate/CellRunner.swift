@@ -32,14 +32,21 @@ public struct CellResult: Sendable, Equatable {
     /// bit for bit (NaN equals NaN). Telemetry and provenance may differ. This is what
     /// `merge` compares and what a `--jobs N` run must reproduce.
     public func sameOutcome(as other: CellResult) -> Bool {
-        func same(_ a: Double, _ b: Double) -> Bool { a.bitPattern == b.bitPattern || (a.isNaN && b.isNaN) }
-        guard diverged == other.diverged, metrics.count == other.metrics.count, curves.count == other.curves.count else { return false }
-        for (k, v) in metrics { guard let w = other.metrics[k], same(v, w) else { return false } }
+        guard sameFinalMetrics(as: other), curves.count == other.curves.count else { return false }
         for (k, v) in curves {
-            guard let w = other.curves[k], v.count == w.count, zip(v, w).allSatisfy(same) else { return false }
+            guard let w = other.curves[k], v.count == w.count, zip(v, w).allSatisfy(Self.same) else { return false }
         }
         return true
     }
+
+    /// Whether two results have the same final metrics and divergence flag, bit for bit
+    /// (NaN equals NaN), curves aside: what a run read back from a report's `runs.csv` keeps.
+    public func sameFinalMetrics(as other: CellResult) -> Bool {
+        guard diverged == other.diverged, metrics.count == other.metrics.count else { return false }
+        return metrics.allSatisfy { k, v in other.metrics[k].map { Self.same(v, $0) } ?? false }
+    }
+
+    private static func same(_ a: Double, _ b: Double) -> Bool { a.bitPattern == b.bitPattern || (a.isNaN && b.isNaN) }
 }
 
 /// Trains and evaluates one cell. The ablation driver is generic over this: it expands the

@@ -158,7 +158,7 @@ public final class ResultStore: @unchecked Sendable {
         }
     }
 
-    private func write<T>(_ body: (Database) throws -> T) throws -> T {
+    func write<T>(_ body: (Database) throws -> T) throws -> T {
         do { return try pool.write(body) } catch let e as AblationError { throw e } catch {
             throw AblationError("result store \(path): \(Self.text(error))")
         }
@@ -295,7 +295,7 @@ public final class ResultStore: @unchecked Sendable {
         try write { db in try Self.insert(db, key: key, configJSON: config.root.orderedJSON, result: result, provenance: provenance) }
     }
 
-    private static func insert(_ db: Database, key: RunKey, configJSON: String, result: CellResult, provenance p: Provenance) throws -> CommitOutcome {
+    static func insert(_ db: Database, key: RunKey, configJSON: String, result: CellResult, provenance p: Provenance) throws -> CommitOutcome {
         try db.execute(sql: "INSERT OR IGNORE INTO cells (cell_hash, config_json) VALUES (?, ?)", arguments: [key.cellHash, configJSON])
         try db.execute(sql: """
             INSERT INTO runs (cell_hash, seed, diverged, telemetry_json, dataset_hash, runner, study, spec_hash,

@@ -20,7 +20,7 @@ struct AblateCommand: ParsableCommand {
             Results go to results/<spec name>.sqlite unless --store says otherwise.
             """,
         subcommands: [AblateRunCommand.self, AblateStatusCommand.self, AblateReportCommand.self,
-                      AblateMergeCommand.self, AblatePresetsCommand.self],
+                      AblateMergeCommand.self, AblateImportCommand.self, AblatePresetsCommand.self],
         defaultSubcommand: AblateRunCommand.self)
 }
 
@@ -299,6 +299,38 @@ struct AblateMergeCommand: ParsableCommand {
             let s = try ResultStore.merge(stores, into: into)
             print("merged \(stores.count) store\(stores.count == 1 ? "" : "s") into \(into): \(s.added) runs added, \(s.identical) identical duplicates kept once"
                   + (s.studiesAdded.isEmpty ? "" : "; studies added: \(s.studiesAdded.joined(separator: ", "))"))
+        }
+    }
+}
+
+struct AblateImportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract: "Rebuild a store from a report's runs.csv (final metrics and provenance; no curves), checked against the study's spec.",
+        discussion: """
+            The per-run table a report exports (runs.csv, or <stem>-runs.csv beside a notebook) \
+            holds each run's final metrics bit for bit and its provenance. Importing it into a \
+            store (e.g. a new machine's) registers the study and stores those runs, so that \
+            `normlab ablate` runs only the missing ones and `report` covers them all. Every row \
+            must be a cell of the spec as it is now (same cell hash); a run the store already \
+            holds with other metrics is a conflict and nothing is imported.
+            """)
+
+    @Argument(help: "The runs table (runs.csv from `normlab ablate report`).") var runs: String
+    @OptionGroup var selection: StudySelection
+
+    func run() throws {
+        try reportingSpecErrors {
+            guard let spec = try selection.loadSpec() else {
+                throw CLIError("give the study's spec file or --preset NAME: import checks every row against its cells")
+            }
+            guard let text = try? String(contentsOfFile: runs, encoding: .utf8) else { throw CLIError("cannot read \(runs)") }
+            let cells = try spec.cells()
+            let exported = try ExportedRuns(csv: text, source: runs, spec: spec, cells: cells)
+            let storePath = selection.storePath(for: spec)!
+            let summary = try ResultStore(path: storePath).importRuns(exported, spec: spec, cells: cells)
+            print("imported \(summary.added) run\(summary.added == 1 ? "" : "s") of study \(spec.name) from \(runs) into \(storePath)"
+                  + (summary.identical == 0 ? "" : "; \(summary.identical) already stored with the same metrics"))
         }
     }
 }

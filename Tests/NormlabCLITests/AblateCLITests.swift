@@ -250,4 +250,40 @@ private let repoPresetsDirectory = URL(fileURLWithPath: #filePath).deletingLastP
         #expect(run.stderrLines.count == 1)
         #expect(run.stderr.contains("holds study 'cli' from a different spec") && run.stderr.contains("base.optimizer.momentum"), "\(run)")
     }
+
+    /// A report's runs.csv rebuilds the store on another machine: the study resumes with only
+    /// the missing runs and reports the same table; every bad input is one line and exit 1.
+    @Test func importRebuildsAStoreFromAnExportedRunsTable() throws {
+        let dir = try Scratch(); defer { dir.cleanUp() }
+        try studyYAML.write(toFile: dir.path("study.yaml"), atomically: true, encoding: .utf8)
+        #expect(try ablate(["ablate", "study.yaml", "--runner", "fake", "--store", "old.sqlite", "--out", "old-report"], in: dir.url.path).succeeded)
+        let table = try ablate(["ablate", "report", "--store", "old.sqlite", "--format", "csv", "--no-plots"], in: dir.url.path)
+        // keep the header and the first 10 runs: the rest is "lost"
+        let runs = try String(contentsOfFile: dir.path("old-report/runs.csv"), encoding: .utf8)
+        try (runs.split(separator: "\n").prefix(11).joined(separator: "\n") + "\n").write(toFile: dir.path("part.csv"), atomically: true, encoding: .utf8)
+        let imported = try ablate(["ablate", "import", "part.csv", "study.yaml"], in: dir.url.path)
+        #expect(imported.succeeded && imported.stdout == "imported 10 runs of study cli from part.csv into results/cli.sqlite\n", "\(imported)")
+        let again = try ablate(["ablate", "import", "part.csv", "study.yaml"], in: dir.url.path)
+        #expect(again.succeeded && again.stdout.contains("imported 0 runs") && again.stdout.contains("10 already stored with the same metrics"), "\(again)")
+        let resumed = try ablate(["ablate", "study.yaml", "--runner", "fake", "--no-report"], in: dir.url.path)
+        #expect(resumed.succeeded && resumed.stderr.contains("10 already stored, 14 to run"), "\(resumed)")
+        let rebuilt = try ablate(["ablate", "report", "study.yaml", "--format", "csv", "--no-plots"], in: dir.url.path)
+        #expect(rebuilt.succeeded && rebuilt.stdout == table.stdout && table.succeeded, "\(rebuilt)")
+
+        try studyYAML.replacingOccurrences(of: "momentum: 0.9", with: "momentum: 0.8").write(toFile: dir.path("changed.yaml"), atomically: true, encoding: .utf8)
+        try "a,b\n1,2\n".write(toFile: dir.path("other.csv"), atomically: true, encoding: .utf8)
+        let failures: [([String], String)] = [
+            (["ablate", "import", "part.csv"], "give the study's spec file or --preset NAME"),
+            (["ablate", "import", "missing.csv", "study.yaml"], "cannot read missing.csv"),
+            (["ablate", "import", "other.csv", "study.yaml"], "other.csv: not a normlab runs table (no column 'study'"),
+            (["ablate", "import", "part.csv", "changed.yaml", "--store", "new.sqlite"], "the spec changed since the export"),
+            (["ablate", "import", "part.csv", "study.yaml", "--preset", "freeze"], "give a spec file or --preset, not both"),
+            (["ablate", "import", "part.csv", "--preset", "no-such-preset"], "no-such-preset"),
+        ]
+        for (args, fragment) in failures {
+            let run = try ablate(args, in: dir.url.path)
+            #expect(run.status == 1 && run.stderrLines.count == 1 && run.stderr.contains(fragment), "\(args): \(run)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir.path("new.sqlite")))
+    }
 }
