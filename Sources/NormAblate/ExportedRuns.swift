@@ -144,11 +144,11 @@ extension ResultStore {
         public var identical: Int
     }
 
-    /// Registers `spec`'s study (as a run would) and stores every run of `exported` the store
+    /// Registers `spec`'s study (as a run would, `addStudy` as there) and stores every run of `exported` the store
     /// does not hold yet, all in one transaction. A (cell, seed) the store holds with other
     /// final metrics is a conflict: nothing is written.
-    public func importRuns(_ exported: ExportedRuns, spec: AblationSpec, cells: [Cell]) throws -> ImportSummary {
-        try prepareStudy(spec, cells: cells, runner: exported.runner)
+    public func importRuns(_ exported: ExportedRuns, spec: AblationSpec, cells: [Cell], addStudy: Bool = false) throws -> ImportSummary {
+        try prepareStudy(spec, cells: cells, runner: exported.runner, addStudy: addStudy)
         let stored = Dictionary(uniqueKeysWithValues: try runs(cellHashes: Set(exported.runs.map(\.key.cellHash))).map { ($0.key, $0.result) })
         let conflicts = exported.runs.filter { run in stored[run.key].map { !$0.sameFinalMetrics(as: run.result) } ?? false }
         guard conflicts.isEmpty else {

@@ -318,6 +318,7 @@ struct AblateImportCommand: ParsableCommand {
 
     @Argument(help: "The runs table (runs.csv from `normlab ablate report`).") var runs: String
     @OptionGroup var selection: StudySelection
+    @Flag(name: .customLong("add-study"), help: "Keep this spec as another study in a store that holds a different one.") var addStudy = false
 
     func run() throws {
         try reportingSpecErrors {
@@ -328,7 +329,7 @@ struct AblateImportCommand: ParsableCommand {
             let cells = try spec.cells()
             let exported = try ExportedRuns(csv: text, source: runs, spec: spec, cells: cells)
             let storePath = selection.storePath(for: spec)!
-            let summary = try ResultStore(path: storePath).importRuns(exported, spec: spec, cells: cells)
+            let summary = try ResultStore(path: storePath).importRuns(exported, spec: spec, cells: cells, addStudy: addStudy)
             print("imported \(summary.added) run\(summary.added == 1 ? "" : "s") of study \(spec.name) from \(runs) into \(storePath)"
                   + (summary.identical == 0 ? "" : "; \(summary.identical) already stored with the same metrics"))
         }

@@ -285,5 +285,12 @@ private let repoPresetsDirectory = URL(fileURLWithPath: #filePath).deletingLastP
             #expect(run.status == 1 && run.stderrLines.count == 1 && run.stderr.contains(fragment), "\(args): \(run)")
         }
         #expect(!FileManager.default.fileExists(atPath: dir.path("new.sqlite")))
+        // another study's store takes the table only with --add-study
+        try studyYAML.replacingOccurrences(of: "name: cli", with: "name: other").write(toFile: dir.path("other.yaml"), atomically: true, encoding: .utf8)
+        #expect(try ablate(["ablate", "other.yaml", "--runner", "fake", "--store", "o.sqlite", "--no-report"], in: dir.url.path).succeeded)
+        let refused = try ablate(["ablate", "import", "part.csv", "study.yaml", "--store", "o.sqlite"], in: dir.url.path)
+        #expect(refused.status == 1 && refused.stderr.contains("--add-study"), "\(refused)")
+        let added = try ablate(["ablate", "import", "part.csv", "study.yaml", "--store", "o.sqlite", "--add-study"], in: dir.url.path)
+        #expect(added.succeeded && added.stdout.contains("0 runs") && added.stdout.contains("10 already stored"), "\(added)")
     }
 }
