@@ -149,22 +149,21 @@ extension ResultStore {
     /// final metrics is a conflict: nothing is written.
     public func importRuns(_ exported: ExportedRuns, spec: AblationSpec, cells: [Cell], addStudy: Bool = false) throws -> ImportSummary {
         try prepareStudy(spec, cells: cells, runner: exported.runner, addStudy: addStudy)
-        let stored = Dictionary(uniqueKeysWithValues: try runs(cellHashes: Set(exported.runs.map(\.key.cellHash))).map { ($0.key, $0.result) })
-        let conflicts = exported.runs.filter { run in stored[run.key].map { !$0.sameFinalMetrics(as: run.result) } ?? false }
-        guard conflicts.isEmpty else {
-            let named = conflicts.prefix(3).map { "cell \($0.cellIndex) seed \($0.key.seed)" }.joined(separator: ", ")
-            throw AblationError("import: the store \(path) holds other results for \(conflicts.count) of these runs (\(named)\(conflicts.count > 3 ? ", …" : "")); nothing was imported")
-        }
         return try write { db in
+            // read and write in one transaction: a run stored meanwhile by a worker is seen
+            let held = try Self.fetchRuns(db, cellHashes: Set(exported.runs.map(\.key.cellHash)))
+            let stored = Dictionary(uniqueKeysWithValues: held.map { ($0.key, $0.result) })
+            let conflicts = exported.runs.filter { run in stored[run.key].map { !$0.sameFinalMetrics(as: run.result) } ?? false }
+            guard conflicts.isEmpty else {
+                let named = conflicts.prefix(3).map { "cell \($0.cellIndex) seed \($0.key.seed)" }.joined(separator: ", ")
+                throw AblationError("import: the store \(path) holds other results for \(conflicts.count) of these runs (\(named)\(conflicts.count > 3 ? ", …" : "")); nothing was imported")
+            }
             var summary = ImportSummary(added: 0, identical: 0)
             for run in exported.runs {
                 guard stored[run.key] == nil else { summary.identical += 1; continue }
                 let config = cells[run.cellIndex].config.root.orderedJSON
-                if try Self.insert(db, key: run.key, configJSON: config, result: run.result, provenance: run.provenance) == .inserted {
-                    summary.added += 1
-                } else {
-                    summary.identical += 1
-                }
+                _ = try Self.insert(db, key: run.key, configJSON: config, result: run.result, provenance: run.provenance)
+                summary.added += 1
             }
             return summary
         }

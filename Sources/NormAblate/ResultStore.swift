@@ -404,7 +404,7 @@ public final class ResultStore: @unchecked Sendable {
         try read { db in try Self.fetchRuns(db, cellHashes: cellHashes) }
     }
 
-    private static func fetchRuns(_ db: Database, cellHashes: Set<String>?) throws -> [StoredRun] {
+    static func fetchRuns(_ db: Database, cellHashes: Set<String>?) throws -> [StoredRun] {
         var metrics: [Int64: [String: Double]] = [:]
         for row in try Row.fetchAll(db, sql: "SELECT run_id, name, value FROM metrics") {
             let v: Double? = row["value"]
