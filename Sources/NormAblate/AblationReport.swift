@@ -355,11 +355,17 @@ public struct AblationReport: Sendable {
         return lines.joined(separator: "\n") + "\n"
     }
 
+    /// The per-run table's fixed columns: before the axes, between the axes and the metrics,
+    /// and after the metrics (``ExportedRuns`` reads the table back by these names).
+    static let runsCSVCellColumns = ["study", "cell", "cell_hash"]
+    static let runsCSVRunColumns = ["seed", "diverged"]
+    static let runsCSVProvenanceColumns = ["dataset_hash", "runner", "threads", "host", "started_at", "finished_at",
+                                           "duration_s", "git_commit", "git_dirty", "normlab_version"]
+
     /// One line per stored run: axes, seed, every metric, provenance.
     public func runsCSV() -> String {
         let allMetrics = Array(Set(cells.flatMap { $0.runs.flatMap { $0.result.metrics.keys } })).sorted()
-        var lines = [(["study", "cell", "cell_hash"] + csvAxisColumns + ["seed", "diverged"] + allMetrics
-            + ["dataset_hash", "runner", "threads", "host", "started_at", "finished_at", "duration_s", "git_commit", "git_dirty", "normlab_version"])
+        var lines = [(Self.runsCSVCellColumns + csvAxisColumns + Self.runsCSVRunColumns + allMetrics + Self.runsCSVProvenanceColumns)
             .map(Self.csvField).joined(separator: ",")]
         for c in cells {
             let axes = spec.axes.indices.map { valueText($0, c.cell.coordinates[$0]) }

@@ -23,10 +23,6 @@ public struct ExportedRuns: Sendable {
     /// The runner every run came from (one per table).
     public let runner: String
 
-    /// The provenance columns after the metric columns, in the order the report writes them.
-    static let provenanceColumns = ["dataset_hash", "runner", "threads", "host", "started_at", "finished_at",
-                                    "duration_s", "git_commit", "git_dirty", "normlab_version"]
-
     /// Parses `text` (the contents of `source`) as the per-run table of `spec`'s study, whose
     /// cells are `cells`. Throws naming the first problem: a missing column, a row of another
     /// study, a cell whose hash is not the spec's (the spec changed since the export), a
@@ -54,8 +50,8 @@ public struct ExportedRuns: Sendable {
         self.runner = runner
     }
 
-    /// Where each column is: the fixed ones by name, the metrics between `diverged` and
-    /// `dataset_hash`.
+    /// Where each column is: the fixed ones by name, the metrics between the run columns
+    /// (`seed`, `diverged`) and the provenance columns (from `dataset_hash`).
     struct Columns {
         let index: [String: Int]
         let metrics: [(name: String, index: Int)]
@@ -64,12 +60,13 @@ public struct ExportedRuns: Sendable {
         init(header: [String], source: String) throws {
             var index: [String: Int] = [:]
             for (i, name) in header.enumerated() where index[name] == nil { index[name] = i }
-            let required = ["study", "cell", "cell_hash", "seed", "diverged"] + ExportedRuns.provenanceColumns
+            let required = AblationReport.runsCSVCellColumns + AblationReport.runsCSVRunColumns
+                + AblationReport.runsCSVProvenanceColumns
             let missing = required.filter { index[$0] == nil }
             guard missing.isEmpty else {
                 throw AblationError("\(source): not a normlab runs table (no column \(missing.map { "'\($0)'" }.joined(separator: ", "))); import reads the runs.csv a report writes")
             }
-            let first = index["diverged"]! + 1, end = index["dataset_hash"]!
+            let first = index[AblationReport.runsCSVRunColumns.last!]! + 1, end = index[AblationReport.runsCSVProvenanceColumns[0]]!
             guard first <= end else { throw AblationError("\(source): the metric columns must come between 'diverged' and 'dataset_hash'") }
             self.index = index
             self.metrics = (first..<end).map { (header[$0], $0) }
@@ -144,9 +141,9 @@ extension ResultStore {
         public var identical: Int
     }
 
-    /// Registers `spec`'s study (as a run would, `addStudy` as there) and stores every run of `exported` the store
-    /// does not hold yet, all in one transaction. A (cell, seed) the store holds with other
-    /// final metrics is a conflict: nothing is written.
+    /// Registers `spec`'s study (as a run does; `addStudy` as there), then, in one transaction,
+    /// stores every run of `exported` the store does not hold yet. A (cell, seed) the store
+    /// holds with other final metrics is a conflict: no run is written.
     public func importRuns(_ exported: ExportedRuns, spec: AblationSpec, cells: [Cell], addStudy: Bool = false) throws -> ImportSummary {
         try prepareStudy(spec, cells: cells, runner: exported.runner, addStudy: addStudy)
         return try write { db in
