@@ -66,8 +66,9 @@ public struct ExportedRuns: Sendable {
             guard missing.isEmpty else {
                 throw AblationError("\(source): not a normlab runs table (no column \(missing.map { "'\($0)'" }.joined(separator: ", "))); import reads the runs.csv a report writes")
             }
-            let first = index[AblationReport.runsCSVRunColumns.last!]! + 1, end = index[AblationReport.runsCSVProvenanceColumns[0]]!
-            guard first <= end else { throw AblationError("\(source): the metric columns must come between 'diverged' and 'dataset_hash'") }
+            let lastRun = AblationReport.runsCSVRunColumns.last!, firstProvenance = AblationReport.runsCSVProvenanceColumns[0]
+            let first = index[lastRun]! + 1, end = index[firstProvenance]!
+            guard first <= end else { throw AblationError("\(source): the metric columns must come between '\(lastRun)' and '\(firstProvenance)'") }
             self.index = index
             self.metrics = (first..<end).map { (header[$0], $0) }
             self.count = header.count

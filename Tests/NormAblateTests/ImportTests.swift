@@ -96,6 +96,9 @@ import Testing
             (lines[1...].joined(separator: "\n"), "no column"),
             (lines[0] + "\n", "has no runs"),
             (lines[0].replacingOccurrences(of: "host", with: "machine") + "\n" + lines[1...].joined(separator: "\n"), "no column 'host'"),
+            (lines[0].replacingOccurrences(of: "diverged", with: "@").replacingOccurrences(of: "dataset_hash", with: "diverged")
+                .replacingOccurrences(of: "@", with: "dataset_hash") + "\n" + lines[1...].joined(separator: "\n"),
+             "the metric columns must come between 'diverged' and 'dataset_hash'"),
             (try edited("study", "other"), "line 2: a run of study 'other', not of 'small'"),
             (try edited("cell", "99"), "line 2: cell 99 is not one of the study's 8 cells"),
             (try edited("cell", "x"), "line 2: cell 'x' is not a cell index"),
